@@ -1,0 +1,1 @@
+export { createChatNode, type ChatNode, type ChatNodeDeps } from './chat-node.js';

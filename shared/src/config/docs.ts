@@ -1,0 +1,43 @@
+import type { Field } from './fields.js';
+import { CONFIG_SCHEMAS } from './schemas.js';
+
+function formatDefault(field: Field<unknown>): string {
+  const value = field.default;
+  if (Array.isArray(value)) return value.length === 0 ? '(empty)' : `\`${value.join(',')}\``;
+  if (value === '') return '(empty)';
+  return `\`${String(value)}\``;
+}
+
+const TITLES: Record<keyof typeof CONFIG_SCHEMAS, string> = {
+  common: 'Every process',
+  node: 'Chat node (`node/`)',
+};
+
+/** Renders docs/configuration.md from the schemas; a test checks the committed file matches. */
+export function renderConfigDocs(): string {
+  const out = [
+    '# Configuration',
+    '',
+    '<!-- Generated from shared/src/config/schemas.ts by `pnpm docs:gen`; do not edit by hand. -->',
+    '',
+    'Every setting is an environment variable. Unset or empty means the default. All invalid values are',
+    'reported together at start-up (error code `CONFIG_ERR_INVALID`) and the process exits with status 78;',
+    'unknown `CHAT_*` variables are logged as a warning with the closest known name.',
+    '',
+  ];
+  for (const [component, schema] of Object.entries(CONFIG_SCHEMAS)) {
+    const seen =
+      component === 'common'
+        ? new Set<string>()
+        : new Set(Object.values(CONFIG_SCHEMAS.common).map((f) => f.env));
+    out.push(`## ${TITLES[component as keyof typeof CONFIG_SCHEMAS]}`, '');
+    if (component !== 'common') out.push('Also reads every setting of the first table.', '');
+    out.push('| Variable | Default | Accepts | Meaning |', '| --- | --- | --- | --- |');
+    for (const field of Object.values(schema) as Field<unknown>[]) {
+      if (seen.has(field.env)) continue;
+      out.push(`| \`${field.env}\` | ${formatDefault(field)} | ${field.accepts} | ${field.doc} |`);
+    }
+    out.push('');
+  }
+  return out.join('\n');
+}

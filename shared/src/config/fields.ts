@@ -1,0 +1,107 @@
+/**
+ * Typed configuration fields. Each field names its `CHAT_*` environment variable, its default and one
+ * sentence of documentation; `parse` turns the raw string into the value or throws a message saying
+ * what was expected. The loader (load.ts) and the generated docs (docs/configuration.md) read these.
+ */
+export interface Field<T> {
+  readonly env: string;
+  readonly default: T;
+  readonly doc: string;
+  /** Human description of the accepted values, shown in docs and error messages. */
+  readonly accepts: string;
+  /** Values that must not be logged (tokens, secrets). */
+  readonly secret: boolean;
+  readonly parse: (raw: string) => T;
+}
+
+interface Common<T> {
+  env: string;
+  default: T;
+  doc: string;
+  secret?: boolean;
+}
+
+const ENV_NAME = /^CHAT_[A-Z0-9]+(?:_[A-Z0-9]+)*$/;
+
+function field<T>(spec: Common<T>, accepts: string, parse: (raw: string) => T): Field<T> {
+  if (!ENV_NAME.test(spec.env)) {
+    throw new Error(`config field env name ${spec.env} must look like CHAT_<COMPONENT>_<THING>`);
+  }
+  return Object.freeze({
+    env: spec.env,
+    default: spec.default,
+    doc: spec.doc,
+    accepts,
+    secret: spec.secret ?? false,
+    parse,
+  });
+}
+
+/** A string; `pattern` (optional) must match the whole value. */
+export function str(spec: Common<string> & { pattern?: RegExp; patternDoc?: string }): Field<string> {
+  const accepts =
+    spec.patternDoc ?? (spec.pattern ? `a string matching ${String(spec.pattern)}` : 'a string');
+  return field(spec, accepts, (raw) => {
+    if (spec.pattern && !spec.pattern.test(raw)) throw new Error(`expected ${accepts}`);
+    return raw;
+  });
+}
+
+/** An integer within [min, max]; `_` separators allowed (e.g. 1_000_000). */
+export function int(spec: Common<number> & { min: number; max: number }): Field<number> {
+  const accepts = `an integer from ${spec.min} to ${spec.max}`;
+  return field(spec, accepts, (raw) => {
+    const text = raw.trim().replaceAll('_', '');
+    if (!/^-?\d+$/.test(text)) throw new Error(`expected ${accepts}`);
+    const value = Number(text);
+    if (!Number.isSafeInteger(value) || value < spec.min || value > spec.max) {
+      throw new Error(`expected ${accepts}`);
+    }
+    return value;
+  });
+}
+
+const TRUE = new Set(['1', 'true', 'yes', 'on']);
+const FALSE = new Set(['0', 'false', 'no', 'off']);
+
+/** A boolean: 1/true/yes/on or 0/false/no/off, case-insensitive. */
+export function bool(spec: Common<boolean>): Field<boolean> {
+  const accepts = 'true or false (also 1/0, yes/no, on/off)';
+  return field(spec, accepts, (raw) => {
+    const text = raw.trim().toLowerCase();
+    if (TRUE.has(text)) return true;
+    if (FALSE.has(text)) return false;
+    throw new Error(`expected ${accepts}`);
+  });
+}
+
+/** One of a fixed set of strings. */
+export function oneOf<const V extends string>(spec: Common<V> & { values: readonly V[] }): Field<V> {
+  const accepts = `one of ${spec.values.join(', ')}`;
+  return field(spec, accepts, (raw) => {
+    const text = raw.trim();
+    const found = spec.values.find((v) => v === text);
+    if (found === undefined) throw new Error(`expected ${accepts}`);
+    return found;
+  });
+}
+
+/** A comma-separated list of non-empty strings (whitespace around items ignored; empty string = []). */
+export function list(
+  spec: Common<readonly string[]> & { item?: RegExp; itemDoc?: string },
+): Field<readonly string[]> {
+  const itemDoc = spec.itemDoc ?? 'items';
+  const accepts = `a comma-separated list of ${itemDoc}`;
+  return field(spec, accepts, (raw) => {
+    const items = raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0);
+    const bad = spec.item ? items.filter((s) => !spec.item?.test(s)) : [];
+    if (bad.length > 0) throw new Error(`expected ${accepts}; bad item(s): ${bad.join(', ')}`);
+    return Object.freeze(items);
+  });
+}
+
+/** host:port pairs, as Kafka brokers are given. */
+export const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9A-Fa-f:]+\]:\d{1,5}$/;

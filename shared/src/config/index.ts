@@ -1,0 +1,4 @@
+export * from './fields.js';
+export * from './load.js';
+export * from './schemas.js';
+export { renderConfigDocs } from './docs.js';

@@ -1,0 +1,66 @@
+/**
+ * Stable error codes shared by every component. A code never changes meaning once released; each one is
+ * documented in docs/errors.md (a test fails when the two disagree). `retryable` tells a client or caller
+ * whether sending the same thing again later can succeed.
+ */
+export const ERROR_CODES = {
+  CONFIG_ERR_INVALID: {
+    retryable: false,
+    summary: 'One or more configuration values are invalid; the process refuses to start.',
+  },
+  PROTO_ERR_MALFORMED: {
+    retryable: false,
+    summary: 'The frame is not valid JSON (or not a known text command).',
+  },
+  PROTO_ERR_INVALID_FRAME: {
+    retryable: false,
+    summary: 'The frame is JSON but does not match any frame schema (missing or mistyped fields).',
+  },
+  PROTO_ERR_UNKNOWN_TYPE: {
+    retryable: false,
+    summary: 'The frame has a `type` this protocol version does not know.',
+  },
+  PROTO_ERR_BINARY_UNSUPPORTED: {
+    retryable: false,
+    summary: 'Binary frames are not part of the protocol; send JSON text frames.',
+  },
+  PROTO_ERR_FORBIDDEN_SENDER: {
+    retryable: false,
+    summary: 'The frame names a sender other than the connection’s own user.',
+  },
+  KAFKA_ERR_UNAVAILABLE: {
+    retryable: true,
+    summary: 'The Kafka broker could not be reached or did not answer in time.',
+  },
+  KAFKA_ERR_START_FAILED: {
+    retryable: false,
+    summary: 'The local Kafka broker launcher could not resolve, format or start the broker.',
+  },
+} as const satisfies Record<string, { retryable: boolean; summary: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** An error with a stable code; `details` carries structured data for logs and error frames. */
+export class ChatError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    details: Record<string, unknown> = {},
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'ChatError';
+    this.code = code;
+    this.retryable = ERROR_CODES[code].retryable;
+    this.details = Object.freeze({ ...details });
+  }
+}
+
+/** True when `err` is a ChatError, optionally with the given code. */
+export function isChatError(err: unknown, code?: ErrorCode): err is ChatError {
+  return err instanceof ChatError && (code === undefined || err.code === code);
+}

@@ -1,0 +1,6 @@
+export * from './errors.js';
+export * from './logger.js';
+export * from './hash-ring.js';
+export * from './config/index.js';
+export * from './protocol/index.js';
+export { renderErrorDocs } from './error-docs.js';

@@ -1,0 +1,105 @@
+import { z } from 'zod';
+
+/**
+ * Protocol v1 schemas: the single source of the wire format. Types are inferred from these; the codec
+ * (codec.ts) is the only place frames are parsed or serialised; docs/protocol.md is generated from them.
+ */
+
+/** The WebSocket subprotocol of this version. Clients that offer none get the same frames. */
+export const SUBPROTOCOL = 'chat.v1';
+
+/** A user id as it appears in `/chat/{userId}` and in frames. */
+export const UserId = z
+  .string()
+  .regex(/^[A-Za-z0-9._@-]{1,128}$/, 'user ids are 1-128 characters of A-Z a-z 0-9 . _ @ -')
+  .meta({ description: 'User id: 1-128 characters of A-Z, a-z, 0-9, dot, underscore, at sign, dash.' });
+
+/** Client message id: chosen by the client, echoed in the ack, used to deduplicate retries. */
+export const ClientMessageId = z
+  .string()
+  .min(1)
+  .max(64)
+  .meta({ description: 'Client message id, 1-64 characters, echoed in the ack.' });
+
+export const Body = z.string().max(16_384).meta({ description: 'Message text, at most 16,384 characters.' });
+
+// Client to server
+
+export const SendFrame = z
+  .strictObject({
+    type: z.literal('send'),
+    cid: ClientMessageId,
+    to: UserId,
+    body: Body,
+  })
+  .meta({ title: 'send', description: 'Client sends a direct message to user `to`.' });
+
+/**
+ * Seed-compatible direct message: no `type`, `sender_id` and `receiver_id`, and any other fields, which
+ * reach the receiver unchanged.
+ */
+export const LegacyDirectMessage = z
+  .looseObject({
+    sender_id: z.string(),
+    receiver_id: UserId,
+  })
+  .meta({
+    title: 'legacy direct message',
+    description: 'Seed format: a JSON object without `type`; every extra field reaches the receiver.',
+  });
+
+export const ClientFrame = z.discriminatedUnion('type', [SendFrame]);
+
+// Server to client
+
+export const AckStatus = z.enum(['delivered', 'accepted', 'offline']).meta({
+  description:
+    '`delivered`: written to every session of the receiver on this node; `accepted`: durably handed to ' +
+    'the bus for the receiver’s other node(s); `offline`: the receiver has no session anywhere.',
+});
+
+export const MessageFrame = z
+  .strictObject({
+    type: z.literal('message'),
+    id: z.string().meta({ description: 'Server message id, unique per message.' }),
+    from: UserId,
+    to: UserId,
+    body: Body,
+    ts: z.number().int().meta({ description: 'Server receive time, milliseconds since the epoch.' }),
+  })
+  .meta({ title: 'message', description: 'A direct message delivered to the receiver.' });
+
+export const AckFrame = z
+  .strictObject({
+    type: z.literal('ack'),
+    cid: ClientMessageId,
+    id: z.string().meta({ description: 'Server message id assigned to the message.' }),
+    status: AckStatus,
+  })
+  .meta({ title: 'ack', description: 'The answer to a `send`.' });
+
+export const ErrorFrame = z
+  .strictObject({
+    type: z.literal('error'),
+    code: z.string().meta({ description: 'Stable error code, see docs/errors.md.' }),
+    retryable: z.boolean().meta({ description: 'Whether sending the same frame again later can succeed.' }),
+    message: z.string(),
+    cid: ClientMessageId.optional(),
+  })
+  .meta({ title: 'error', description: 'A frame was refused or could not be delivered.' });
+
+export const ServerFrame = z.discriminatedUnion('type', [MessageFrame, AckFrame, ErrorFrame]);
+
+export type SendFrame = z.infer<typeof SendFrame>;
+export type LegacyDirectMessage = z.infer<typeof LegacyDirectMessage>;
+export type ClientFrame = z.infer<typeof ClientFrame>;
+export type AckStatus = z.infer<typeof AckStatus>;
+export type MessageFrame = z.infer<typeof MessageFrame>;
+export type AckFrame = z.infer<typeof AckFrame>;
+export type ErrorFrame = z.infer<typeof ErrorFrame>;
+export type ServerFrame = z.infer<typeof ServerFrame>;
+
+/** Every `type` a client may send in v1. */
+export const CLIENT_FRAME_TYPES: ReadonlySet<string> = new Set(
+  ClientFrame.options.map((o) => o.shape.type.value),
+);
