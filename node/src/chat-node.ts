@@ -1,73 +1,315 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import {
+  CLOSE_CODES,
+  SUBPROTOCOL,
+  UserId,
+  closeReason,
   decodeClientFrame,
-  PONG_TEXT,
+  encodeServerFrame,
+  errorFrame,
   type ConfigOf,
   type Logger,
+  type ServerFrame,
   type nodeConfigSchema,
 } from '@chat/shared';
+import type { ChatBus } from './bus/types.js';
+import { Delivery } from './delivery.js';
+import { Membership } from './membership.js';
+import { NodeMetrics } from './metrics.js';
+import { PresenceDirectory } from './presence-directory.js';
+import { SessionRegistry, type Session } from './session-registry.js';
 
 export type NodeConfig = ConfigOf<typeof nodeConfigSchema>;
 
 export interface ChatNodeDeps {
   readonly logger: Logger;
+  /** Kafka in a cluster, an in-process hub otherwise (see main.ts). */
+  readonly bus: ChatBus;
+  /** This process's incarnation id; the same one the bus was given. */
+  readonly epoch: string;
+  readonly metrics?: NodeMetrics;
 }
 
 export interface ChatNode {
-  /** Listens on the configured host and port; resolves with the bound address. */
+  readonly nodeId: string;
+  readonly metrics: NodeMetrics;
+  /** Listens, starts the bus and the heartbeats; resolves with the bound address once ready. */
   start(): Promise<AddressInfo>;
-  stop(): Promise<void>;
+  /**
+   * Graceful shutdown: not ready, stop accepting, close sessions with 4001 spread over the drain window,
+   * flush presence and the producer, commit offsets, close the server. Resolves true when it finished
+   * within the grace period (false: what was left was terminated).
+   */
+  stop(): Promise<boolean>;
+  isReady(): boolean;
 }
 
-const CHAT_PATH = /^\/chat\/([^/?#]+)$/;
+const CHAT_PATH = /^\/chat\/([^/]*)$/;
 
-/** Skeleton chat node: health endpoint and the seed keep-alive. Grown into the full node by issue 3. */
+/** Ends a raw upgrade socket with a real HTTP status line (never a bare destroy). */
+function rejectUpgrade(
+  socket: Socket,
+  status: number,
+  text: string,
+  code: string,
+  headers: Record<string, string> = {},
+) {
+  if (socket.destroyed) return;
+  const body = JSON.stringify({ error: code });
+  const extra = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`,
+  );
+}
+
+/** The chat node: sessions, protocol, local-first delivery, bus, membership, lifecycle. */
 export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode {
   const log = deps.logger.child({ subsystem: 'node' });
+  const metrics = deps.metrics ?? new NodeMetrics();
+  const sessions = new SessionRegistry();
+  const directory = new PresenceDirectory({ timeoutMs: config.heartbeatTimeoutMs });
+  let address: AddressInfo | undefined;
+  let listening = false;
+  let draining = false;
+  let nextSessionId = 1;
+  let messageSeq = 0;
+  const idPrefix = `${config.nodeId}-${deps.epoch.slice(0, 8)}-`;
+
+  const membership = new Membership({
+    nodeId: config.nodeId,
+    epoch: deps.epoch,
+    url: () => config.advertisedUrl || `http://${config.host}:${address?.port ?? config.port}`,
+    weight: config.weight,
+    intervalMs: config.heartbeatIntervalMs,
+    bus: deps.bus,
+    sessions,
+    logger: deps.logger,
+  });
+  const delivery = new Delivery({
+    nodeId: config.nodeId,
+    sessions,
+    directory,
+    bus: deps.bus,
+    metrics,
+    logger: deps.logger,
+    newId: () => idPrefix + (++messageSeq).toString(36),
+  });
+
+  const isReady = () => listening && !draining && deps.bus.isReady();
+  const updateReadyGauge = () => metrics.ready.set(isReady() ? 1 : 0);
+
   const wss = new WebSocketServer({
     noServer: true,
     perMessageDeflate: false,
     maxPayload: config.maxPayloadBytes,
+    clientTracking: false,
+    handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
   });
-  const server: Server = createServer((req, res) => {
-    if (req.url === '/healthz') {
-      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
-      return;
+
+  const server: Server = createServer((req, res) => void handleHttp(req, res));
+
+  async function handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://node');
+    const json = (status: number, body: unknown) =>
+      res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
+    switch (url.pathname) {
+      case '/healthz':
+        return void json(200, { status: 'ok', nodeId: config.nodeId });
+      case '/readyz': {
+        const ready = isReady();
+        return void json(ready ? 200 : 503, {
+          ready,
+          draining,
+          bus: deps.bus.isReady(),
+          nodeId: config.nodeId,
+        });
+      }
+      case '/metrics': {
+        const text = await metrics.registry.metrics();
+        res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text);
+        return;
+      }
+      case '/internal/presence': {
+        const userId = url.searchParams.get('user') ?? '';
+        if (!UserId.safeParse(userId).success) return void json(400, { error: 'NODE_ERR_BAD_PATH' });
+        return void json(200, {
+          user: userId,
+          localSessions: sessions.sessionsOf(userId).size,
+          remoteNodes: directory.remoteNodesOf(userId, config.nodeId),
+        });
+      }
+      default:
+        return void json(404, { error: 'not found' });
     }
-    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-  });
+  }
 
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-    socket.on('error', () => socket.destroy());
-    const userId = CHAT_PATH.exec((req.url ?? '').split('?')[0] ?? '')?.[1];
-    if (userId === undefined) {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      return;
-    }
-    wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
-      ws.on('message', (data, isBinary) => {
-        if (isBinary) return;
-        const inbound = decodeClientFrame((data as Buffer).toString('utf8'), { userId });
-        if (inbound.kind === 'ping') ws.send(PONG_TEXT);
-      });
-    });
+    socket.on('error', (err) => log.debug({ err: err.message }, 'upgrade socket error'));
+    const path = (req.url ?? '').split('?')[0] ?? '';
+    const match = CHAT_PATH.exec(path);
+    if (!match) return rejectUpgrade(socket, 404, 'Not Found', 'NODE_ERR_BAD_PATH');
+    const userId = match[1] ?? '';
+    if (!UserId.safeParse(userId).success)
+      return rejectUpgrade(socket, 400, 'Bad Request', 'NODE_ERR_BAD_PATH');
+    if (!isReady())
+      return rejectUpgrade(socket, 503, 'Service Unavailable', 'NODE_ERR_NOT_READY', { 'Retry-After': '1' });
+    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, userId));
   });
 
+  function sendFrame(session: Session, frame: ServerFrame): void {
+    if (session.socket.readyState !== session.socket.OPEN) return;
+    session.socket.send(encodeServerFrame(frame));
+    metrics.framesOut.inc({ type: frame.type });
+  }
+
+  function onConnection(ws: WebSocket, userId: string): void {
+    const session: Session = { id: nextSessionId++, userId, socket: ws, lastSeen: Date.now() };
+    if (sessions.add(session)) membership.touch(userId);
+    metrics.connections.set(sessions.sessionCount);
+    metrics.users.set(sessions.userCount);
+
+    ws.on('error', (err) => log.debug({ err: err.message, session: session.id }, 'client socket error'));
+    ws.on('pong', () => (session.lastSeen = Date.now()));
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      session.lastSeen = Date.now();
+      if (draining) {
+        metrics.framesIn.inc({ type: 'draining' });
+        return sendFrame(session, errorFrame('NODE_ERR_DRAINING', 'node is shutting down; reconnect'));
+      }
+      if (isBinary) {
+        metrics.framesIn.inc({ type: 'binary' });
+        return sendFrame(session, errorFrame('PROTO_ERR_BINARY_UNSUPPORTED', 'send JSON text frames'));
+      }
+      onText(session, (data as Buffer).toString('utf8'));
+    });
+    ws.on('close', () => {
+      if (sessions.remove(session)) membership.touch(userId);
+      metrics.connections.set(sessions.sessionCount);
+      metrics.users.set(sessions.userCount);
+    });
+  }
+
+  function onText(session: Session, text: string): void {
+    const inbound = decodeClientFrame(text, { userId: session.userId });
+    metrics.framesIn.inc({ type: inbound.kind });
+    switch (inbound.kind) {
+      case 'ping':
+        if (session.socket.readyState === session.socket.OPEN) session.socket.send('pong');
+        metrics.framesOut.inc({ type: 'pong' });
+        return;
+      case 'invalid':
+        return sendFrame(session, errorFrame(inbound.error.code, inbound.error.message, inbound.error.cid));
+      case 'send':
+      case 'legacy':
+        delivery.send(session, inbound).then(
+          (reply) => sendFrame(session, reply),
+          (err: unknown) => {
+            log.error({ err }, 'send failed unexpectedly');
+            sendFrame(session, errorFrame('NODE_ERR_INTERNAL', 'internal error'));
+          },
+        );
+        return;
+    }
+  }
+
+  // Dead peers: ping every interval; terminate a client silent for longer than the idle timeout.
+  const pingTimer = setInterval(() => {
+    const now = Date.now();
+    for (const session of sessions.all()) {
+      if (now - session.lastSeen > config.idleTimeoutMs) {
+        metrics.deadPeers.inc();
+        session.socket.terminate();
+      } else if (session.socket.readyState === session.socket.OPEN) {
+        session.socket.ping();
+      }
+    }
+  }, config.pingIntervalMs);
+  pingTimer.unref();
+
+  async function start(): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => resolve());
+    });
+    address = server.address() as AddressInfo;
+    await deps.bus.start({
+      onMessage: (message) => delivery.fromBus(message),
+      onPresence: (nodeId, userId, record) => directory.applyPresence(userId, nodeId, record?.epoch ?? null),
+      onMember: (id, heartbeat) => directory.applyMember(id, heartbeat),
+      onReadyChange: (ready) => {
+        log.info({ ready }, 'bus readiness');
+        updateReadyGauge();
+      },
+    });
+    membership.clearStale(directory.staleEntriesOf(config.nodeId, deps.epoch));
+    await membership.start();
+    listening = true;
+    updateReadyGauge();
+    log.info(
+      { host: address.address, port: address.port, bus: deps.bus.kind, epoch: deps.epoch },
+      'chat node ready',
+    );
+    return address;
+  }
+
+  async function closeSessions(): Promise<void> {
+    const all = sessions.all();
+    if (all.length === 0) return;
+    const step = all.length > 1 ? config.drainWindowMs / (all.length - 1) : 0;
+    const closed = all.map(
+      (session, i) =>
+        new Promise<void>((resolve) => {
+          session.socket.once('close', () => resolve());
+          const timer = setTimeout(() => {
+            session.socket.close(CLOSE_CODES.DRAINING.code, closeReason('DRAINING', Math.random() * 1000));
+          }, i * step);
+          timer.unref();
+        }),
+    );
+    await Promise.all(closed);
+  }
+
+  async function shutdown(): Promise<void> {
+    draining = true;
+    updateReadyGauge();
+    log.info({ sessions: sessions.sessionCount }, 'draining');
+    await membership.setState('draining');
+    // Stop accepting: close the listener (upgraded sockets stay until closeSessions).
+    const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+    await closeSessions();
+    await membership.stop();
+    await deps.bus.stop();
+    server.closeAllConnections();
+    await serverClosed;
+  }
+
+  async function stop(): Promise<boolean> {
+    clearInterval(pingTimer);
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), config.shutdownGraceMs);
+    });
+    const clean = await Promise.race([shutdown().then(() => true as const), graceOver]);
+    clearTimeout(timer);
+    if (!clean) {
+      log.warn('grace period over; terminating what is left');
+      for (const session of sessions.all()) session.socket.terminate();
+      server.closeAllConnections();
+    }
+    log.info({ clean }, 'stopped');
+    return clean;
+  }
+
   return {
-    async start() {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(config.port, config.host, () => resolve());
-      });
-      const address = server.address() as AddressInfo;
-      log.info({ host: address.address, port: address.port }, 'chat node listening');
-      return address;
-    },
-    async stop() {
-      for (const client of wss.clients) client.terminate();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    nodeId: config.nodeId,
+    metrics,
+    start,
+    stop,
+    isReady,
   };
 }

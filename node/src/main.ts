@@ -1,7 +1,11 @@
 // Entry point of a chat node process: the only file that reads process.env, handles signals and sets
-// the exit code.
+// the exit code. Exit codes: 0 clean shutdown, 1 unclean or failed start, 78 invalid configuration.
 import { createLogger, isChatError, KNOWN_ENV, loadConfig, nodeConfigSchema } from '@chat/shared';
+import { KafkaBus, newEpoch } from './bus/kafka-bus.js';
+import { MemoryBusHub } from './bus/memory-bus.js';
+import type { ChatBus } from './bus/types.js';
 import { createChatNode } from './chat-node.js';
+import { NodeMetrics } from './metrics.js';
 
 const EXIT_CONFIG = 78; // EX_CONFIG from sysexits.h
 
@@ -18,17 +22,47 @@ try {
 }
 
 const logger = createLogger({ name: 'node', level: config.logLevel, base: { nodeId: config.nodeId } });
-const node = createChatNode(config, { logger });
-const address = await node.start();
-console.log(`chat node ${config.nodeId}: ws://${address.address}:${address.port}/chat/{userId}`);
+const epoch = newEpoch();
+const metrics = new NodeMetrics();
+const bus: ChatBus =
+  config.kafkaBrokers.length > 0
+    ? new KafkaBus({
+        brokers: config.kafkaBrokers,
+        topicPrefix: config.kafkaTopicPrefix,
+        nodeId: config.nodeId,
+        epoch,
+        messagePartitions: config.kafkaMessagePartitions,
+        batchWindowMs: config.busBatchWindowMs,
+        batchMax: config.busBatchMax,
+        publishTimeoutMs: config.busPublishTimeoutMs,
+        startTimeoutMs: config.busStartTimeoutMs,
+        logger,
+        metrics,
+      })
+    : new MemoryBusHub().connect(config.nodeId);
+if (bus.kind === 'memory')
+  logger.info('CHAT_KAFKA_BROKERS is empty: single-machine mode with the in-process bus');
+
+const node = createChatNode(config, { logger, bus, epoch, metrics });
+let address;
+try {
+  address = await node.start();
+} catch (err) {
+  logger.fatal({ err, code: isChatError(err) ? err.code : undefined }, 'start failed');
+  await node.stop();
+  process.exit(1);
+}
+console.log(`chat node ${config.nodeId} ready: ws://${address.address}:${address.port}/chat/{userId}`);
+// A parent that forked us over IPC (the test harness) learns the port without parsing logs.
+process.send?.({ type: 'ready', port: address.port, nodeId: config.nodeId });
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => {
-    logger.info({ signal }, 'stopping');
+    logger.info({ signal }, 'shutting down');
     node.stop().then(
-      () => process.exit(0),
+      (clean) => process.exit(clean ? 0 : 1),
       (err: unknown) => {
-        logger.error({ err }, 'stop failed');
+        logger.error({ err }, 'shutdown failed');
         process.exit(1);
       },
     );

@@ -28,6 +28,33 @@ export const ERROR_CODES = {
     retryable: false,
     summary: 'The frame names a sender other than the connection’s own user.',
   },
+  NODE_ERR_BUS_UNAVAILABLE: {
+    retryable: true,
+    summary:
+      'The receiver is connected to another node and the message could not be handed to the bus (Kafka down or slow); nothing was sent to the other node.',
+  },
+  NODE_ERR_DRAINING: {
+    retryable: true,
+    summary:
+      'The node is shutting down and did not process the frame; reconnect (through the router) and send again.',
+  },
+  NODE_ERR_INTERNAL: {
+    retryable: true,
+    summary: 'An unexpected error on the node; the frame may not have been processed.',
+  },
+  NODE_ERR_BAD_PATH: {
+    retryable: false,
+    summary: 'The upgrade path is not `/chat/{userId}` with a valid user id (HTTP 400 or 404).',
+  },
+  NODE_ERR_NOT_READY: {
+    retryable: true,
+    summary: 'The node is starting or draining and accepts no new connections (HTTP 503 with Retry-After).',
+  },
+  BUS_ERR_INVALID_RECORD: {
+    retryable: false,
+    summary:
+      'A record read from the bus did not match its schema (another version producing?); it was skipped and counted.',
+  },
   KAFKA_ERR_UNAVAILABLE: {
     retryable: true,
     summary: 'The Kafka broker could not be reached or did not answer in time.',

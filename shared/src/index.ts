@@ -4,3 +4,4 @@ export * from './hash-ring.js';
 export * from './config/index.js';
 export * from './protocol/index.js';
 export { renderErrorDocs } from './error-docs.js';
+export * from './cluster/records.js';

@@ -72,7 +72,9 @@ export const MessageFrame = z
 export const AckFrame = z
   .strictObject({
     type: z.literal('ack'),
-    cid: ClientMessageId,
+    cid: ClientMessageId.optional().meta({
+      description: 'The `cid` of the send (absent for seed frames without one).',
+    }),
     id: z.string().meta({ description: 'Server message id assigned to the message.' }),
     status: AckStatus,
   })

@@ -1,0 +1,389 @@
+import { randomBytes } from 'node:crypto';
+import {
+  Kafka,
+  Partitioners,
+  type Admin,
+  type Consumer,
+  type EachBatchPayload,
+  type KafkaMessage,
+  type Producer,
+  type Message,
+} from 'kafkajs';
+import {
+  BusMessage,
+  ChatError,
+  MemberHeartbeat,
+  PresenceRecord,
+  kafkaLogCreator,
+  parsePresenceKey,
+  presenceKey,
+  topicNames,
+  type Logger,
+} from '@chat/shared';
+import type { NodeMetrics } from '../metrics.js';
+import { Batcher } from './batcher.js';
+import type { BusHandlers, ChatBus } from './types.js';
+
+export interface KafkaBusOptions {
+  readonly brokers: readonly string[];
+  readonly topicPrefix: string;
+  readonly nodeId: string;
+  /** This process's incarnation id (also in heartbeats and presence records). */
+  readonly epoch: string;
+  readonly messagePartitions: number;
+  readonly batchWindowMs: number;
+  readonly batchMax: number;
+  readonly publishTimeoutMs: number;
+  readonly startTimeoutMs: number;
+  readonly logger: Logger;
+  readonly metrics: NodeMetrics;
+}
+
+type Kind = 'message' | 'presence' | 'heartbeat';
+
+const CATCH_UP_FALLBACK_MS = 15_000;
+
+function unavailable(message: string, cause?: unknown): ChatError {
+  return new ChatError('KAFKA_ERR_UNAVAILABLE', message, {}, cause === undefined ? undefined : { cause });
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(unavailable(`${what}: no answer from Kafka within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The Kafka bus. Three topics under the prefix: `messages` (key = receiver; every node reads it in its
+ * own consumer group, the seed design), and the compacted `presence` and `members` topics, which every
+ * node replays from the beginning into its presence directory. One idempotent producer (acks=all,
+ * one request in flight, so per-key order holds); cross-node messages are batched over a short window.
+ * When a produce fails, the producer is marked broken: message sends fail fast with a retryable error
+ * until a heartbeat gets through on a fresh producer, which is how the node recovers by itself.
+ */
+export class KafkaBus implements ChatBus {
+  readonly kind = 'kafka';
+  readonly #o: KafkaBusOptions;
+  readonly #log: Logger;
+  readonly #kafka: Kafka;
+  readonly #topics: ReturnType<typeof topicNames>;
+  readonly #batcher: Batcher<Message>;
+  #producer: Producer | undefined;
+  #producerHealthy = false;
+  #producerBroken = false;
+  #messages: Consumer | undefined;
+  #directory: Consumer | undefined;
+  #handlers: BusHandlers | undefined;
+  #joined = false;
+  #caughtUp = false;
+  #ready = false;
+  #stopping = false;
+
+  constructor(options: KafkaBusOptions) {
+    this.#o = options;
+    this.#log = options.logger.child({ subsystem: 'kafka-bus' });
+    this.#topics = topicNames(options.topicPrefix);
+    this.#kafka = new Kafka({
+      clientId: `chat-node-${options.nodeId}`,
+      brokers: [...options.brokers],
+      logCreator: kafkaLogCreator(options.logger),
+      connectionTimeout: 3000,
+      requestTimeout: 10_000,
+      retry: {
+        initialRetryTime: 200,
+        maxRetryTime: 2000,
+        retries: 5,
+        restartOnFailure: () => Promise.resolve(true),
+      },
+    });
+    this.#batcher = new Batcher<Message>({
+      windowMs: options.batchWindowMs,
+      max: options.batchMax,
+      flush: (messages) => this.#send(this.#topics.messages, messages, 'message'),
+    });
+  }
+
+  async start(handlers: BusHandlers): Promise<void> {
+    this.#handlers = handlers;
+    const deadline = Date.now() + this.#o.startTimeoutMs;
+    const admin = this.#kafka.admin();
+    try {
+      await withTimeout(admin.connect(), this.#o.startTimeoutMs, 'connect');
+      await this.#ensureTopics(admin);
+      const highWatermarks = await this.#directoryHighWatermarks(admin);
+      await this.#newProducer();
+      this.#producerHealthy = true;
+      await this.#startDirectory(highWatermarks);
+      await this.#startMessages();
+    } catch (err) {
+      await this.stop();
+      throw err instanceof ChatError ? err : unavailable('could not start the Kafka bus', err);
+    } finally {
+      await admin.disconnect();
+    }
+    await new Promise<void>((resolve, reject) => {
+      const check = setInterval(() => {
+        if (this.#ready) {
+          clearInterval(check);
+          resolve();
+        } else if (Date.now() > deadline) {
+          clearInterval(check);
+          reject(unavailable(`Kafka bus not ready within ${this.#o.startTimeoutMs} ms`));
+        }
+      }, 20);
+    });
+  }
+
+  async #ensureTopics(admin: Admin): Promise<void> {
+    const existing = new Set(await admin.listTopics());
+    const compacted = [
+      { name: 'cleanup.policy', value: 'compact' },
+      { name: 'min.cleanable.dirty.ratio', value: '0.1' },
+      { name: 'segment.ms', value: '3600000' },
+      { name: 'delete.retention.ms', value: '3600000' },
+    ];
+    const wanted = [
+      { topic: this.#topics.messages, numPartitions: this.#o.messagePartitions, configEntries: [] },
+      { topic: this.#topics.presence, numPartitions: 6, configEntries: compacted },
+      { topic: this.#topics.members, numPartitions: 1, configEntries: compacted },
+    ].filter((t) => !existing.has(t.topic));
+    for (const topic of wanted) {
+      try {
+        await admin.createTopics({ topics: [{ ...topic, replicationFactor: -1 }], waitForLeaders: true });
+        this.#log.info({ topic: topic.topic, partitions: topic.numPartitions }, 'created topic');
+      } catch (err) {
+        // Another node created it first.
+        if (!String((err as Error).message).includes('already exists')) throw err;
+      }
+    }
+  }
+
+  async #directoryHighWatermarks(admin: Admin): Promise<Map<string, bigint>> {
+    const marks = new Map<string, bigint>();
+    for (const topic of [this.#topics.presence, this.#topics.members]) {
+      for (const p of await admin.fetchTopicOffsets(topic)) {
+        if (BigInt(p.high) > BigInt(p.low)) marks.set(`${topic}:${p.partition}`, BigInt(p.high));
+      }
+    }
+    return marks;
+  }
+
+  async #newProducer(): Promise<void> {
+    const old = this.#producer;
+    this.#producer = undefined;
+    if (old) await old.disconnect().catch(() => undefined);
+    const producer = this.#kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+      retry: { initialRetryTime: 100, maxRetryTime: 1000, retries: 3 },
+    });
+    await withTimeout(producer.connect(), this.#o.publishTimeoutMs, 'producer connect');
+    this.#producer = producer;
+    this.#producerBroken = false;
+  }
+
+  async #startDirectory(highWatermarks: Map<string, bigint>): Promise<void> {
+    const consumer = this.#kafka.consumer({
+      // A fresh group per process: the directory is rebuilt from the start of the compacted topics.
+      groupId: `${this.#o.topicPrefix}.directory.${this.#o.nodeId}.${this.#o.epoch}`,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1000,
+      allowAutoTopicCreation: false,
+    });
+    this.#directory = consumer;
+    this.#caughtUp = highWatermarks.size === 0;
+    const pending = new Map(highWatermarks);
+    // A compacted partition whose newest record was a tombstone that compaction removed never reaches
+    // its high watermark: after a bounded wait, go on with what was read (and say so).
+    const fallback = setTimeout(() => {
+      if (this.#caughtUp || this.#stopping) return;
+      this.#log.warn(
+        { partitions: [...pending.keys()] },
+        'presence directory not caught up in time; going on',
+      );
+      this.#caughtUp = true;
+      this.#updateReady();
+    }, CATCH_UP_FALLBACK_MS);
+    fallback.unref();
+    await consumer.connect();
+    await consumer.subscribe({ topics: [this.#topics.presence, this.#topics.members], fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }: EachBatchPayload) => {
+        for (const message of batch.messages) this.#onDirectoryRecord(batch.topic, message);
+        const key = `${batch.topic}:${batch.partition}`;
+        const mark = pending.get(key);
+        const last = batch.messages.at(-1);
+        if (mark !== undefined && last && BigInt(last.offset) + 1n >= mark) {
+          pending.delete(key);
+          if (pending.size === 0 && !this.#caughtUp) {
+            this.#caughtUp = true;
+            this.#log.info('presence directory caught up');
+            this.#updateReady();
+          }
+        }
+        return Promise.resolve();
+      },
+    });
+  }
+
+  #onDirectoryRecord(topic: string, message: KafkaMessage): void {
+    const handlers = this.#handlers;
+    const key = message.key?.toString('utf8');
+    if (!handlers || key === undefined) return;
+    const kind: Kind = topic === this.#topics.members ? 'heartbeat' : 'presence';
+    this.#o.metrics.busConsumed.inc({ kind });
+    try {
+      const value = message.value === null ? null : (JSON.parse(message.value.toString('utf8')) as unknown);
+      if (kind === 'heartbeat') {
+        handlers.onMember(key, value === null ? null : MemberHeartbeat.parse(value));
+      } else {
+        const parsed = parsePresenceKey(key);
+        if (!parsed) throw new Error('bad presence key');
+        handlers.onPresence(
+          parsed.nodeId,
+          parsed.userId,
+          value === null ? null : PresenceRecord.parse(value),
+        );
+      }
+    } catch (err) {
+      this.#invalidRecord(topic, message, err);
+    }
+  }
+
+  #invalidRecord(topic: string, message: KafkaMessage, err: unknown): void {
+    this.#o.metrics.busConsumeErrors.inc({ reason: 'invalid_record' });
+    this.#log.warn(
+      { code: 'BUS_ERR_INVALID_RECORD', topic, offset: message.offset, err: (err as Error).message },
+      'skipped invalid bus record',
+    );
+  }
+
+  async #startMessages(): Promise<void> {
+    const consumer = this.#kafka.consumer({
+      groupId: `${this.#o.topicPrefix}.node.${this.#o.nodeId}`,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1000,
+      allowAutoTopicCreation: false,
+    });
+    this.#messages = consumer;
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      this.#joined = true;
+      this.#updateReady();
+    });
+    consumer.on(consumer.events.CRASH, (event) => {
+      this.#joined = false;
+      this.#o.metrics.busConsumeErrors.inc({ reason: 'consumer_crash' });
+      this.#log.warn(
+        { err: event.payload.error.message, restart: event.payload.restart },
+        'message consumer crashed',
+      );
+      this.#updateReady();
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topic: this.#topics.messages, fromBeginning: false });
+    await consumer.run({
+      eachMessage: ({ message }) => {
+        this.#o.metrics.busConsumed.inc({ kind: 'message' });
+        let parsed: BusMessage;
+        try {
+          parsed = BusMessage.parse(JSON.parse(message.value?.toString('utf8') ?? 'null'));
+        } catch (err) {
+          this.#invalidRecord(this.#topics.messages, message, err);
+          return Promise.resolve();
+        }
+        this.#handlers?.onMessage(parsed);
+        return Promise.resolve();
+      },
+    });
+  }
+
+  #updateReady(): void {
+    const ready = !this.#stopping && this.#joined && this.#caughtUp && this.#producerHealthy;
+    if (ready === this.#ready) return;
+    this.#ready = ready;
+    this.#log.info(
+      { ready, joined: this.#joined, caughtUp: this.#caughtUp, producer: this.#producerHealthy },
+      'bus readiness changed',
+    );
+    this.#handlers?.onReadyChange(ready);
+  }
+
+  async #send(topic: string, messages: Message[], kind: Kind): Promise<void> {
+    const producer = this.#producer;
+    if (!producer) throw unavailable('Kafka producer not connected');
+    const started = process.hrtime.bigint();
+    try {
+      await withTimeout(producer.send({ topic, acks: -1, messages }), this.#o.publishTimeoutMs, 'produce');
+    } catch (err) {
+      this.#o.metrics.busProduceErrors.inc({ kind }, messages.length);
+      if (this.#producerHealthy) this.#log.warn({ kind, err: (err as Error).message }, 'produce failed');
+      this.#producerHealthy = false;
+      this.#producerBroken = true;
+      this.#updateReady();
+      throw err instanceof ChatError ? err : unavailable('produce failed', err);
+    }
+    this.#o.metrics.busProduceSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    this.#o.metrics.busProduced.inc({ kind }, messages.length);
+    if (!this.#producerHealthy) {
+      this.#producerHealthy = true;
+      this.#log.info({ kind }, 'produce works again');
+      this.#updateReady();
+    }
+  }
+
+  publishMessage(message: BusMessage): Promise<void> {
+    if (!this.#producerHealthy || this.#stopping) {
+      this.#o.metrics.busProduceErrors.inc({ kind: 'message' });
+      return Promise.reject(unavailable('Kafka is unavailable'));
+    }
+    return this.#batcher.add({ key: message.to, value: JSON.stringify(message) });
+  }
+
+  publishPresence(userId: string, record: PresenceRecord | null): Promise<void> {
+    const key = presenceKey(this.#o.nodeId, userId);
+    return this.#send(this.#topics.presence, [{ key, value: record && JSON.stringify(record) }], 'presence');
+  }
+
+  async publishHeartbeat(heartbeat: MemberHeartbeat | null): Promise<void> {
+    // The heartbeat is the probe that brings a broken producer back.
+    if (this.#producerBroken)
+      await this.#newProducer().catch((err: unknown) =>
+        Promise.reject(unavailable('producer reconnect failed', err)),
+      );
+    await this.#send(
+      this.#topics.members,
+      [{ key: this.#o.nodeId, value: heartbeat && JSON.stringify(heartbeat) }],
+      'heartbeat',
+    );
+  }
+
+  isReady(): boolean {
+    return this.#ready;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#updateReady();
+    await this.#batcher.drain().catch(() => undefined);
+    // Consumer disconnect commits the offsets of what was processed.
+    for (const client of [this.#messages, this.#directory, this.#producer]) {
+      await client
+        ?.disconnect()
+        .catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'disconnect failed'));
+    }
+  }
+}
+
+/** A random incarnation id. */
+export function newEpoch(): string {
+  return randomBytes(8).toString('hex');
+}

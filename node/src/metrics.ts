@@ -1,0 +1,103 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Every metric of one chat node, on its own registry (several nodes in one test process must not
+ * collide). Labels are low-cardinality enums only: never a user, room or connection id.
+ */
+export class NodeMetrics {
+  readonly registry: Registry;
+  readonly connections: Gauge;
+  readonly users: Gauge;
+  readonly framesIn: Counter<'type'>;
+  readonly framesOut: Counter<'type'>;
+  readonly deliveries: Counter<'path'>;
+  readonly acks: Counter<'status'>;
+  readonly busProduced: Counter<'kind'>;
+  readonly busProduceErrors: Counter<'kind'>;
+  readonly busConsumed: Counter<'kind'>;
+  readonly busConsumeErrors: Counter<'reason'>;
+  readonly busProduceSeconds: Histogram;
+  readonly ready: Gauge;
+  readonly deadPeers: Counter;
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    const registry = new Registry();
+    this.registry = registry;
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+    const registers = [registry];
+    this.connections = new Gauge({
+      name: 'chat_node_connections',
+      help: 'Open client WebSocket sessions on this node.',
+      registers,
+    });
+    this.users = new Gauge({
+      name: 'chat_node_users',
+      help: 'Distinct users with at least one session on this node.',
+      registers,
+    });
+    this.framesIn = new Counter({
+      name: 'chat_node_frames_in_total',
+      help: 'Client frames received, by decoded type (ping, send, legacy, invalid, binary).',
+      labelNames: ['type'],
+      registers,
+    });
+    this.framesOut = new Counter({
+      name: 'chat_node_frames_out_total',
+      help: 'Frames written to client sockets, by type (pong, message, legacy, ack, error).',
+      labelNames: ['type'],
+      registers,
+    });
+    this.deliveries = new Counter({
+      name: 'chat_node_deliveries_total',
+      help: 'Messages written to a receiver session, by path: local (sender on this node) or bus (via Kafka).',
+      labelNames: ['path'],
+      registers,
+    });
+    this.acks = new Counter({
+      name: 'chat_node_acks_total',
+      help: 'Acks sent to senders, by status (delivered, accepted, offline).',
+      labelNames: ['status'],
+      registers,
+    });
+    this.busProduced = new Counter({
+      name: 'chat_node_bus_records_produced_total',
+      help: 'Records acknowledged by the bus, by kind (message, presence, heartbeat).',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.busProduceErrors = new Counter({
+      name: 'chat_node_bus_produce_errors_total',
+      help: 'Records the bus failed to take (unavailable, timeout), by kind.',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.busConsumed = new Counter({
+      name: 'chat_node_bus_records_consumed_total',
+      help: 'Records read from the bus, by kind (message, presence, heartbeat).',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.busConsumeErrors = new Counter({
+      name: 'chat_node_bus_consume_errors_total',
+      help: 'Bus records skipped or consumer failures, by reason (invalid_record, consumer_crash).',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.busProduceSeconds = new Histogram({
+      name: 'chat_node_bus_produce_duration_seconds',
+      help: 'Time from handing a batch to Kafka to its acknowledgement (acks=all).',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.ready = new Gauge({
+      name: 'chat_node_ready',
+      help: '1 when the node accepts connections and its bus works, else 0 (what /readyz answers).',
+      registers,
+    });
+    this.deadPeers = new Counter({
+      name: 'chat_node_dead_peers_terminated_total',
+      help: 'Client sockets terminated because they stayed silent past CHAT_NODE_IDLE_TIMEOUT_MS.',
+      registers,
+    });
+  }
+}
