@@ -4,3 +4,5 @@ export * from './kafka/maven.js';
 export * from './net.js';
 export * from './poll.js';
 export * from './paths.js';
+export * from './harness/node-process.js';
+export * from './harness/ws-client.js';

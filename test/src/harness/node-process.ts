@@ -1,0 +1,123 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { openSync, closeSync, readFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot } from '../paths.js';
+import type { Cleanup } from '../kafka/harness.js';
+
+export interface NodeProcess {
+  readonly nodeId: string;
+  readonly port: number;
+  readonly child: ChildProcess;
+  /** `ws://127.0.0.1:PORT/chat/USER`. */
+  wsUrl(userId: string): string;
+  httpUrl(path: string): string;
+  /** The node's own log (JSON lines), for diagnosing a failure. */
+  readonly logFile: string;
+  /** Resolves with how the process ended. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Sum of a metric's samples whose labels include `labels`. */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  presence(userId: string): Promise<{ localSessions: number; remoteNodes: string[] }>;
+  ready(): Promise<boolean>;
+}
+
+export interface StartNodeOptions {
+  readonly nodeId: string;
+  /** Extra environment (CHAT_*). CHAT_NODE_PORT defaults to 0, CHAT_LOG_LEVEL to info. */
+  readonly env?: Record<string, string>;
+  /** How long to wait for the node to report ready (default 60 s). */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * Starts a real chat node process (node/src/main.ts through tsx), waits for its IPC `ready` message and
+ * registers a cleanup that kills it. Its log goes to a file, not the test output.
+ */
+export async function startNode(cleanup: Cleanup, options: StartNodeOptions): Promise<NodeProcess> {
+  const dir = await mkdtemp(join(tmpdir(), `chat-${options.nodeId}-`));
+  const logFile = join(dir, 'node.log');
+  const out = openSync(logFile, 'a');
+  const child = fork(join(repoRoot, 'node', 'src', 'main.ts'), [], {
+    cwd: repoRoot,
+    execArgv: ['--conditions=source', '--import', 'tsx'],
+    env: {
+      PATH: process.env.PATH ?? '',
+      KAFKAJS_NO_PARTITIONER_WARNING: '1',
+      CHAT_NODE_ID: options.nodeId,
+      CHAT_NODE_PORT: '0',
+      CHAT_LOG_LEVEL: 'info',
+      ...options.env,
+    },
+    stdio: ['ignore', out, out, 'ipc'],
+  });
+  closeSync(out);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  cleanup.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  });
+
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`${options.nodeId} not ready in time; log:\n${tail(logFile)}`)),
+      options.timeoutMs ?? 60_000,
+    );
+    child.on('message', (msg: { type?: string; port?: number }) => {
+      if (msg.type === 'ready' && typeof msg.port === 'number') {
+        clearTimeout(timer);
+        resolve(msg.port);
+      }
+    });
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`${options.nodeId} exited (${code ?? signal}) before ready; log:\n${tail(logFile)}`));
+    });
+  });
+
+  const httpUrl = (path: string) => `http://127.0.0.1:${port}${path}`;
+  return {
+    nodeId: options.nodeId,
+    port,
+    child,
+    logFile,
+    exited,
+    wsUrl: (userId) => `ws://127.0.0.1:${port}/chat/${userId}`,
+    httpUrl,
+    async metric(name, labels = {}) {
+      const text = await (await fetch(httpUrl('/metrics'))).text();
+      return sumMetric(text, name, labels);
+    },
+    async presence(userId) {
+      const res = await fetch(httpUrl(`/internal/presence?user=${encodeURIComponent(userId)}`));
+      return (await res.json()) as { localSessions: number; remoteNodes: string[] };
+    },
+    async ready() {
+      return (await fetch(httpUrl('/readyz'))).status === 200;
+    },
+  };
+}
+
+function tail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-20).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+/** Sums the samples of `name` in Prometheus text whose labels include every pair of `labels`. */
+export function sumMetric(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const labelText = m[2] ?? '';
+    if (Object.entries(labels).every(([k, v]) => labelText.includes(`${k}="${v}"`))) sum += Number(m[3]);
+  }
+  return sum;
+}
