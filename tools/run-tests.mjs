@@ -84,6 +84,8 @@ const child = spawn(
   [
     ...nodeArgs,
     '--test',
+    // A hung test fails after 3 minutes instead of holding CI to its limit.
+    '--test-timeout=180000',
     '--test-reporter=spec',
     '--test-reporter-destination=stdout',
     '--test-reporter=tap',

@@ -1,0 +1,161 @@
+// In-process chat nodes on the in-process bus, real sockets on port 0: the node's behaviour without Kafka.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { test, type TestContext } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import WebSocket from 'ws';
+import { createLogger, loadConfig, nodeConfigSchema } from '@chat/shared';
+import { MemoryBusHub } from './bus/memory-bus.js';
+import { createChatNode, type ChatNode } from './chat-node.js';
+import { newEpoch } from './bus/kafka-bus.js';
+
+const logger = createLogger({ name: 'test', level: 'silent' });
+
+async function startNode(
+  t: TestContext,
+  hub: MemoryBusHub,
+  nodeId: string,
+  env: Record<string, string> = {},
+) {
+  const config = loadConfig(nodeConfigSchema, {
+    CHAT_NODE_ID: nodeId,
+    CHAT_NODE_PORT: '0',
+    CHAT_NODE_DRAIN_WINDOW_MS: '0',
+    ...env,
+  });
+  const node: ChatNode = createChatNode(config, { logger, bus: hub.connect(nodeId), epoch: newEpoch() });
+  const address = await node.start();
+  let stopped = false;
+  t.after(async () => {
+    if (!stopped) await node.stop();
+  });
+  return {
+    node,
+    url: (user: string) => `ws://127.0.0.1:${address.port}/chat/${user}`,
+    stop: async () => {
+      stopped = true;
+      return node.stop();
+    },
+  };
+}
+
+interface Client {
+  ws: WebSocket;
+  frames: Record<string, unknown>[];
+  next(pred: (f: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
+}
+
+async function connect(t: TestContext, url: string, options: WebSocket.ClientOptions = {}): Promise<Client> {
+  const ws = new WebSocket(url, 'chat.v1', options);
+  const frames: Record<string, unknown>[] = [];
+  const waiters: {
+    pred: (f: Record<string, unknown>) => boolean;
+    resolve: (f: Record<string, unknown>) => void;
+  }[] = [];
+  ws.on('message', (data: Buffer) => {
+    const text = data.toString();
+    const frame = text === 'pong' ? { type: 'pong' } : (JSON.parse(text) as Record<string, unknown>);
+    frames.push(frame);
+    for (const w of [...waiters]) {
+      if (w.pred(frame)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(frame);
+      }
+    }
+  });
+  t.after(() => ws.terminate());
+  await once(ws, 'open');
+  return {
+    ws,
+    frames,
+    next: (pred) => {
+      const found = frames.find(pred);
+      return found ? Promise.resolve(found) : new Promise((resolve) => waiters.push({ pred, resolve }));
+    },
+  };
+}
+
+test('local-first: receiver on the same node gets it and nothing is published', async (t) => {
+  const hub = new MemoryBusHub();
+  const n = await startNode(t, hub, 'a');
+  const alice = await connect(t, n.url('alice'));
+  const bob = await connect(t, n.url('bob'));
+  alice.ws.send(JSON.stringify({ type: 'send', cid: '1', to: 'bob', body: 'hi' }));
+  assert.equal((await bob.next((f) => f.type === 'message')).body, 'hi');
+  assert.equal((await alice.next((f) => f.type === 'ack')).status, 'delivered');
+  assert.equal(hub.published.message, 0);
+});
+
+test('cross-node over the in-process bus; a bus that refuses gives a retryable error, local still delivered', async (t) => {
+  const hub = new MemoryBusHub();
+  const a = await startNode(t, hub, 'a');
+  const b = await startNode(t, hub, 'b');
+  const alice = await connect(t, a.url('alice'));
+  const bobHere = await connect(t, a.url('bob'));
+  const bobThere = await connect(t, b.url('bob'));
+  // Presence propagates through the hub asynchronously.
+  const deadline = Date.now() + 5000;
+  while (!hub.presence.has('b/bob')) {
+    assert.ok(Date.now() < deadline, 'presence of bob on b');
+    await delay(1);
+  }
+  alice.ws.send(JSON.stringify({ type: 'send', cid: '1', to: 'bob', body: 'one' }));
+  assert.equal((await alice.next((f) => f.cid === '1')).status, 'accepted');
+  await bobThere.next((f) => f.body === 'one');
+  await bobHere.next((f) => f.body === 'one');
+  assert.equal(hub.published.message, 1);
+
+  hub.available = false;
+  alice.ws.send(JSON.stringify({ type: 'send', cid: '2', to: 'bob', body: 'two' }));
+  const err = await alice.next((f) => f.cid === '2');
+  assert.deepEqual([err.type, err.code, err.retryable], ['error', 'NODE_ERR_BUS_UNAVAILABLE', true]);
+  await bobHere.next((f) => f.body === 'two');
+  assert.equal(bobThere.frames.filter((f) => f.body === 'two').length, 0);
+});
+
+test('binary frames and bad JSON get error frames; the connection stays usable', async (t) => {
+  const n = await startNode(t, new MemoryBusHub(), 'a');
+  const c = await connect(t, n.url('alice'));
+  c.ws.send(Buffer.from([1, 2, 3]));
+  assert.equal((await c.next((f) => f.type === 'error')).code, 'PROTO_ERR_BINARY_UNSUPPORTED');
+  c.ws.send('{"type":"send"');
+  assert.equal((await c.next((f) => f.code === 'PROTO_ERR_MALFORMED')).retryable, false);
+  c.ws.send('ping');
+  await c.next((f) => f.type === 'pong');
+});
+
+test('a frame over CHAT_NODE_MAX_PAYLOAD_BYTES closes the connection with 1009', async (t) => {
+  const n = await startNode(t, new MemoryBusHub(), 'a', { CHAT_NODE_MAX_PAYLOAD_BYTES: '1024' });
+  const c = await connect(t, n.url('alice'));
+  c.ws.send('x'.repeat(2048));
+  const [code] = (await once(c.ws, 'close')) as [number];
+  assert.equal(code, 1009);
+});
+
+test('a silent peer is terminated after the idle timeout', async (t) => {
+  const n = await startNode(t, new MemoryBusHub(), 'a', {
+    CHAT_NODE_PING_INTERVAL_MS: '50',
+    CHAT_NODE_IDLE_TIMEOUT_MS: '200',
+  });
+  // A client that never answers pings, like a peer whose network vanished.
+  const c = await connect(t, n.url('sleepy'), { autoPong: false });
+  const started = Date.now();
+  const [code] = (await once(c.ws, 'close')) as [number];
+  assert.equal(code, 1006, 'terminated, no close frame');
+  assert.ok(Date.now() - started >= 100);
+  const metrics = await n.node.metrics.registry.getSingleMetricAsString(
+    'chat_node_dead_peers_terminated_total',
+  );
+  assert.match(metrics, /chat_node_dead_peers_terminated_total 1/);
+});
+
+test('stop(): sessions get 4001 with a retry hint, the node is no longer ready, stop resolves clean', async (t) => {
+  const n = await startNode(t, new MemoryBusHub(), 'a');
+  const c = await connect(t, n.url('alice'));
+  const closed = once(c.ws, 'close') as Promise<[number, Buffer]>;
+  assert.equal(await n.stop(), true);
+  const [code, reason] = await closed;
+  assert.equal(code, 4001);
+  assert.match(reason.toString(), /^draining retry_after_ms=\d+$/);
+  assert.equal(n.node.isReady(), false);
+});

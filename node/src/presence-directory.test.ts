@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { MemberHeartbeat } from '@chat/shared';
+import { PresenceDirectory } from './presence-directory.js';
+
+function heartbeat(id: string, epoch: string, ts: number): MemberHeartbeat {
+  return { v: 1, id, url: `http://${id}`, weight: 1, state: 'active', epoch, ts, intervalMs: 1000 };
+}
+
+test('a user counts on a node while its heartbeats are fresh, and not on the asking node', () => {
+  let now = 10_000;
+  const dir = new PresenceDirectory({ timeoutMs: 3000, now: () => now });
+  dir.applyMember('a', heartbeat('a', 'e1', now));
+  dir.applyMember('b', heartbeat('b', 'e2', now));
+  dir.applyPresence('u', 'a', 'e1');
+  dir.applyPresence('u', 'b', 'e2');
+  assert.deepEqual(dir.remoteNodesOf('u', 'a'), ['b']);
+  assert.deepEqual(dir.remoteNodesOf('u', 'self').sort(), ['a', 'b']);
+  now += 3001;
+  assert.deepEqual(dir.remoteNodesOf('u', 'self'), [], 'expired heartbeats stop counting');
+  dir.applyMember('b', heartbeat('b', 'e2', now));
+  assert.deepEqual(dir.remoteNodesOf('u', 'self'), ['b']);
+});
+
+test('entries of a previous incarnation never count and are reported as stale', () => {
+  const now = 1000;
+  const dir = new PresenceDirectory({ timeoutMs: 3000, now: () => now });
+  dir.applyPresence('old-user', 'a', 'old');
+  dir.applyPresence('new-user', 'a', 'new');
+  dir.applyMember('a', heartbeat('a', 'new', now));
+  assert.deepEqual(dir.remoteNodesOf('old-user', 'x'), []);
+  assert.deepEqual(dir.remoteNodesOf('new-user', 'x'), ['a']);
+  assert.deepEqual(dir.staleEntriesOf('a', 'new'), ['old-user']);
+});
+
+test('tombstones remove presence and members', () => {
+  const now = 1000;
+  const dir = new PresenceDirectory({ timeoutMs: 3000, now: () => now });
+  dir.applyMember('a', heartbeat('a', 'e', now));
+  dir.applyPresence('u', 'a', 'e');
+  dir.applyPresence('u', 'a', null);
+  assert.deepEqual(dir.remoteNodesOf('u', 'x'), []);
+  dir.applyPresence('u', 'a', 'e');
+  dir.applyMember('a', null);
+  assert.deepEqual(dir.remoteNodesOf('u', 'x'), []);
+  assert.deepEqual(dir.liveMembers(), []);
+});
+
+test('a heartbeat stamped in the future counts from now, not longer', () => {
+  let now = 1000;
+  const dir = new PresenceDirectory({ timeoutMs: 3000, now: () => now });
+  dir.applyMember('a', heartbeat('a', 'e', now + 60_000));
+  dir.applyPresence('u', 'a', 'e');
+  now += 3001;
+  assert.deepEqual(dir.remoteNodesOf('u', 'x'), []);
+});

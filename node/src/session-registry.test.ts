@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { WebSocket } from 'ws';
+import { SessionRegistry, type Session } from './session-registry.js';
+
+const session = (id: number, userId: string): Session => ({
+  id,
+  userId,
+  socket: {} as WebSocket,
+  lastSeen: 0,
+});
+
+test('first and last session of a user are reported; closing one session keeps the others', () => {
+  const reg = new SessionRegistry();
+  const phone = session(1, 'u');
+  const laptop = session(2, 'u');
+  assert.equal(reg.add(phone), true);
+  assert.equal(reg.add(laptop), false);
+  assert.equal(reg.add(laptop), false, 'adding twice is a no-op');
+  assert.equal(reg.sessionCount, 2);
+  assert.equal(reg.remove(phone), false);
+  assert.deepEqual([...reg.sessionsOf('u')], [laptop]);
+  assert.equal(reg.remove(phone), false, 'removing twice is a no-op');
+  assert.equal(reg.remove(laptop), true);
+  assert.equal(reg.has('u'), false);
+  assert.equal(reg.sessionCount, 0);
+  assert.equal(reg.sessionsOf('u').size, 0);
+});
+
+test('a reconnect elsewhere is a new session: closing the old one does not remove it', () => {
+  const reg = new SessionRegistry();
+  const old = session(1, 'u');
+  const fresh = session(2, 'u');
+  reg.add(old);
+  reg.add(fresh);
+  reg.remove(old);
+  assert.equal(reg.has('u'), true);
+  assert.equal(reg.userCount, 1);
+});
