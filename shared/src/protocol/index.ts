@@ -1,3 +1,4 @@
 export * from './schemas.js';
 export * from './codec.js';
 export * from './close-codes.js';
+export { renderProtocolDocs } from './docs.js';

@@ -27,7 +27,7 @@ export const Body = z.string().max(16_384).meta({ description: 'Message text, at
 
 export const SendFrame = z
   .strictObject({
-    type: z.literal('send'),
+    type: z.literal('send').meta({ description: 'Frame type.' }),
     cid: ClientMessageId,
     to: UserId,
     body: Body,
@@ -40,7 +40,7 @@ export const SendFrame = z
  */
 export const LegacyDirectMessage = z
   .looseObject({
-    sender_id: z.string(),
+    sender_id: z.string().meta({ description: 'Must be the connection’s own user id.' }),
     receiver_id: UserId,
   })
   .meta({

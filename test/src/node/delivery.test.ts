@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startNode, type NodeProcess } from '../harness/node-process.js';
 import { TestClient, type Frame } from '../harness/ws-client.js';
-import { useKafka } from '../kafka/harness.js';
+import { useKafka, type KafkaFixture } from '../kafka/harness.js';
 import { pollUntil } from '../poll.js';
 
 const HEARTBEAT_TIMEOUT_MS = 3000;
@@ -17,9 +17,10 @@ describe('chat nodes on Kafka', () => {
   let n1: NodeProcess;
   let n2: NodeProcess;
   let clusterEnv: Record<string, string>;
+  let kafka: KafkaFixture;
 
   before(async () => {
-    const kafka = await useKafka(cleanup);
+    kafka = await useKafka(cleanup);
     clusterEnv = {
       CHAT_KAFKA_BROKERS: kafka.brokers,
       CHAT_KAFKA_TOPIC_PREFIX: kafka.uniqueName('delivery'),
@@ -176,5 +177,35 @@ describe('chat nodes on Kafka', () => {
     assert.equal((await grace.reply('k1')).status, 'accepted');
     grace.send({ type: 'send', cid: 'k2', to: 'k-erin', body: 'gone?' });
     assert.equal((await grace.reply('k2')).status, 'offline');
+  });
+
+  test('records that do not match the schema are skipped and counted; delivery goes on', async (t) => {
+    const alice = await TestClient.connect(t, n1.wsUrl('inv-alice'));
+    const bob = await TestClient.connect(t, n2.wsUrl('inv-bob'));
+    await presenceOn(n1, 'inv-bob', ['n2']);
+    const before = await n2.metric('chat_node_bus_consume_errors_total', { reason: 'invalid_record' });
+    const producer = kafka.client('inv-producer').producer();
+    await producer.connect();
+    t.after(() => producer.disconnect());
+    const prefix = clusterEnv.CHAT_KAFKA_TOPIC_PREFIX ?? '';
+    await producer.send({
+      topic: `${prefix}.messages`,
+      messages: [
+        { key: 'inv-bob', value: 'not json' },
+        { key: 'inv-bob', value: JSON.stringify({ v: 1, id: 'x', origin: 'n9', from: 'a', to: 'inv-bob' }) },
+        { key: 'inv-bob', value: JSON.stringify({ v: 99, future: true }) },
+      ],
+    });
+    await producer.send({ topic: `${prefix}.presence`, messages: [{ key: 'n9/inv-x', value: '{"v":1}' }] });
+    await pollUntil(
+      async () =>
+        (await n2.metric('chat_node_bus_consume_errors_total', { reason: 'invalid_record' })) >= before + 4,
+      {
+        what: 'invalid records counted',
+      },
+    );
+    alice.send({ type: 'send', cid: 'after-garbage', to: 'inv-bob', body: 'fine' });
+    await bob.next((f) => isMessage(f) && f.body === 'fine');
+    assert.equal(bob.frames.length, 1, 'nothing from the invalid records reached the receiver');
   });
 });
