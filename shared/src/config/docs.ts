@@ -11,6 +11,7 @@ function formatDefault(field: Field<unknown>): string {
 const TITLES: Record<keyof typeof CONFIG_SCHEMAS, string> = {
   common: 'Every process',
   node: 'Chat node (`node/`)',
+  router: 'Router (`router/`)',
 };
 
 /** Renders docs/configuration.md from the schemas; a test checks the committed file matches. */

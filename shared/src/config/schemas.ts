@@ -1,4 +1,4 @@
-import { HOST_PORT, int, list, oneOf, str } from './fields.js';
+import { HOST_PORT, bool, int, list, oneOf, str } from './fields.js';
 import type { ConfigSchema } from './load.js';
 
 /**
@@ -152,10 +152,104 @@ export const nodeConfigSchema = {
   }),
 } satisfies ConfigSchema;
 
+/** One static member: `id=url` or, with a weight, `id:weight=url`. */
+export const STATIC_MEMBER = /^[A-Za-z0-9._-]{1,64}(?::\d{1,4})?=https?:\/\/[^\s,]+$/;
+
+/** The router (router/). */
+export const routerConfigSchema = {
+  ...commonConfigSchema,
+  host: str({
+    env: 'CHAT_ROUTER_HOST',
+    default: '127.0.0.1',
+    doc: 'Address of the public listener (WebSocket upgrades, /healthz, /readyz, /metrics); 0.0.0.0 to expose it.',
+  }),
+  port: int({
+    env: 'CHAT_ROUTER_PORT',
+    default: 8080,
+    min: 0,
+    max: 65535,
+    doc: 'Port of the public listener; 0 picks a free port.',
+  }),
+  adminHost: str({
+    env: 'CHAT_ROUTER_ADMIN_HOST',
+    default: '127.0.0.1',
+    doc: 'Address of the admin API listener; loopback by default so it is not reachable from outside.',
+  }),
+  adminPort: int({
+    env: 'CHAT_ROUTER_ADMIN_PORT',
+    default: 8090,
+    min: 0,
+    max: 65535,
+    doc: 'Port of the admin API listener; 0 picks a free port.',
+  }),
+  nodes: list({
+    env: 'CHAT_ROUTER_NODES',
+    default: [],
+    item: STATIC_MEMBER,
+    itemDoc: 'id=http://host:port or id:weight=http://host:port',
+    doc: 'Static membership for development; when empty, members come from the Kafka members topic.',
+  }),
+  affinityQuery: bool({
+    env: 'CHAT_ROUTER_AFFINITY_QUERY',
+    default: false,
+    doc: 'Honour an `affinity` query parameter as the affinity key (else the user id is the key).',
+  }),
+  probeIntervalMs: int({
+    env: 'CHAT_ROUTER_PROBE_INTERVAL_MS',
+    default: 500,
+    min: 50,
+    max: 60_000,
+    doc: 'How often the router probes each member’s /readyz.',
+  }),
+  probeTimeoutMs: int({
+    env: 'CHAT_ROUTER_PROBE_TIMEOUT_MS',
+    default: 500,
+    min: 50,
+    max: 60_000,
+    doc: 'A probe without an answer within this time counts as failed.',
+  }),
+  probeFailures: int({
+    env: 'CHAT_ROUTER_PROBE_FAILURES',
+    default: 2,
+    min: 1,
+    max: 100,
+    doc: 'Consecutive failed probes that take a member out of the ring (one success brings it back).',
+  }),
+  memberTimeoutMs: int({
+    env: 'CHAT_ROUTER_MEMBER_TIMEOUT_MS',
+    default: 5000,
+    min: 100,
+    max: 600_000,
+    doc: 'A member whose last heartbeat on the members topic is older than this leaves the ring.',
+  }),
+  handshakeTimeoutMs: int({
+    env: 'CHAT_ROUTER_HANDSHAKE_TIMEOUT_MS',
+    default: 5000,
+    min: 100,
+    max: 120_000,
+    doc: 'An upgrade the chosen node has not answered within this time gets 504 and is abandoned.',
+  }),
+  migrationWindowMs: int({
+    env: 'CHAT_ROUTER_MIGRATION_WINDOW_MS',
+    default: 5000,
+    min: 0,
+    max: 600_000,
+    doc: 'When the ring changes, connections whose key moved are closed (4002) spread over this window.',
+  }),
+  maxHeaderBytes: int({
+    env: 'CHAT_ROUTER_MAX_HEADER_BYTES',
+    default: 16_384,
+    min: 1024,
+    max: 1_048_576,
+    doc: 'Largest request head accepted; bigger ones get 431.',
+  }),
+} satisfies ConfigSchema;
+
 /** All schemas by component, for docs and checks. */
 export const CONFIG_SCHEMAS = {
   common: commonConfigSchema,
   node: nodeConfigSchema,
+  router: routerConfigSchema,
 } as const;
 
 /** Every `CHAT_*` variable any component reads. */

@@ -64,7 +64,8 @@ export async function findMaven(log: (msg: string) => void): Promise<string> {
 export async function kafkaClasspath(log: (msg: string) => void = () => {}): Promise<string> {
   const pom = await readFile(KAFKA_POM);
   const digest = createHash('sha256').update(pom).digest('hex').slice(0, 16);
-  const cacheDir = join(repoRoot, '.cache', 'kafka');
+  // In the user's cache, not the clone: a fresh clone (CI) reuses it too.
+  const cacheDir = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'chat-cluster', 'kafka');
   const cacheFile = join(cacheDir, `classpath-${digest}.txt`);
   if (existsSync(cacheFile)) {
     const cached = (await readFile(cacheFile, 'utf8')).trim();
