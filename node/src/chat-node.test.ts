@@ -159,3 +159,41 @@ test('stop(): sessions get 4001 with a retry hint, the node is no longer ready, 
   assert.match(reason.toString(), /^draining retry_after_ms=\d+$/);
   assert.equal(n.node.isReady(), false);
 });
+
+test('internal API: sessions named by router connection id are closed with 4002; bad bodies get 400', async (t) => {
+  const n = await startNode(t, new MemoryBusHub(), 'a');
+  const moved = await connect(t, n.url('moved'), { headers: { 'x-chat-connection-id': 'r1-7' } });
+  const stays = await connect(t, n.url('stays'), { headers: { 'x-chat-connection-id': 'r1-8' } });
+  const base = n.url('x').replace('ws://', 'http://').replace('/chat/x', '');
+  const post = (path: string, body: string) => fetch(`${base}${path}`, { method: 'POST', body });
+  const res = await post(
+    '/internal/sessions/close',
+    JSON.stringify({ connections: ['r1-7', 'nope'], windowMs: 50 }),
+  );
+  assert.deepEqual(await res.json(), { closing: 1 });
+  const [code, reason] = (await once(moved.ws, 'close')) as [number, Buffer];
+  assert.equal(code, 4002);
+  assert.match(reason.toString(), /^moved retry_after_ms=\d+$/);
+  assert.equal(stays.ws.readyState, WebSocket.OPEN);
+  for (const body of ['not json', '{}', '{"connections":[1]}', '{"connections":[],"windowMs":-1}']) {
+    const bad = await post('/internal/sessions/close', body);
+    assert.equal(bad.status, 400, body);
+    assert.deepEqual(await bad.json(), { error: 'NODE_ERR_BAD_REQUEST' });
+  }
+  assert.equal((await post('/internal/nope', '')).status, 404);
+});
+
+test('internal API: drain takes the node out (accepting false, upgrades 503), undrain brings it back', async (t) => {
+  const n = await startNode(t, new MemoryBusHub(), 'a');
+  const base = n.url('x').replace('ws://', 'http://').replace('/chat/x', '');
+  const kept = await connect(t, n.url('kept'));
+  assert.equal((await fetch(`${base}/internal/drain`, { method: 'POST' })).status, 200);
+  const ready = await fetch(`${base}/readyz`);
+  assert.equal(ready.status, 503);
+  assert.equal(((await ready.json()) as { accepting: boolean }).accepting, false);
+  await assert.rejects(connect(t, n.url('late')), /503/);
+  assert.equal(kept.ws.readyState, WebSocket.OPEN, 'existing sessions stay until routers migrate them');
+  await fetch(`${base}/internal/undrain`, { method: 'POST' });
+  assert.equal((await fetch(`${base}/readyz`)).status, 200);
+  await connect(t, n.url('later'));
+});

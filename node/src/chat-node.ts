@@ -44,9 +44,28 @@ export interface ChatNode {
    */
   stop(): Promise<boolean>;
   isReady(): boolean;
+  /** Leaves the ring (heartbeat `draining`, no new sessions); sessions stay until routers migrate them. */
+  drain(): Promise<void>;
+  undrain(): Promise<void>;
 }
 
+/** Header through which a router names the proxied connection (for migrations). */
+export const CONNECTION_ID_HEADER = 'x-chat-connection-id';
+const CONNECTION_ID = /^[A-Za-z0-9._:-]{1,100}$/;
+
 const CHAT_PATH = /^\/chat\/([^/]*)$/;
+
+/** Reads a JSON request body of at most `limit` bytes. */
+async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new Error('body too large');
+    chunks.push(chunk);
+  }
+  return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+}
 
 /** Ends a raw upgrade socket with a real HTTP status line (never a bare destroy). */
 function rejectUpgrade(
@@ -76,6 +95,7 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
   let address: AddressInfo | undefined;
   let listening = false;
   let draining = false;
+  let drained = false; // admin drain: out of the ring, process stays
   let nextSessionId = 1;
   let messageSeq = 0;
   const idPrefix = `${config.nodeId}-${deps.epoch.slice(0, 8)}-`;
@@ -100,7 +120,8 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     newId: () => idPrefix + (++messageSeq).toString(36),
   });
 
-  const isReady = () => listening && !draining && deps.bus.isReady();
+  const accepting = () => listening && !draining && !drained;
+  const isReady = () => accepting() && deps.bus.isReady();
   const updateReadyGauge = () => metrics.ready.set(isReady() ? 1 : 0);
 
   const wss = new WebSocketServer({
@@ -117,14 +138,17 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     const url = new URL(req.url ?? '/', 'http://node');
     const json = (status: number, body: unknown) =>
       res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
+    if (req.method === 'POST') return handleInternalPost(url.pathname, req, json);
     switch (url.pathname) {
       case '/healthz':
         return void json(200, { status: 'ok', nodeId: config.nodeId });
       case '/readyz': {
         const ready = isReady();
+        // `accepting` is what routers use: a node whose bus is down still serves its local users.
         return void json(ready ? 200 : 503, {
           ready,
-          draining,
+          accepting: accepting(),
+          draining: draining || drained,
           bus: deps.bus.isReady(),
           nodeId: config.nodeId,
         });
@@ -148,6 +172,61 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     }
   }
 
+  /** Internal API for routers: migrate sessions, drain, undrain. */
+  async function handleInternalPost(
+    path: string,
+    req: IncomingMessage,
+    json: (status: number, body: unknown) => void,
+  ): Promise<void> {
+    switch (path) {
+      case '/internal/drain':
+        await drain();
+        return json(200, { nodeId: config.nodeId, draining: true });
+      case '/internal/undrain':
+        await undrain();
+        return json(200, { nodeId: config.nodeId, draining: false });
+      case '/internal/sessions/close': {
+        const body = await readJson(req, 1_048_576).catch(() => undefined);
+        const ids = (body as { connections?: unknown } | undefined)?.connections;
+        const windowMs = Number((body as { windowMs?: unknown } | undefined)?.windowMs ?? 0);
+        if (
+          !Array.isArray(ids) ||
+          !ids.every((id) => typeof id === 'string') ||
+          !(windowMs >= 0 && windowMs <= 600_000)
+        ) {
+          return json(400, { error: 'NODE_ERR_BAD_REQUEST' });
+        }
+        const targets = sessions.byConnectionIds(new Set(ids));
+        for (const session of targets) {
+          const delay = Math.random() * windowMs;
+          setTimeout(() => {
+            session.socket.close(CLOSE_CODES.MOVED.code, closeReason('MOVED', Math.random() * 1000));
+          }, delay).unref();
+        }
+        metrics.migrations.inc(targets.length);
+        return json(200, { closing: targets.length });
+      }
+      default:
+        return json(404, { error: 'not found' });
+    }
+  }
+
+  async function drain(): Promise<void> {
+    if (drained) return;
+    drained = true;
+    updateReadyGauge();
+    log.info('drained by admin: leaving the ring');
+    await membership.setState('draining');
+  }
+
+  async function undrain(): Promise<void> {
+    if (!drained) return;
+    drained = false;
+    updateReadyGauge();
+    log.info('undrained by admin: back in the ring');
+    await membership.setState('active');
+  }
+
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     socket.on('error', (err) => log.debug({ err: err.message }, 'upgrade socket error'));
     const path = (req.url ?? '').split('?')[0] ?? '';
@@ -158,7 +237,9 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
       return rejectUpgrade(socket, 400, 'Bad Request', 'NODE_ERR_BAD_PATH');
     if (!isReady())
       return rejectUpgrade(socket, 503, 'Service Unavailable', 'NODE_ERR_NOT_READY', { 'Retry-After': '1' });
-    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, userId));
+    const header = req.headers[CONNECTION_ID_HEADER];
+    const connectionId = typeof header === 'string' && CONNECTION_ID.test(header) ? header : undefined;
+    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, userId, connectionId));
   });
 
   function sendFrame(session: Session, frame: ServerFrame): void {
@@ -167,8 +248,8 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     metrics.framesOut.inc({ type: frame.type });
   }
 
-  function onConnection(ws: WebSocket, userId: string): void {
-    const session: Session = { id: nextSessionId++, userId, socket: ws, lastSeen: Date.now() };
+  function onConnection(ws: WebSocket, userId: string, connectionId: string | undefined): void {
+    const session: Session = { id: nextSessionId++, userId, socket: ws, lastSeen: Date.now(), connectionId };
     if (sessions.add(session)) membership.touch(userId);
     metrics.connections.set(sessions.sessionCount);
     metrics.users.set(sessions.userCount);
@@ -311,5 +392,7 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     start,
     stop,
     isReady,
+    drain,
+    undrain,
   };
 }

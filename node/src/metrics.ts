@@ -19,6 +19,7 @@ export class NodeMetrics {
   readonly busProduceSeconds: Histogram;
   readonly ready: Gauge;
   readonly deadPeers: Counter;
+  readonly migrations: Counter;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registry = new Registry();
@@ -92,6 +93,11 @@ export class NodeMetrics {
     this.ready = new Gauge({
       name: 'chat_node_ready',
       help: '1 when the node accepts connections and its bus works, else 0 (what /readyz answers).',
+      registers,
+    });
+    this.migrations = new Counter({
+      name: 'chat_node_migrations_total',
+      help: 'Sessions closed with 4002 because a router asked (their affinity key moved to another node).',
       registers,
     });
     this.deadPeers = new Counter({

@@ -8,6 +8,7 @@ const session = (id: number, userId: string): Session => ({
   userId,
   socket: {} as WebSocket,
   lastSeen: 0,
+  connectionId: `r-${id}`,
 });
 
 test('first and last session of a user are reported; closing one session keeps the others', () => {
@@ -36,4 +37,15 @@ test('a reconnect elsewhere is a new session: closing the old one does not remov
   reg.remove(old);
   assert.equal(reg.has('u'), true);
   assert.equal(reg.userCount, 1);
+});
+
+test('sessions are found by the router connection ids they came with', () => {
+  const reg = new SessionRegistry();
+  reg.add(session(1, 'a'));
+  reg.add(session(2, 'b'));
+  reg.add({ ...session(3, 'c'), connectionId: undefined });
+  assert.deepEqual(
+    reg.byConnectionIds(new Set(['r-2', 'r-3', 'r-9'])).map((s) => s.id),
+    [2],
+  );
 });

@@ -5,6 +5,8 @@ export interface Session {
   readonly id: number;
   readonly userId: string;
   readonly socket: WebSocket;
+  /** The router's id for the proxied connection (x-chat-connection-id), so it can ask for a migration. */
+  readonly connectionId: string | undefined;
   /** Last time anything (frame or pong) arrived: liveness for the ping loop. */
   lastSeen: number;
 }
@@ -53,6 +55,11 @@ export class SessionRegistry {
 
   users(): IterableIterator<string> {
     return this.#byUser.keys();
+  }
+
+  /** Sessions whose router connection id is in `ids`. */
+  byConnectionIds(ids: ReadonlySet<string>): Session[] {
+    return this.all().filter((s) => s.connectionId !== undefined && ids.has(s.connectionId));
   }
 
   all(): Session[] {

@@ -50,6 +50,10 @@ export const ERROR_CODES = {
     retryable: true,
     summary: 'The node is starting or draining and accepts no new connections (HTTP 503 with Retry-After).',
   },
+  NODE_ERR_BAD_REQUEST: {
+    retryable: false,
+    summary: 'A request to the node’s internal API had a missing or malformed body (HTTP 400).',
+  },
   BUS_ERR_INVALID_RECORD: {
     retryable: false,
     summary:

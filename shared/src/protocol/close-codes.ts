@@ -25,6 +25,12 @@ export const CLOSE_CODES = {
     summary:
       'The node is shutting down or being drained. Reconnect through the router after `retry_after_ms` (in the reason); you will land on another node.',
   },
+  MOVED: {
+    code: 4002,
+    reconnect: true,
+    summary:
+      'The cluster changed and your affinity key now belongs to another node. Reconnect through the router after `retry_after_ms` (in the reason).',
+  },
 } as const satisfies Record<string, { code: number; reconnect: boolean; summary: string }>;
 
 export type CloseCodeName = keyof typeof CLOSE_CODES;
