@@ -1,0 +1,105 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { UserId, type Logger } from '@chat/shared';
+import type { ConnectionTable } from './connections.js';
+import type { MemberTable } from './member-table.js';
+
+export interface AdminApiOptions {
+  readonly members: MemberTable;
+  readonly connections: ConnectionTable;
+  readonly logger: Logger;
+}
+
+const NODE_ACTION = /^\/nodes\/([A-Za-z0-9._-]{1,64})\/(drain|undrain)$/;
+const MAX_LOOKUP_KEYS = 100_000;
+
+/**
+ * The admin API, on its own listener (loopback by default):
+ *   GET  /members                  members with health, drain state, ring membership; ring version
+ *   GET  /ring                     ring version, size and members
+ *   GET  /lookup?key=K             the node owning key K and the fallback order
+ *   POST /lookup  {"keys":[...]}   owners of many keys at once
+ *   POST /nodes/{id}/drain         the node leaves the ring; its sessions migrate (4002)
+ *   POST /nodes/{id}/undrain       the node is back in the ring
+ */
+export function createAdminHandler(o: AdminApiOptions) {
+  const log = o.logger.child({ subsystem: 'admin' });
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const json = (status: number, body: unknown): void =>
+      void res
+        .writeHead(status, { 'content-type': 'application/json' })
+        .end(`${JSON.stringify(body, null, 2)}\n`);
+    const ring = o.members.ring;
+
+    if (req.method === 'GET' && url.pathname === '/members') {
+      const perNode = new Map<string, number>();
+      for (const c of o.connections.all()) perNode.set(c.nodeId, (perNode.get(c.nodeId) ?? 0) + 1);
+      return json(200, {
+        ringVersion: ring.version,
+        ringSize: ring.size,
+        members: o.members.members().map((m) => ({ ...m, connections: perNode.get(m.id) ?? 0 })),
+      });
+    }
+    if (req.method === 'GET' && url.pathname === '/ring') {
+      return json(200, { version: ring.version, size: ring.size, members: ring.members });
+    }
+    if (url.pathname === '/lookup') {
+      if (req.method === 'GET') {
+        const key = url.searchParams.get('key') ?? '';
+        if (!UserId.safeParse(key).success) return json(400, { error: 'ROUTER_ERR_BAD_AFFINITY' });
+        return json(200, {
+          key,
+          node: ring.get(key) ?? null,
+          candidates: ring.candidates(key, ring.size),
+          ringVersion: ring.version,
+        });
+      }
+      if (req.method === 'POST') {
+        const body = await readJson(req).catch(() => undefined);
+        const keys = (body as { keys?: unknown } | undefined)?.keys;
+        if (
+          !Array.isArray(keys) ||
+          keys.length > MAX_LOOKUP_KEYS ||
+          !keys.every((k) => typeof k === 'string')
+        ) {
+          return json(400, { error: 'ROUTER_ERR_BAD_REQUEST' });
+        }
+        return json(200, {
+          ringVersion: ring.version,
+          nodes: keys.map((k) => ring.get(k) ?? null),
+        });
+      }
+    }
+    const action = NODE_ACTION.exec(url.pathname);
+    if (action && req.method === 'POST') {
+      const [, id = '', verb] = action;
+      const member = o.members.member(id);
+      if (!member) return json(404, { error: 'ROUTER_ERR_UNKNOWN_NODE', id });
+      if (verb === 'drain') o.members.drain(id);
+      else o.members.undrain(id);
+      // Tell the node too, so every router (through its heartbeats) and the node's /readyz agree.
+      let nodeTold = false;
+      try {
+        nodeTold = (
+          await fetch(`${member.url}/internal/${verb}`, { method: 'POST', signal: AbortSignal.timeout(2000) })
+        ).ok;
+      } catch (err) {
+        log.warn({ node: id, err: (err as Error).message }, `could not ${verb} the node itself`);
+      }
+      log.info({ node: id, verb, nodeTold }, 'admin action');
+      return json(200, { id, drained: verb === 'drain', nodeTold, ringVersion: o.members.ring.version });
+    }
+    return json(404, { error: 'ROUTER_ERR_NOT_FOUND' });
+  };
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > 8 * 1024 * 1024) throw new Error('body too large');
+    chunks.push(chunk);
+  }
+  return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+}

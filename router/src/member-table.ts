@@ -1,0 +1,161 @@
+import { EventEmitter } from 'node:events';
+import { ChatRing, type Logger } from '@chat/shared';
+import type { RouterMetrics } from './metrics.js';
+import type { MemberInfo } from './membership/types.js';
+
+export interface MemberStatus extends MemberInfo {
+  /** The last probe answered with `accepting: true` (after `probeFailures` misses it turns false). */
+  readonly healthy: boolean;
+  /** Drained through this router's admin API. */
+  readonly adminDrained: boolean;
+  readonly inRing: boolean;
+}
+
+export interface MemberTableOptions {
+  readonly probeIntervalMs: number;
+  readonly probeTimeoutMs: number;
+  readonly probeFailures: number;
+  readonly metrics: RouterMetrics;
+  readonly logger: Logger;
+}
+
+interface Entry {
+  info: MemberInfo;
+  healthy: boolean;
+  failures: number;
+}
+
+/**
+ * Joins what the membership source says (who exists, active or draining) with this router's own probes
+ * of each member's /readyz and the admin drains, and keeps the hash ring of the members that are active,
+ * healthy and not drained. Emits `ring` (new ring, old ring) whenever the ring's version changes.
+ */
+export class MemberTable extends EventEmitter<{ ring: [ChatRing, ChatRing] }> {
+  readonly #o: MemberTableOptions;
+  readonly #log: Logger;
+  readonly #entries = new Map<string, Entry>();
+  readonly #drained = new Set<string>();
+  #ring = new ChatRing([]);
+  #timer: NodeJS.Timeout | undefined;
+  #probing = false;
+
+  constructor(options: MemberTableOptions) {
+    super();
+    this.#o = options;
+    this.#log = options.logger.child({ subsystem: 'members' });
+  }
+
+  get ring(): ChatRing {
+    return this.#ring;
+  }
+
+  /** Replaces the member list (from the membership source). New members are probed at once. */
+  setMembers(members: readonly MemberInfo[]): void {
+    const seen = new Set<string>();
+    for (const info of members) {
+      seen.add(info.id);
+      const entry = this.#entries.get(info.id);
+      if (entry) entry.info = info;
+      else this.#entries.set(info.id, { info, healthy: false, failures: 0 });
+    }
+    for (const id of this.#entries.keys()) if (!seen.has(id)) this.#entries.delete(id);
+    this.#recompute();
+    void this.probeAll();
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => void this.probeAll(), this.#o.probeIntervalMs);
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  member(id: string): MemberStatus | undefined {
+    const entry = this.#entries.get(id);
+    return entry && this.#status(entry);
+  }
+
+  members(): MemberStatus[] {
+    return [...this.#entries.values()].map((e) => this.#status(e)).sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+
+  /** Admin drain: the member leaves this router's ring. */
+  drain(id: string): void {
+    this.#drained.add(id);
+    this.#recompute();
+  }
+
+  undrain(id: string): void {
+    this.#drained.delete(id);
+    this.#recompute();
+  }
+
+  /** Probes every member once (skipped while a round is still running). */
+  async probeAll(): Promise<void> {
+    if (this.#probing) return;
+    this.#probing = true;
+    try {
+      await Promise.all([...this.#entries.values()].map((entry) => this.#probe(entry)));
+    } finally {
+      this.#probing = false;
+    }
+    this.#recompute();
+  }
+
+  async #probe(entry: Entry): Promise<void> {
+    let ok: boolean;
+    try {
+      const res = await fetch(`${entry.info.url}/readyz`, {
+        signal: AbortSignal.timeout(this.#o.probeTimeoutMs),
+      });
+      const body = (await res.json()) as { accepting?: unknown };
+      ok = body.accepting === true;
+    } catch {
+      ok = false;
+    }
+    if (ok) {
+      if (!entry.healthy) this.#log.info({ node: entry.info.id }, 'member healthy');
+      entry.healthy = true;
+      entry.failures = 0;
+      return;
+    }
+    this.#o.metrics.probeFailures.inc();
+    entry.failures++;
+    if (entry.healthy && entry.failures >= this.#o.probeFailures) {
+      entry.healthy = false;
+      this.#log.warn({ node: entry.info.id, failures: entry.failures }, 'member unhealthy');
+    }
+  }
+
+  #eligible(entry: Entry): boolean {
+    return entry.healthy && entry.info.state === 'active' && !this.#drained.has(entry.info.id);
+  }
+
+  #status(entry: Entry): MemberStatus {
+    return {
+      ...entry.info,
+      healthy: entry.healthy,
+      adminDrained: this.#drained.has(entry.info.id),
+      inRing: this.#ring.has(entry.info.id),
+    };
+  }
+
+  #recompute(): void {
+    const next = new ChatRing(
+      [...this.#entries.values()]
+        .filter((e) => this.#eligible(e))
+        .map((e) => ({ id: e.info.id, weight: e.info.weight })),
+    );
+    if (next.version === this.#ring.version) return;
+    const previous = this.#ring;
+    this.#ring = next;
+    const { metrics } = this.#o;
+    metrics.ringMembers.set(next.size);
+    metrics.ringVersion.reset();
+    metrics.ringVersion.set({ version: next.version }, 1);
+    metrics.ringChanges.inc();
+    this.#log.info({ version: next.version, members: next.members.map((m) => m.id) }, 'ring changed');
+    this.emit('ring', next, previous);
+  }
+}

@@ -1,0 +1,92 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Every metric of one router, on its own registry. Labels are low-cardinality enums only. */
+export class RouterMetrics {
+  readonly registry: Registry;
+  readonly upgrades: Counter<'result'>;
+  readonly proxied: Gauge;
+  readonly sockets: Gauge<'side'>;
+  readonly proxyErrors: Counter<'kind'>;
+  readonly retries: Counter;
+  readonly closed: Counter<'by'>;
+  readonly ringMembers: Gauge;
+  readonly ringVersion: Gauge<'version'>;
+  readonly ringChanges: Counter;
+  readonly migrations: Counter<'result'>;
+  readonly probeFailures: Counter;
+  readonly badRequests: Counter<'reason'>;
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    const registry = new Registry();
+    this.registry = registry;
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+    const registers = [registry];
+    this.upgrades = new Counter({
+      name: 'chat_router_upgrades_total',
+      help: 'WebSocket upgrade requests by result (ok, bad_request, not_found, no_node, upstream_refused, upstream_timeout, upstream_rejected, client_gone).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.proxied = new Gauge({
+      name: 'chat_router_proxied_connections',
+      help: 'WebSocket connections currently proxied to a node.',
+      registers,
+    });
+    this.sockets = new Gauge({
+      name: 'chat_router_open_sockets',
+      help: 'Sockets the router holds for upgrades, by side (client, upstream); returns to 0 when idle.',
+      labelNames: ['side'],
+      registers,
+    });
+    this.proxyErrors = new Counter({
+      name: 'chat_router_proxy_errors_total',
+      help: 'Proxy failures by kind (connect_failed, handshake_timeout, client_gone, upstream_error, client_error).',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.retries = new Counter({
+      name: 'chat_router_upstream_retries_total',
+      help: 'Upgrades retried on the next ring position because the chosen node refused the connection.',
+      registers,
+    });
+    this.closed = new Counter({
+      name: 'chat_router_connections_closed_total',
+      help: 'Proxied connections ended, by the side whose TCP connection closed first (client, upstream, router).',
+      labelNames: ['by'],
+      registers,
+    });
+    this.ringMembers = new Gauge({
+      name: 'chat_router_ring_members',
+      help: 'Nodes on the hash ring (healthy, active, not drained).',
+      registers,
+    });
+    this.ringVersion = new Gauge({
+      name: 'chat_router_ring_version_info',
+      help: 'Always 1; the `version` label is the current ring digest (equal on routers with the same view).',
+      labelNames: ['version'],
+      registers,
+    });
+    this.ringChanges = new Counter({
+      name: 'chat_router_ring_changes_total',
+      help: 'Times the ring changed (member joined, left, drained, weight changed).',
+      registers,
+    });
+    this.migrations = new Counter({
+      name: 'chat_router_migrations_total',
+      help: 'Connections moved after a ring change, by result (asked: the node closed them with 4002; forced: the router cut them).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.probeFailures = new Counter({
+      name: 'chat_router_probe_failures_total',
+      help: 'Failed /readyz probes of members.',
+      registers,
+    });
+    this.badRequests = new Counter({
+      name: 'chat_router_bad_requests_total',
+      help: 'Requests refused before routing, by reason (header_too_large, malformed).',
+      labelNames: ['reason'],
+      registers,
+    });
+  }
+}

@@ -1,0 +1,171 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { ConfigOf, Logger, routerConfigSchema } from '@chat/shared';
+import { createAdminHandler } from './admin-api.js';
+import { ConnectionTable } from './connections.js';
+import { MemberTable } from './member-table.js';
+import { KafkaMembership } from './membership/kafka-membership.js';
+import { StaticMembership, parseStaticMembers } from './membership/static-membership.js';
+import type { MembershipSource } from './membership/types.js';
+import { RouterMetrics } from './metrics.js';
+import { Rebalancer } from './rebalancer.js';
+import { WsProxy } from './ws-proxy.js';
+
+export type RouterConfig = ConfigOf<typeof routerConfigSchema>;
+
+export interface RouterDeps {
+  readonly logger: Logger;
+  /** Defaults to CHAT_ROUTER_NODES when set, else the Kafka members topic. */
+  readonly membership?: MembershipSource;
+  readonly metrics?: RouterMetrics;
+}
+
+export interface Router {
+  readonly members: MemberTable;
+  readonly metrics: RouterMetrics;
+  readonly connections: ConnectionTable;
+  /** Listens on the public and admin ports; resolves once membership started. */
+  start(): Promise<{ port: number; adminPort: number }>;
+  /** Stops accepting, asks nodes to move this router's connections (4002), closes what is left. */
+  stop(drainMs?: number): Promise<void>;
+}
+
+/** Picks the membership source a configuration asks for. */
+export function membershipFromConfig(config: RouterConfig, logger: Logger): MembershipSource {
+  if (config.nodes.length > 0) return new StaticMembership(parseStaticMembers(config.nodes));
+  if (config.kafkaBrokers.length > 0) {
+    return new KafkaMembership({
+      brokers: config.kafkaBrokers,
+      topicPrefix: config.kafkaTopicPrefix,
+      timeoutMs: config.memberTimeoutMs,
+      logger,
+    });
+  }
+  throw new Error('no membership source: set CHAT_ROUTER_NODES or CHAT_KAFKA_BROKERS');
+}
+
+/** The router: public WebSocket endpoint, placement, proxy, membership, rebalancing, admin API. */
+export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
+  const log = deps.logger.child({ subsystem: 'router' });
+  const metrics = deps.metrics ?? new RouterMetrics();
+  const membership = deps.membership ?? membershipFromConfig(config, deps.logger);
+  const connections = new ConnectionTable();
+  const members = new MemberTable({
+    probeIntervalMs: config.probeIntervalMs,
+    probeTimeoutMs: config.probeTimeoutMs,
+    probeFailures: config.probeFailures,
+    metrics,
+    logger: deps.logger,
+  });
+  const rebalancer = new Rebalancer({
+    windowMs: config.migrationWindowMs,
+    connections,
+    members,
+    metrics,
+    logger: deps.logger,
+  });
+  members.on('ring', (ring) => void rebalancer.onRingChange(ring));
+  const proxy = new WsProxy({
+    routerId: randomBytes(3).toString('hex'),
+    affinityQuery: config.affinityQuery,
+    handshakeTimeoutMs: config.handshakeTimeoutMs,
+    members,
+    connections,
+    metrics,
+    logger: deps.logger,
+  });
+  let stopping = false;
+
+  const publicServer: Server = createServer(
+    { maxHeaderSize: config.maxHeaderBytes },
+    (req, res) => void serveHttp(req, res),
+  );
+  async function serveHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0];
+    const json = (status: number, body: unknown): void =>
+      void res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
+    if (path === '/healthz') return json(200, { status: 'ok' });
+    if (path === '/readyz') {
+      const ready = !stopping && members.ring.size > 0;
+      return json(ready ? 200 : 503, {
+        ready,
+        ringSize: members.ring.size,
+        ringVersion: members.ring.version,
+      });
+    }
+    if (path === '/metrics') {
+      const text = await metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text);
+      return;
+    }
+    return json(404, { error: 'ROUTER_ERR_NOT_FOUND' });
+  }
+  publicServer.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    if (stopping) {
+      socket.on('error', () => undefined);
+      metrics.upgrades.inc({ result: 'no_node' });
+      socket.end(
+        'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n',
+      );
+      return;
+    }
+    proxy.handle(req, socket, head);
+  });
+  // Malformed requests and oversize heads: answer with a status, count, never crash.
+  publicServer.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    metrics.badRequests.inc({ reason: tooLarge ? 'header_too_large' : 'malformed' });
+    if (socket.writable) {
+      socket.end(
+        tooLarge
+          ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
+          : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
+      );
+    }
+    socket.destroy();
+  });
+
+  const adminServer = createServer(
+    (req, res) => void createAdminHandler({ members, connections, logger: deps.logger })(req, res),
+  );
+
+  const listen = (server: Server, port: number, host: string) =>
+    new Promise<number>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
+    });
+
+  return {
+    members,
+    metrics,
+    connections,
+    async start() {
+      await membership.start((list) => members.setMembers(list));
+      members.start();
+      const port = await listen(publicServer, config.port, config.host);
+      const adminPort = await listen(adminServer, config.adminPort, config.adminHost);
+      log.info({ port, adminPort, membership: membership.kind }, 'router listening');
+      return { port, adminPort };
+    },
+    async stop(drainMs = 1000) {
+      stopping = true;
+      members.stop();
+      const closed = new Promise<void>((resolve) => publicServer.close(() => resolve()));
+      if (connections.size > 0) await rebalancer.migrate(connections.all(), drainMs);
+      const deadline = Date.now() + drainMs + 2000;
+      while (connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      for (const c of connections.all()) {
+        c.client.destroy();
+        c.upstream.destroy();
+      }
+      publicServer.closeAllConnections();
+      await closed;
+      await new Promise<void>((resolve) => adminServer.close(() => resolve()));
+      adminServer.closeAllConnections();
+      proxy.close();
+      await membership.stop();
+      log.info('router stopped');
+    },
+  };
+}

@@ -1,0 +1,292 @@
+import { Agent, type ClientRequest, type IncomingMessage } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { createProxyServer } from 'http-proxy-3';
+import { UserId, type Logger } from '@chat/shared';
+import type { ConnectionTable } from './connections.js';
+import type { MemberTable } from './member-table.js';
+import type { RouterMetrics } from './metrics.js';
+
+/** Header naming the proxied connection for the node (the node closes it by this id on migration). */
+export const CONNECTION_ID_HEADER = 'x-chat-connection-id';
+
+export interface WsProxyOptions {
+  readonly routerId: string;
+  readonly affinityQuery: boolean;
+  readonly handshakeTimeoutMs: number;
+  readonly members: MemberTable;
+  readonly connections: ConnectionTable;
+  readonly metrics: RouterMetrics;
+  readonly logger: Logger;
+}
+
+const CHAT_PATH = /^\/chat\/([^/]*)$/;
+const HALF_CLOSE_GRACE_MS = 5000;
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  404: 'Not Found',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+};
+
+/** Ends a not-yet-upgraded client socket with a real HTTP status line and a JSON body. */
+export function rejectUpgrade(
+  socket: Socket,
+  status: number,
+  code: string,
+  headers: Record<string, string> = {},
+): void {
+  if (socket.destroyed || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const body = JSON.stringify({ error: code });
+  const extra = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\nConnection: close\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`,
+  );
+}
+
+/** Opens a TCP connection to `url`'s host and port; rejects on refusal or after `timeoutMs`. */
+function connectTo(url: string, timeoutMs: number): Promise<Socket> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: hostname, port: Number(port || 80) });
+    const timer = setTimeout(() => socket.destroy(new Error('connect timeout')), timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeListener('error', reject);
+      resolve(socket);
+    });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+interface Pending {
+  readonly id: string;
+  readonly key: string;
+  readonly nodeId: string;
+  readonly client: Socket;
+  readonly upstream: Socket;
+  proxyReq?: ClientRequest;
+  upgraded: boolean;
+  done: boolean;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * The WebSocket hop. Validates the upgrade, derives the affinity key, picks the node on the ring, opens
+ * the TCP connection to it itself (so a refusal can be retried once on the next ring position), and hands
+ * both sockets to http-proxy-3, which forwards the handshake and pipes the bytes; the router never parses
+ * frames. Every way an upgrade can fail ends with an HTTP status (or a close after the 101), a metric,
+ * and both sockets gone: the client leaving before the node answered aborts the proxied request (which
+ * http-proxy-3 alone would leak), and a handshake the node never answers gets 504.
+ */
+export class WsProxy {
+  readonly #o: WsProxyOptions;
+  readonly #log: Logger;
+  readonly #proxy = createProxyServer({ ws: true, xfwd: true });
+  readonly #pending = new WeakMap<IncomingMessage, Pending>();
+  #seq = 0;
+
+  constructor(options: WsProxyOptions) {
+    this.#o = options;
+    this.#log = options.logger.child({ subsystem: 'proxy' });
+    this.#proxy.on('proxyReqWs', (proxyReq: ClientRequest, req: IncomingMessage) => {
+      const p = this.#pending.get(req);
+      if (!p) return;
+      p.proxyReq = proxyReq;
+      proxyReq.once('upgrade', () => this.#upgraded(p));
+      proxyReq.once('response', (res: IncomingMessage) => {
+        // The node answered with a status instead of 101 (e.g. 503 draining); http-proxy-3 relays it.
+        this.#finish(p, 'upstream_rejected');
+        this.#log.debug({ node: p.nodeId, status: res.statusCode }, 'node refused the upgrade');
+      });
+    });
+    // Errors without a per-call callback (none expected: every call passes one).
+    this.#proxy.on('error', (err: Error) => this.#log.warn({ err: err.message }, 'proxy error'));
+  }
+
+  /** The `upgrade` listener of the public server. */
+  handle(req: IncomingMessage, client: Socket, head: Buffer): void {
+    const { metrics } = this.#o;
+    metrics.sockets.inc({ side: 'client' });
+    client.once('close', () => metrics.sockets.dec({ side: 'client' }));
+    client.on('error', (err) => this.#log.debug({ err: err.message }, 'client socket error'));
+
+    const url = new URL(req.url ?? '/', 'http://router');
+    const match = CHAT_PATH.exec(url.pathname);
+    if (!match) return this.#refuse(client, 404, 'ROUTER_ERR_NOT_FOUND', 'not_found');
+    const userId = match[1] ?? '';
+    if (!UserId.safeParse(userId).success)
+      return this.#refuse(client, 400, 'ROUTER_ERR_BAD_USER_ID', 'bad_request');
+    if (req.method !== 'GET' || req.headers.upgrade?.toLowerCase() !== 'websocket') {
+      return this.#refuse(client, 400, 'ROUTER_ERR_BAD_UPGRADE', 'bad_request');
+    }
+    let key = userId;
+    const affinity = url.searchParams.get('affinity');
+    if (this.#o.affinityQuery && affinity !== null) {
+      if (!UserId.safeParse(affinity).success)
+        return this.#refuse(client, 400, 'ROUTER_ERR_BAD_AFFINITY', 'bad_request');
+      key = affinity;
+    }
+    const candidates = this.#o.members.ring.candidates(key, 2);
+    if (candidates.length === 0) {
+      return this.#refuse(client, 503, 'ROUTER_ERR_NO_NODE', 'no_node', { 'Retry-After': '1' });
+    }
+    void this.#connect(req, client, head, key, candidates);
+  }
+
+  #refuse(
+    client: Socket,
+    status: number,
+    code: string,
+    result: string,
+    headers: Record<string, string> = {},
+  ) {
+    this.#o.metrics.upgrades.inc({ result });
+    rejectUpgrade(client, status, code, headers);
+  }
+
+  async #connect(
+    req: IncomingMessage,
+    client: Socket,
+    head: Buffer,
+    key: string,
+    candidates: string[],
+  ): Promise<void> {
+    const { metrics, members, handshakeTimeoutMs } = this.#o;
+    const started = Date.now();
+    let upstream: Socket | undefined;
+    let nodeId = '';
+    for (const [i, candidate] of candidates.entries()) {
+      const member = members.member(candidate);
+      if (!member) continue;
+      if (i > 0) metrics.retries.inc();
+      try {
+        upstream = await connectTo(member.url, Math.max(1, handshakeTimeoutMs - (Date.now() - started)));
+        nodeId = candidate;
+        break;
+      } catch (err) {
+        metrics.proxyErrors.inc({ kind: 'connect_failed' });
+        this.#log.warn({ node: candidate, err: (err as Error).message }, 'node refused the connection');
+      }
+      if (client.destroyed) break;
+    }
+    if (client.destroyed) {
+      upstream?.destroy();
+      metrics.upgrades.inc({ result: 'client_gone' });
+      metrics.proxyErrors.inc({ kind: 'client_gone' });
+      return;
+    }
+    if (!upstream) return this.#refuse(client, 502, 'ROUTER_ERR_UPSTREAM_REFUSED', 'upstream_refused');
+
+    metrics.sockets.inc({ side: 'upstream' });
+    upstream.once('close', () => metrics.sockets.dec({ side: 'upstream' }));
+    const id = `${this.#o.routerId}-${(++this.#seq).toString(36)}`;
+    const remaining = Math.max(1, handshakeTimeoutMs - (Date.now() - started));
+    const p: Pending = {
+      id,
+      key,
+      nodeId,
+      client,
+      upstream,
+      upgraded: false,
+      done: false,
+      timer: setTimeout(() => {
+        if (p.upgraded || p.done) return;
+        metrics.proxyErrors.inc({ kind: 'handshake_timeout' });
+        this.#finish(p, 'upstream_timeout');
+        p.proxyReq?.destroy();
+        upstream.destroy();
+        rejectUpgrade(client, 504, 'ROUTER_ERR_UPSTREAM_TIMEOUT');
+      }, remaining),
+    };
+    this.#pending.set(req, p);
+    // The client leaving before the 101: abort the proxied request so the upstream socket goes too.
+    client.once('close', () => {
+      if (p.upgraded) return;
+      if (!p.done) {
+        metrics.proxyErrors.inc({ kind: 'client_gone' });
+        this.#finish(p, 'client_gone');
+      }
+      p.proxyReq?.destroy();
+      upstream.destroy();
+    });
+    const member = members.member(nodeId);
+    const agent = Object.assign(new Agent({ keepAlive: false }), { createConnection: () => upstream });
+    this.#proxy.ws(
+      req,
+      client,
+      head,
+      {
+        target: member?.url ?? `http://${upstream.remoteAddress}:${upstream.remotePort}`,
+        agent,
+        headers: { [CONNECTION_ID_HEADER]: id },
+      },
+      (err: Error) => {
+        if (!p.upgraded) {
+          if (!p.done) {
+            metrics.proxyErrors.inc({ kind: 'upstream_error' });
+            this.#finish(p, 'upstream_refused');
+            rejectUpgrade(client, 502, 'ROUTER_ERR_UPSTREAM_FAILED');
+          }
+        } else {
+          metrics.proxyErrors.inc({ kind: client.destroyed ? 'client_error' : 'upstream_error' });
+        }
+        upstream.destroy();
+        this.#log.debug({ err: err.message, node: nodeId }, 'proxy stream error');
+      },
+    );
+  }
+
+  #finish(p: Pending, result: string): void {
+    if (p.done) return;
+    p.done = true;
+    clearTimeout(p.timer);
+    this.#o.metrics.upgrades.inc({ result });
+  }
+
+  #upgraded(p: Pending): void {
+    if (p.done) return;
+    p.upgraded = true;
+    this.#finish(p, 'ok');
+    const { connections, metrics } = this.#o;
+    connections.add({
+      id: p.id,
+      key: p.key,
+      nodeId: p.nodeId,
+      client: p.client,
+      upstream: p.upstream,
+      migrating: false,
+    });
+    metrics.proxied.set(connections.size);
+    let endedBy: 'client' | 'upstream' | undefined;
+    p.client.once('close', () => (endedBy ??= 'client'));
+    p.upstream.once('close', () => (endedBy ??= 'upstream'));
+    const cleanup = () => {
+      if (!connections.delete(p.id)) return;
+      metrics.proxied.set(connections.size);
+      metrics.closed.inc({ by: endedBy ?? 'router' });
+      // Whichever side went first, the other follows: end() lets bytes in flight (a close frame) reach
+      // it; a peer that never finishes its side is cut after a grace period.
+      for (const socket of [p.client, p.upstream]) {
+        socket.end();
+        setTimeout(() => socket.destroy(), HALF_CLOSE_GRACE_MS).unref();
+      }
+    };
+    p.client.once('close', cleanup);
+    p.upstream.once('close', cleanup);
+  }
+
+  close(): void {
+    this.#proxy.close();
+  }
+}
