@@ -6,3 +6,4 @@ export * from './poll.js';
 export * from './paths.js';
 export * from './harness/node-process.js';
 export * from './harness/ws-client.js';
+export * from './harness/router-process.js';

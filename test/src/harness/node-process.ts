@@ -23,6 +23,60 @@ export interface NodeProcess {
   ready(): Promise<boolean>;
 }
 
+/** Forks a TypeScript entry point through tsx with a clean environment; resolves on its IPC `ready`. */
+export async function forkService(
+  cleanup: Cleanup,
+  name: string,
+  entry: string,
+  env: Record<string, string>,
+  timeoutMs = 60_000,
+): Promise<{
+  child: ChildProcess;
+  logFile: string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  ready: Record<string, unknown>;
+}> {
+  const dir = await mkdtemp(join(tmpdir(), `chat-${name}-`));
+  const logFile = join(dir, 'service.log');
+  const out = openSync(logFile, 'a');
+  const child = fork(join(repoRoot, entry), [], {
+    cwd: repoRoot,
+    execArgv: ['--conditions=source', '--import', 'tsx'],
+    env: {
+      PATH: process.env.PATH ?? '',
+      KAFKAJS_NO_PARTITIONER_WARNING: '1',
+      CHAT_LOG_LEVEL: 'info',
+      ...env,
+    },
+    stdio: ['ignore', out, out, 'ipc'],
+  });
+  closeSync(out);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  cleanup.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  });
+  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`${name} not ready in time; log:\n${tail(logFile)}`)),
+      timeoutMs,
+    );
+    child.on('message', (msg: Record<string, unknown>) => {
+      if (msg.type === 'ready') {
+        clearTimeout(timer);
+        resolve(msg);
+      }
+    });
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited (${code ?? signal}) before ready; log:\n${tail(logFile)}`));
+    });
+  });
+  return { child, logFile, exited, ready };
+}
+
 export interface StartNodeOptions {
   readonly nodeId: string;
   /** Extra environment (CHAT_*). CHAT_NODE_PORT defaults to 0, CHAT_LOG_LEVEL to info. */
@@ -36,48 +90,14 @@ export interface StartNodeOptions {
  * registers a cleanup that kills it. Its log goes to a file, not the test output.
  */
 export async function startNode(cleanup: Cleanup, options: StartNodeOptions): Promise<NodeProcess> {
-  const dir = await mkdtemp(join(tmpdir(), `chat-${options.nodeId}-`));
-  const logFile = join(dir, 'node.log');
-  const out = openSync(logFile, 'a');
-  const child = fork(join(repoRoot, 'node', 'src', 'main.ts'), [], {
-    cwd: repoRoot,
-    execArgv: ['--conditions=source', '--import', 'tsx'],
-    env: {
-      PATH: process.env.PATH ?? '',
-      KAFKAJS_NO_PARTITIONER_WARNING: '1',
-      CHAT_NODE_ID: options.nodeId,
-      CHAT_NODE_PORT: '0',
-      CHAT_LOG_LEVEL: 'info',
-      ...options.env,
-    },
-    stdio: ['ignore', out, out, 'ipc'],
-  });
-  closeSync(out);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
+  const { child, logFile, exited, ready } = await forkService(
+    cleanup,
+    options.nodeId,
+    'node/src/main.ts',
+    { CHAT_NODE_ID: options.nodeId, CHAT_NODE_PORT: '0', ...options.env },
+    options.timeoutMs,
   );
-  cleanup.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
-  });
-
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`${options.nodeId} not ready in time; log:\n${tail(logFile)}`)),
-      options.timeoutMs ?? 60_000,
-    );
-    child.on('message', (msg: { type?: string; port?: number }) => {
-      if (msg.type === 'ready' && typeof msg.port === 'number') {
-        clearTimeout(timer);
-        resolve(msg.port);
-      }
-    });
-    void exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`${options.nodeId} exited (${code ?? signal}) before ready; log:\n${tail(logFile)}`));
-    });
-  });
-
+  const port = Number(ready.port);
   const httpUrl = (path: string) => `http://127.0.0.1:${port}${path}`;
   return {
     nodeId: options.nodeId,

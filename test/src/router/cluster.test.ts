@@ -1,0 +1,215 @@
+// Routers and nodes as real processes, membership from the nodes' heartbeats on a real Kafka broker:
+// rebalancing when a node joins, identical placement through two routers, drain, and kill -9 failover.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { startNode, type NodeProcess } from '../harness/node-process.js';
+import { startRouter, type RouterProcess } from '../harness/router-process.js';
+import { TestClient, type Frame } from '../harness/ws-client.js';
+import { useKafka } from '../kafka/harness.js';
+import { pollUntil } from '../poll.js';
+
+const isMessage = (f: Frame): f is Record<string, unknown> => typeof f === 'object' && f.type === 'message';
+const MIGRATION_WINDOW_MS = 1000;
+
+describe('router cluster on Kafka membership', () => {
+  const cleanups: (() => unknown)[] = [];
+  const cleanup = { after: (fn: () => unknown) => cleanups.push(fn) };
+  const nodes = new Map<string, NodeProcess>();
+  let nodeEnv: Record<string, string>;
+  let routerEnv: Record<string, string>;
+  let routerA: RouterProcess;
+  let routerB: RouterProcess;
+
+  async function addNode(id: string): Promise<NodeProcess> {
+    const node = await startNode(cleanup, { nodeId: id, env: nodeEnv });
+    nodes.set(id, node);
+    return node;
+  }
+
+  async function ringOf(router: RouterProcess, ids: string[]): Promise<string> {
+    return pollUntil(
+      async () => {
+        const m = await router.members();
+        const inRing = m.members
+          .filter((x) => x.inRing)
+          .map((x) => x.id)
+          .sort();
+        return JSON.stringify(inRing) === JSON.stringify([...ids].sort()) ? m.ringVersion : undefined;
+      },
+      { timeoutMs: 20_000, what: `ring [${ids.join(',')}]` },
+    );
+  }
+
+  before(async () => {
+    const kafka = await useKafka(cleanup);
+    const common = {
+      CHAT_KAFKA_BROKERS: kafka.brokers,
+      CHAT_KAFKA_TOPIC_PREFIX: kafka.uniqueName('routing'),
+      CHAT_KAFKA_MESSAGE_PARTITIONS: '4',
+    };
+    nodeEnv = { ...common, CHAT_NODE_HEARTBEAT_INTERVAL_MS: '300', CHAT_NODE_HEARTBEAT_TIMEOUT_MS: '2000' };
+    routerEnv = {
+      ...common,
+      CHAT_ROUTER_MEMBER_TIMEOUT_MS: '2000',
+      CHAT_ROUTER_PROBE_INTERVAL_MS: '300',
+      CHAT_ROUTER_PROBE_FAILURES: '2',
+      CHAT_ROUTER_MIGRATION_WINDOW_MS: String(MIGRATION_WINDOW_MS),
+      CHAT_ROUTER_AFFINITY_QUERY: 'true',
+    };
+    await addNode('n1');
+    await Promise.all([addNode('n2'), addNode('n3')]);
+    [routerA, routerB] = await Promise.all([
+      startRouter(cleanup, routerEnv, 'router-a'),
+      startRouter(cleanup, routerEnv, 'router-b'),
+    ]);
+    await ringOf(routerA, ['n1', 'n2', 'n3']);
+  });
+  after(async () => {
+    for (const fn of cleanups.reverse()) await fn();
+  });
+
+  test('adding a 4th node migrates about 1/4 of the connections (4002), exactly those whose key moved', async (t) => {
+    const users = Array.from({ length: 400 }, (_, i) => `mig-${i}`);
+    const before = await routerA.lookup(users);
+    const clients = new Map<string, TestClient>();
+    for (const u of users) clients.set(u, await TestClient.connect(t, routerA.wsUrl(u)));
+    await pollUntil(async () => (await routerA.metric('chat_router_proxied_connections')) === 400, {
+      what: '400 proxied',
+    });
+
+    await addNode('n4');
+    const version = await ringOf(routerA, ['n1', 'n2', 'n3', 'n4']);
+    const afterOwners = await routerA.lookup(users);
+    const moved = new Set(users.filter((_, i) => before[i] !== afterOwners[i]));
+    assert.ok(
+      users.every((_, i) => before[i] === afterOwners[i] || afterOwners[i] === 'n4'),
+      'keys move only to the new node',
+    );
+    assert.ok(moved.size >= 0.8 * 100 && moved.size <= 1.2 * 100, `moved ${moved.size} of 400`);
+    t.diagnostic(`ring change moved ${moved.size} of 400 connections`);
+
+    const closes = await Promise.all(
+      [...moved].map(async (u) => {
+        const client = clients.get(u);
+        assert.ok(client);
+        return client.closed;
+      }),
+    );
+    for (const c of closes) {
+      assert.equal(c.code, 4002);
+      assert.match(c.reason, /^moved retry_after_ms=\d+$/);
+    }
+    // Everyone else is left alone: still open once the window (and the forced-cut grace) has passed.
+    await pollUntil(
+      async () => (await routerA.metric('chat_router_proxied_connections')) === 400 - moved.size,
+      {
+        what: 'only the moved connections closed',
+      },
+    );
+    for (const [u, client] of clients) {
+      if (!moved.has(u)) assert.equal(client.ws.readyState, client.ws.OPEN, `${u} was disturbed`);
+    }
+    assert.equal(await routerA.metric('chat_router_migrations_total', { result: 'asked' }), moved.size);
+    // The moved clients come back through the router and land on the new owner.
+    const sample = [...moved].slice(0, 10);
+    for (const u of sample) clients.set(u, await TestClient.connect(t, routerA.wsUrl(u)));
+    const n4 = nodes.get('n4');
+    assert.ok(n4);
+    for (const u of sample) assert.equal((await n4.presence(u)).localSessions, 1, `${u} not on n4`);
+    assert.equal((await routerB.members()).ringVersion, version);
+    for (const client of clients.values()) await client.close();
+  });
+
+  test('two independent routers place every key identically; 10,000 keys over 4 equal nodes within ±15%', async (t) => {
+    const keys = Array.from({ length: 10_000 }, (_, i) => `team-${i}`);
+    const [a, b] = await Promise.all([routerA.lookup(keys), routerB.lookup(keys)]);
+    assert.deepEqual(a, b);
+    const counts = new Map<string, number>();
+    for (const n of a) counts.set(String(n), (counts.get(String(n)) ?? 0) + 1);
+    assert.deepEqual([...counts.keys()].sort(), ['n1', 'n2', 'n3', 'n4']);
+    for (const [node, count] of counts) assert.ok(count >= 2125 && count <= 2875, `${node}: ${count}`);
+    t.diagnostic(`10,000 keys: ${[...counts].map(([n, c]) => `${n}=${c}`).join(' ')}`);
+
+    // Real connections: one user's devices through different routers meet on one node, and a team
+    // (affinity query parameter) shares a node whatever the user ids.
+    for (let i = 0; i < 8; i++) {
+      const user = `dev-${i}`;
+      await TestClient.connect(t, routerA.wsUrl(user));
+      await TestClient.connect(t, routerB.wsUrl(user));
+      const owner = nodes.get((await routerA.lookup([user]))[0] ?? '');
+      assert.ok(owner);
+      assert.equal((await owner.presence(user)).localSessions, 2, `${user} split across nodes`);
+    }
+    const teamOwner = (await routerA.lookup(['team-blue']))[0] ?? '';
+    for (const [i, router] of [routerA, routerB, routerA].entries()) {
+      await TestClient.connect(t, router.wsUrl(`blue-${i}`, 'affinity=team-blue'));
+      assert.equal((await nodes.get(teamOwner)?.presence(`blue-${i}`))?.localSessions, 1);
+    }
+  });
+
+  test('draining a node moves its sessions elsewhere and they keep chatting', async (t) => {
+    const users = Array.from({ length: 60 }, (_, i) => `drain-${i}`);
+    const owners = await routerA.lookup(users);
+    const onN2 = users.filter((_, i) => owners[i] === 'n2');
+    const elsewhere = users.find((_, i) => owners[i] !== 'n2') ?? '';
+    assert.ok(onN2.length > 5);
+    const clients = await Promise.all(onN2.map((u) => TestClient.connect(t, routerA.wsUrl(u))));
+    const peer = await TestClient.connect(t, routerA.wsUrl(elsewhere));
+
+    const res = await routerA.admin('/nodes/n2/drain', { method: 'POST' });
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as { nodeTold: boolean }).nodeTold, true);
+    // Both routers drop it: the node's heartbeat says draining.
+    await ringOf(routerA, ['n1', 'n3', 'n4']);
+    await ringOf(routerB, ['n1', 'n3', 'n4']);
+    for (const c of await Promise.all(clients.map((c) => c.closed))) assert.equal(c.code, 4002);
+
+    const back = await Promise.all(onN2.map((u) => TestClient.connect(t, routerA.wsUrl(u))));
+    assert.equal((await nodes.get('n2')?.metric('chat_node_connections')) ?? -1, 0);
+    for (const [i, client] of back.entries()) {
+      peer.send({ type: 'send', cid: `p${i}`, to: onN2[i] ?? '', body: `after drain ${i}` });
+      await client.next((f) => isMessage(f) && f.body === `after drain ${i}`);
+      client.send({ type: 'send', cid: `r${i}`, to: elsewhere, body: `reply ${i}` });
+      await peer.next((f) => isMessage(f) && f.body === `reply ${i}`);
+    }
+    assert.equal((await routerA.admin('/nodes/nope/drain', { method: 'POST' })).status, 404);
+    await routerA.admin('/nodes/n2/undrain', { method: 'POST' });
+    await ringOf(routerA, ['n1', 'n2', 'n3', 'n4']);
+  });
+
+  test('kill -9 of a node: new upgrades avoid it within 3 s; sessions on other nodes undisturbed', async (t) => {
+    const users = Array.from({ length: 40 }, (_, i) => `kill-${i}`);
+    const owners = await routerA.lookup(users);
+    const victimUser = users.find((_, i) => owners[i] === 'n3') ?? '';
+    const survivors = users.filter((_, i) => owners[i] !== 'n3').slice(0, 6);
+    const victim = await TestClient.connect(t, routerA.wsUrl(victimUser));
+    const others = await Promise.all(survivors.map((u) => TestClient.connect(t, routerA.wsUrl(u))));
+
+    const n3 = nodes.get('n3');
+    assert.ok(n3);
+    n3.child.kill('SIGKILL');
+    const killedAt = Date.now();
+    await pollUntil(
+      async () => {
+        const m = await routerA.members();
+        return !m.members.some((x) => x.id === 'n3' && x.inRing);
+      },
+      { timeoutMs: 3000, intervalMs: 20, what: 'n3 out of the ring' },
+    );
+    const elapsed = Date.now() - killedAt;
+    assert.ok(elapsed < 3000, `left the ring after ${elapsed} ms`);
+    t.diagnostic(`killed node left the ring after ${elapsed} ms`);
+    const closed = await victim.closed;
+    assert.equal(closed.code, 1006, 'the dead node’s connection dropped');
+    // New upgrade for the same key lands elsewhere.
+    const again = await TestClient.connect(t, routerA.wsUrl(victimUser));
+    again.send('ping');
+    await again.next((f) => f === 'pong');
+    // Sessions on the other nodes were not disturbed and keep chatting.
+    for (const [i, client] of others.entries()) {
+      assert.equal(client.ws.readyState, client.ws.OPEN);
+      client.send({ type: 'send', cid: `s${i}`, to: victimUser, body: `hello ${i}` });
+      await again.next((f) => isMessage(f) && f.body === `hello ${i}`, 15_000);
+    }
+  });
+});
