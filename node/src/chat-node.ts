@@ -10,6 +10,7 @@ import {
   encodeServerFrame,
   errorFrame,
   type ConfigOf,
+  type ErrorCode,
   type Logger,
   type ServerFrame,
   type nodeConfigSchema,
@@ -72,7 +73,7 @@ function rejectUpgrade(
   socket: Socket,
   status: number,
   text: string,
-  code: string,
+  code: ErrorCode,
   headers: Record<string, string> = {},
 ) {
   if (socket.destroyed) return;

@@ -84,7 +84,7 @@ export class RouterMetrics {
     });
     this.badRequests = new Counter({
       name: 'chat_router_bad_requests_total',
-      help: 'Requests refused before routing, by reason (header_too_large, malformed).',
+      help: 'Requests refused before routing, by reason (header_too_large, malformed, timeout).',
       labelNames: ['reason'],
       registers,
     });

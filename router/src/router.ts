@@ -78,7 +78,13 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
   let stopping = false;
 
   const publicServer: Server = createServer(
-    { maxHeaderSize: config.maxHeaderBytes },
+    {
+      maxHeaderSize: config.maxHeaderBytes,
+      // A client that never finishes its request head (slowloris) gets 408 after the handshake timeout.
+      headersTimeout: config.handshakeTimeoutMs,
+      requestTimeout: config.handshakeTimeoutMs * 2,
+      connectionsCheckingInterval: Math.min(1000, config.handshakeTimeoutMs),
+    },
     (req, res) => void serveHttp(req, res),
   );
   async function serveHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -114,21 +120,19 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
   });
   // Malformed requests and oversize heads: answer with a status, count, never crash.
   publicServer.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-    metrics.badRequests.inc({ reason: tooLarge ? 'header_too_large' : 'malformed' });
-    if (socket.writable) {
-      socket.end(
-        tooLarge
-          ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
-          : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
-      );
-    }
-    socket.destroy();
+    const [reason, status] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? (['header_too_large', '431 Request Header Fields Too Large'] as const)
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? (['timeout', '408 Request Timeout'] as const)
+          : (['malformed', '400 Bad Request'] as const);
+    metrics.badRequests.inc({ reason });
+    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    setTimeout(() => socket.destroy(), 1000).unref();
   });
 
-  const adminServer = createServer(
-    (req, res) => void createAdminHandler({ members, connections, logger: deps.logger })(req, res),
-  );
+  const adminHandler = createAdminHandler({ members, connections, logger: deps.logger });
+  const adminServer = createServer((req, res) => void adminHandler(req, res));
 
   const listen = (server: Server, port: number, host: string) =>
     new Promise<number>((resolve, reject) => {

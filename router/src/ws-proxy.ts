@@ -1,7 +1,7 @@
 import { Agent, type ClientRequest, type IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { createProxyServer } from 'http-proxy-3';
-import { UserId, type Logger } from '@chat/shared';
+import { UserId, type ErrorCode, type Logger } from '@chat/shared';
 import type { ConnectionTable } from './connections.js';
 import type { MemberTable } from './member-table.js';
 import type { RouterMetrics } from './metrics.js';
@@ -21,6 +21,7 @@ export interface WsProxyOptions {
 
 const CHAT_PATH = /^\/chat\/([^/]*)$/;
 const HALF_CLOSE_GRACE_MS = 5000;
+const MAX_EARLY_BYTES = 64 * 1024;
 
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
@@ -34,7 +35,7 @@ const STATUS_TEXT: Record<number, string> = {
 export function rejectUpgrade(
   socket: Socket,
   status: number,
-  code: string,
+  code: ErrorCode,
   headers: Record<string, string> = {},
 ): void {
   if (socket.destroyed || !socket.writable) {
@@ -94,6 +95,8 @@ export class WsProxy {
   readonly #log: Logger;
   readonly #proxy = createProxyServer({ ws: true, xfwd: true });
   readonly #pending = new WeakMap<IncomingMessage, Pending>();
+  /** Per client socket: stop the early reading and give back what was read (see handle()). */
+  readonly #early = new WeakMap<Socket, () => void>();
   #seq = 0;
 
   constructor(options: WsProxyOptions) {
@@ -120,6 +123,26 @@ export class WsProxy {
     metrics.sockets.inc({ side: 'client' });
     client.once('close', () => metrics.sockets.dec({ side: 'client' }));
     client.on('error', (err) => this.#log.debug({ err: err.message }, 'client socket error'));
+    // Until the node's 101, read the client so that a reset or FIN is noticed at once (a paused socket
+    // notices neither, and http.Server sockets allow half-open). A client may not send frames before the
+    // 101; anything that arrives anyway is kept and handed on (bounded).
+    const early: Buffer[] = [];
+    let earlyBytes = 0;
+    const onData = (chunk: Buffer) => {
+      earlyBytes += chunk.length;
+      if (earlyBytes > MAX_EARLY_BYTES) client.destroy();
+      else early.push(chunk);
+    };
+    const onEnd = () => client.destroy();
+    client.on('data', onData);
+    client.once('end', onEnd);
+    client.resume();
+    this.#early.set(client, () => {
+      client.off('data', onData);
+      client.off('end', onEnd);
+      client.pause();
+      if (early.length > 0) client.unshift(Buffer.concat(early));
+    });
 
     const url = new URL(req.url ?? '/', 'http://router');
     const match = CHAT_PATH.exec(url.pathname);
@@ -147,7 +170,7 @@ export class WsProxy {
   #refuse(
     client: Socket,
     status: number,
-    code: string,
+    code: ErrorCode,
     result: string,
     headers: Record<string, string> = {},
   ) {
@@ -257,6 +280,8 @@ export class WsProxy {
   #upgraded(p: Pending): void {
     if (p.done) return;
     p.upgraded = true;
+    // Runs before http-proxy-3's own upgrade listener pipes the sockets.
+    this.#early.get(p.client)?.();
     this.#finish(p, 'ok');
     const { connections, metrics } = this.#o;
     connections.add({

@@ -54,6 +54,47 @@ export const ERROR_CODES = {
     retryable: false,
     summary: 'A request to the node’s internal API had a missing or malformed body (HTTP 400).',
   },
+  ROUTER_ERR_NOT_FOUND: {
+    retryable: false,
+    summary: 'The router serves WebSockets only at `/chat/{userId}` (HTTP 404).',
+  },
+  ROUTER_ERR_BAD_USER_ID: {
+    retryable: false,
+    summary:
+      'The user id in the path is empty, too long or has characters outside `A-Z a-z 0-9 . _ @ -` (HTTP 400).',
+  },
+  ROUTER_ERR_BAD_UPGRADE: {
+    retryable: false,
+    summary: 'Not a WebSocket upgrade: the method is not GET or `Upgrade` is not `websocket` (HTTP 400).',
+  },
+  ROUTER_ERR_BAD_AFFINITY: {
+    retryable: false,
+    summary: 'The `affinity` key has characters outside `A-Z a-z 0-9 . _ @ -` or is too long (HTTP 400).',
+  },
+  ROUTER_ERR_NO_NODE: {
+    retryable: true,
+    summary: 'No healthy node is on the ring (HTTP 503 with Retry-After).',
+  },
+  ROUTER_ERR_UPSTREAM_REFUSED: {
+    retryable: true,
+    summary: 'The chosen node and the next one on the ring both refused the connection (HTTP 502).',
+  },
+  ROUTER_ERR_UPSTREAM_FAILED: {
+    retryable: true,
+    summary: 'The node closed or reset the connection before answering the upgrade (HTTP 502).',
+  },
+  ROUTER_ERR_UPSTREAM_TIMEOUT: {
+    retryable: true,
+    summary: 'The node did not answer the upgrade within CHAT_ROUTER_HANDSHAKE_TIMEOUT_MS (HTTP 504).',
+  },
+  ROUTER_ERR_UNKNOWN_NODE: {
+    retryable: false,
+    summary: 'The admin API was asked about a node id that is not a member (HTTP 404).',
+  },
+  ROUTER_ERR_BAD_REQUEST: {
+    retryable: false,
+    summary: 'An admin API request had a missing or malformed body (HTTP 400).',
+  },
   BUS_ERR_INVALID_RECORD: {
     retryable: false,
     summary:
