@@ -1,0 +1,114 @@
+// `npm start`: a whole chat cluster in one process, for trying the project: one router in front of three
+// chat nodes. Without CHAT_KAFKA_BROKERS the nodes share the in-process bus and the router uses a static
+// member list; with it, the nodes use Kafka and the router reads their heartbeats from Kafka.
+import {
+  createLogger,
+  isChatError,
+  KNOWN_ENV,
+  loadConfig,
+  nodeConfigSchema,
+  routerConfigSchema,
+  type Logger,
+} from '@chat/shared';
+import {
+  createChatNode,
+  KafkaBus,
+  MemoryBusHub,
+  newEpoch,
+  NodeMetrics,
+  type ChatBus,
+  type ChatNode,
+} from '@chat/node';
+import { createRouter, KafkaMembership, StaticMembership } from '@chat/router';
+
+const NODES = ['node-1', 'node-2', 'node-3'];
+const env = { CHAT_LOG_LEVEL: 'warn', ...process.env };
+const warn = (msg: string, details: Record<string, unknown>) =>
+  console.warn(JSON.stringify({ level: 'warn', msg, ...details }));
+
+function loadConfigs() {
+  try {
+    return {
+      routerConfig: loadConfig(routerConfigSchema, env, { knownEnv: KNOWN_ENV, warn }),
+      // The demo picks node ids and ports itself; everything else (bus, limits, timeouts) comes from the env.
+      nodeBase: loadConfig(nodeConfigSchema, { ...env, CHAT_NODE_ID: undefined, CHAT_NODE_PORT: '0' }),
+    };
+  } catch (err) {
+    if (!isChatError(err, 'CONFIG_ERR_INVALID')) throw err;
+    console.error(`${err.code}: ${err.message}`);
+    process.exit(78);
+  }
+}
+const { routerConfig, nodeBase } = loadConfigs();
+
+const logger = createLogger({ name: 'demo', level: routerConfig.logLevel });
+const kafka = routerConfig.kafkaBrokers.length > 0;
+const hub = new MemoryBusHub();
+
+function busFor(nodeId: string, epoch: string, metrics: NodeMetrics, log: Logger): ChatBus {
+  if (!kafka) return hub.connect(nodeId);
+  return new KafkaBus({
+    brokers: nodeBase.kafkaBrokers,
+    topicPrefix: nodeBase.kafkaTopicPrefix,
+    nodeId,
+    epoch,
+    messagePartitions: nodeBase.kafkaMessagePartitions,
+    batchWindowMs: nodeBase.busBatchWindowMs,
+    batchMax: nodeBase.busBatchMax,
+    publishTimeoutMs: nodeBase.busPublishTimeoutMs,
+    startTimeoutMs: nodeBase.busStartTimeoutMs,
+    logger: log,
+    metrics,
+  });
+}
+
+const nodes: ChatNode[] = [];
+const urls: { id: string; url: string }[] = [];
+for (const nodeId of NODES) {
+  const log = logger.child({ nodeId });
+  const epoch = newEpoch();
+  const metrics = new NodeMetrics({ defaultMetrics: false });
+  const node = createChatNode(
+    { ...nodeBase, nodeId },
+    { logger: log, bus: busFor(nodeId, epoch, metrics, log), epoch, metrics },
+  );
+  const address = await node.start();
+  nodes.push(node);
+  urls.push({ id: nodeId, url: `http://127.0.0.1:${address.port}` });
+}
+
+const membership = kafka
+  ? new KafkaMembership({
+      brokers: routerConfig.kafkaBrokers,
+      topicPrefix: routerConfig.kafkaTopicPrefix,
+      timeoutMs: routerConfig.memberTimeoutMs,
+      logger,
+    })
+  : new StaticMembership(urls.map(({ id, url }) => ({ id, url, weight: 1, state: 'active' as const })));
+const router = createRouter(routerConfig, { logger, membership });
+const { port, adminPort } = await router.start();
+// Wait until the router has probed the nodes, so the first client is not turned away.
+while (router.members.ring.size < NODES.length) await new Promise((r) => setTimeout(r, 20));
+
+const endpoint = `ws://${routerConfig.host}:${port}/chat/{userId}`;
+console.log(
+  `Chat cluster ready (${kafka ? 'Kafka bus' : 'in-process bus, no Kafka'}): one router, ${NODES.length} nodes.`,
+);
+console.log(`  Endpoint:  ${endpoint}`);
+console.log(`  Admin API: http://${routerConfig.adminHost}:${adminPort}/members`);
+console.log(`  Nodes:     ${urls.map((u) => `${u.id} ${u.url}`).join(', ')}`);
+console.log(`Chat from two more terminals:  pnpm chat alice  /  pnpm chat bob   (then type: @bob hello)`);
+process.send?.({ type: 'ready', port, adminPort });
+
+let stopping = false;
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    void (async () => {
+      await router.stop(500);
+      const clean = await Promise.all(nodes.map((n) => n.stop()));
+      process.exit(clean.every(Boolean) ? 0 : 1);
+    })();
+  });
+}
