@@ -1,4 +1,4 @@
-// `pnpm chat <userId> [ws://host:port]`: a small terminal chat client. Type `@bob hello` to send, a
+// `npm run chat <userId> [ws://host:port]`: a small terminal chat client. Type `@bob hello` to send, a
 // line without `@` goes to the last person you wrote to or heard from, `/quit` to leave. Reconnects by
 // itself when the server asks (close codes 4001 and 4002, after the retry hint in the reason).
 import { createInterface } from 'node:readline';
@@ -6,7 +6,7 @@ import WebSocket from 'ws';
 
 const [userId, base = process.env.CHAT_URL ?? 'ws://127.0.0.1:8080'] = process.argv.slice(2);
 if (!userId || !/^[A-Za-z0-9._@-]{1,128}$/.test(userId)) {
-  console.error('usage: pnpm chat <userId> [ws://host:port]   (user ids: A-Z a-z 0-9 . _ @ -)');
+  console.error('usage: npm run chat <userId> [ws://host:port]   (user ids: A-Z a-z 0-9 . _ @ -)');
   process.exit(64);
 }
 

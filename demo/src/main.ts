@@ -97,7 +97,9 @@ console.log(
 console.log(`  Endpoint:  ${endpoint}`);
 console.log(`  Admin API: http://${routerConfig.adminHost}:${adminPort}/members`);
 console.log(`  Nodes:     ${urls.map((u) => `${u.id} ${u.url}`).join(', ')}`);
-console.log(`Chat from two more terminals:  pnpm chat alice  /  pnpm chat bob   (then type: @bob hello)`);
+console.log(
+  `Chat from two more terminals:  npm run chat alice  /  npm run chat bob   (then type: @bob hello)`,
+);
 process.send?.({ type: 'ready', port, adminPort });
 
 let stopping = false;

@@ -82,5 +82,5 @@ test('the terminal client explains its usage', async () => {
   proc.stderr.on('data', (b: Buffer) => (err += b.toString()));
   const code = await new Promise((r) => proc.once('exit', r));
   assert.equal(code, 64);
-  assert.match(err, /usage: pnpm chat <userId>/);
+  assert.match(err, /usage: npm run chat <userId>/);
 });
