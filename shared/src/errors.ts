@@ -95,6 +95,55 @@ export const ERROR_CODES = {
     retryable: false,
     summary: 'An admin API request had a missing or malformed body (HTTP 400).',
   },
+  AUTH_ERR_MISSING_TOKEN: {
+    retryable: false,
+    summary:
+      'No token in the Authorization header, the Sec-WebSocket-Protocol list or (where allowed) the query (HTTP 401).',
+  },
+  AUTH_ERR_INVALID_TOKEN: {
+    retryable: false,
+    summary:
+      'The token is malformed, its signature or algorithm is not accepted (`alg: none` never is), or its key is unknown (HTTP 401).',
+  },
+  AUTH_ERR_TOKEN_EXPIRED: {
+    retryable: false,
+    summary: 'The token’s `exp` has passed (HTTP 401, or close 4003 for a live session); get a fresh token.',
+  },
+  AUTH_ERR_INVALID_CLAIMS: {
+    retryable: false,
+    summary: 'A required claim is missing or wrong: `sub`, `exp`, issuer or audience (HTTP 401).',
+  },
+  AUTH_ERR_SUBJECT_MISMATCH: {
+    retryable: false,
+    summary:
+      'The token’s `sub` is not the user id in the path, or a refresh token names another user (HTTP 403 or error frame).',
+  },
+  AUTH_ERR_ORIGIN_FORBIDDEN: {
+    retryable: false,
+    summary: 'The browser’s Origin is not in CHAT_AUTH_ALLOWED_ORIGINS (HTTP 403).',
+  },
+  AUTH_ERR_UNAUTHORIZED: {
+    retryable: false,
+    summary: 'An admin, metrics or internal API request lacks the right bearer token (HTTP 401).',
+  },
+  NODE_ERR_RATE_LIMITED: {
+    retryable: true,
+    summary:
+      'The connection sent more messages per second than CHAT_NODE_RATE_PER_SEC allows; the frame was dropped. Sustained excess closes with 4008.',
+  },
+  NODE_ERR_TOO_MANY_CONNECTIONS: {
+    retryable: true,
+    summary: 'The user already has CHAT_NODE_MAX_CONNECTIONS_PER_USER sessions (HTTP 429).',
+  },
+  NODE_ERR_FULL: {
+    retryable: true,
+    summary: 'The node holds CHAT_NODE_MAX_CONNECTIONS sessions (HTTP 503 with Retry-After).',
+  },
+  ROUTER_ERR_RATE_LIMITED: {
+    retryable: true,
+    summary:
+      'Too many handshakes per second from this address (CHAT_ROUTER_HANDSHAKE_RATE_PER_SEC; HTTP 429 with Retry-After).',
+  },
   BUS_ERR_INVALID_RECORD: {
     retryable: false,
     summary:

@@ -5,3 +5,4 @@ export * from './config/index.js';
 export * from './protocol/index.js';
 export { renderErrorDocs } from './error-docs.js';
 export * from './cluster/records.js';
+export * from './auth/index.js';

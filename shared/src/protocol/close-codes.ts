@@ -31,6 +31,24 @@ export const CLOSE_CODES = {
     summary:
       'The cluster changed and your affinity key now belongs to another node. Reconnect through the router after `retry_after_ms` (in the reason).',
   },
+  TOKEN_EXPIRED: {
+    code: 4003,
+    reconnect: true,
+    summary:
+      'The token expired and was not refreshed in-band (an `auth` frame); reconnect with a fresh token.',
+  },
+  RATE_LIMITED: {
+    code: 4008,
+    reconnect: true,
+    summary:
+      'The connection kept sending faster than its rate limit after being warned; reconnect after `retry_after_ms`.',
+  },
+  SLOW_CONSUMER: {
+    code: 4009,
+    reconnect: true,
+    summary:
+      'The client read too slowly: more than CHAT_NODE_MAX_BUFFERED_BYTES waited to be sent to it. Reconnect; messages in that buffer were not delivered.',
+  },
 } as const satisfies Record<string, { code: number; reconnect: boolean; summary: string }>;
 
 export type CloseCodeName = keyof typeof CLOSE_CODES;
