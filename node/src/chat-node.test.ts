@@ -21,6 +21,7 @@ async function startNode(
     CHAT_NODE_ID: nodeId,
     CHAT_NODE_PORT: '0',
     CHAT_NODE_DRAIN_WINDOW_MS: '0',
+    CHAT_AUTH_MODE: 'off',
     ...env,
   });
   const node: ChatNode = createChatNode(config, { logger, bus: hub.connect(nodeId), epoch: newEpoch() });

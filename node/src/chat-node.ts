@@ -7,8 +7,13 @@ import {
   UserId,
   closeReason,
   decodeClientFrame,
+  isChatError,
   encodeServerFrame,
   errorFrame,
+  TokenBucket,
+  bearerMatches,
+  checkHandshake,
+  createTokenVerifier,
   type ConfigOf,
   type ErrorCode,
   type Logger,
@@ -56,6 +61,13 @@ const CONNECTION_ID = /^[A-Za-z0-9._:-]{1,100}$/;
 
 const CHAT_PATH = /^\/chat\/([^/]*)$/;
 
+/** True for 127.0.0.0/8 and ::1 (also IPv4-mapped). */
+export function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  const a = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return a === '::1' || a.startsWith('127.');
+}
+
 /** Reads a JSON request body of at most `limit` bytes. */
 async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   const chunks: Buffer[] = [];
@@ -69,10 +81,18 @@ async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
 }
 
 /** Ends a raw upgrade socket with a real HTTP status line (never a bare destroy). */
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  429: 'Too Many Requests',
+  503: 'Service Unavailable',
+};
+
 function rejectUpgrade(
   socket: Socket,
   status: number,
-  text: string,
   code: ErrorCode,
   headers: Record<string, string> = {},
 ) {
@@ -82,7 +102,7 @@ function rejectUpgrade(
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('');
   socket.end(
-    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`,
   );
 }
@@ -119,7 +139,17 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     metrics,
     logger: deps.logger,
     newId: () => idPrefix + (++messageSeq).toString(36),
+    afterWrite: (session) => checkBuffer(session.socket),
   });
+
+  // Throws CONFIG_ERR_INVALID when jwt mode has no key material.
+  const verifier = createTokenVerifier(config);
+  if (!verifier) log.warn('authentication is OFF (CHAT_AUTH_MODE=off): any client can connect as any user');
+  const handshakeCheck = {
+    verifier,
+    allowQueryToken: config.authQueryToken,
+    allowedOrigins: config.authAllowedOrigins,
+  };
 
   const accepting = () => listening && !draining && !drained;
   const isReady = () => accepting() && deps.bus.isReady();
@@ -179,6 +209,13 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     req: IncomingMessage,
     json: (status: number, body: unknown) => void,
   ): Promise<void> {
+    const allowed = config.internalToken
+      ? bearerMatches(req.headers.authorization, config.internalToken)
+      : isLoopback(req.socket.remoteAddress);
+    if (!allowed) {
+      metrics.authFailures.inc({ code: 'AUTH_ERR_UNAUTHORIZED' });
+      return json(401, { error: 'AUTH_ERR_UNAUTHORIZED' });
+    }
     switch (path) {
       case '/internal/drain':
         await drain();
@@ -230,32 +267,93 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
 
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     socket.on('error', (err) => log.debug({ err: err.message }, 'upgrade socket error'));
+    void onUpgrade(req, socket, head);
+  });
+
+  async function onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     const path = (req.url ?? '').split('?')[0] ?? '';
     const match = CHAT_PATH.exec(path);
-    if (!match) return rejectUpgrade(socket, 404, 'Not Found', 'NODE_ERR_BAD_PATH');
+    if (!match) return rejectUpgrade(socket, 404, 'NODE_ERR_BAD_PATH');
     const userId = match[1] ?? '';
-    if (!UserId.safeParse(userId).success)
-      return rejectUpgrade(socket, 400, 'Bad Request', 'NODE_ERR_BAD_PATH');
-    if (!isReady())
-      return rejectUpgrade(socket, 503, 'Service Unavailable', 'NODE_ERR_NOT_READY', { 'Retry-After': '1' });
+    if (!UserId.safeParse(userId).success) return rejectUpgrade(socket, 400, 'NODE_ERR_BAD_PATH');
+    if (!isReady()) return rejectUpgrade(socket, 503, 'NODE_ERR_NOT_READY', { 'Retry-After': '1' });
+    if (sessions.sessionCount >= config.maxConnections) {
+      metrics.limitHits.inc({ limit: 'node_connections' });
+      return rejectUpgrade(socket, 503, 'NODE_ERR_FULL', { 'Retry-After': '5' });
+    }
+    if (sessions.sessionsOf(userId).size >= config.maxConnectionsPerUser) {
+      metrics.limitHits.inc({ limit: 'user_connections' });
+      return rejectUpgrade(socket, 429, 'NODE_ERR_TOO_MANY_CONNECTIONS');
+    }
+    // Checked again here, whatever the router did: a node may be reached without it.
+    const auth = await checkHandshake(req, userId, handshakeCheck);
+    if (!auth.ok) {
+      metrics.authFailures.inc({ code: auth.code });
+      return rejectUpgrade(socket, auth.status, auth.code);
+    }
+    if (socket.destroyed) return;
     const header = req.headers[CONNECTION_ID_HEADER];
     const connectionId = typeof header === 'string' && CONNECTION_ID.test(header) ? header : undefined;
-    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, userId, connectionId));
-  });
+    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, userId, connectionId, auth.token?.exp));
+  }
 
   function sendFrame(session: Session, frame: ServerFrame): void {
     if (session.socket.readyState !== session.socket.OPEN) return;
     session.socket.send(encodeServerFrame(frame));
     metrics.framesOut.inc({ type: frame.type });
+    checkBuffer(session.socket);
   }
 
-  function onConnection(ws: WebSocket, userId: string, connectionId: string | undefined): void {
-    const session: Session = { id: nextSessionId++, userId, socket: ws, lastSeen: Date.now(), connectionId };
+  /** A reader slower than what it is sent is cut (4009), so memory stays bounded. */
+  function checkBuffer(socket: WebSocket): void {
+    if (socket.bufferedAmount <= config.maxBufferedBytes || socket.readyState !== socket.OPEN) return;
+    metrics.limitHits.inc({ limit: 'slow_consumer' });
+    socket.close(CLOSE_CODES.SLOW_CONSUMER.code, closeReason('SLOW_CONSUMER', 1000));
+    // The close frame waits behind the full buffer; do not wait for it long.
+    setTimeout(() => socket.terminate(), 1000).unref();
+  }
+
+  /** Closes the session with 4003 when its token expires, unless an `auth` frame refreshed it. */
+  function armExpiry(session: Session, exp: number | undefined): void {
+    clearTimeout(session.expiryTimer);
+    if (exp === undefined) return;
+    const ms = exp * 1000 + config.authClockToleranceSec * 1000 - Date.now();
+    session.expiryTimer = setTimeout(
+      () => {
+        metrics.authFailures.inc({ code: 'AUTH_ERR_TOKEN_EXPIRED' });
+        session.socket.close(CLOSE_CODES.TOKEN_EXPIRED.code, closeReason('TOKEN_EXPIRED'));
+      },
+      Math.max(0, Math.min(ms, 2_147_483_647)),
+    );
+    session.expiryTimer.unref();
+  }
+
+  function onConnection(
+    ws: WebSocket,
+    userId: string,
+    connectionId: string | undefined,
+    exp: number | undefined,
+  ): void {
+    const session: Session = {
+      id: nextSessionId++,
+      userId,
+      socket: ws,
+      lastSeen: Date.now(),
+      connectionId,
+      bucket: new TokenBucket(config.ratePerSec, config.rateBurst),
+      refused: 0,
+    };
     if (sessions.add(session)) membership.touch(userId);
     metrics.connections.set(sessions.sessionCount);
     metrics.users.set(sessions.userCount);
+    armExpiry(session, exp);
 
-    ws.on('error', (err) => log.debug({ err: err.message, session: session.id }, 'client socket error'));
+    ws.on('error', (err: Error & { code?: string }) => {
+      // ws closes the socket itself (1009 too big, 1007 invalid UTF-8, 1002 protocol error).
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') metrics.limitHits.inc({ limit: 'frame_size' });
+      else metrics.framesIn.inc({ type: 'protocol_error' });
+      log.debug({ err: err.message, code: err.code, session: session.id }, 'client socket error');
+    });
     ws.on('pong', () => (session.lastSeen = Date.now()));
     ws.on('message', (data: RawData, isBinary: boolean) => {
       session.lastSeen = Date.now();
@@ -270,15 +368,42 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
       onText(session, (data as Buffer).toString('utf8'));
     });
     ws.on('close', () => {
+      clearTimeout(session.expiryTimer);
       if (sessions.remove(session)) membership.touch(userId);
       metrics.connections.set(sessions.sessionCount);
       metrics.users.set(sessions.userCount);
     });
   }
 
+  /** The rate limit: true when the frame may be processed. Sustained excess closes with 4008. */
+  function withinRate(session: Session): boolean {
+    if (!session.bucket || session.bucket.take()) {
+      session.refused = 0;
+      return true;
+    }
+    session.refused = (session.refused ?? 0) + 1;
+    metrics.limitHits.inc({ limit: 'rate' });
+    if (session.refused >= config.rateCloseAfter && session.socket.readyState === session.socket.OPEN) {
+      metrics.limitHits.inc({ limit: 'rate_close' });
+      session.socket.close(
+        CLOSE_CODES.RATE_LIMITED.code,
+        closeReason('RATE_LIMITED', 1000 + Math.random() * 4000),
+      );
+    }
+    return false;
+  }
+
   function onText(session: Session, text: string): void {
     const inbound = decodeClientFrame(text, { userId: session.userId });
     metrics.framesIn.inc({ type: inbound.kind });
+    if (!withinRate(session)) {
+      // Only the first refusal of a run is answered, so a flood cannot make us write a flood.
+      if (session.refused === 1) {
+        const cid = inbound.kind === 'send' || inbound.kind === 'auth' ? inbound.frame.cid : undefined;
+        sendFrame(session, errorFrame('NODE_ERR_RATE_LIMITED', 'slow down', cid));
+      }
+      return;
+    }
     switch (inbound.kind) {
       case 'ping':
         if (session.socket.readyState === session.socket.OPEN) session.socket.send('pong');
@@ -286,6 +411,8 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
         return;
       case 'invalid':
         return sendFrame(session, errorFrame(inbound.error.code, inbound.error.message, inbound.error.cid));
+      case 'auth':
+        return void refreshToken(session, inbound.frame.token, inbound.frame.cid);
       case 'send':
       case 'legacy':
         delivery.send(session, inbound).then(
@@ -296,6 +423,23 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
           },
         );
         return;
+    }
+  }
+
+  async function refreshToken(session: Session, token: string, cid: string | undefined): Promise<void> {
+    if (!verifier) return sendFrame(session, { type: 'auth_ok', exp: 0, ...(cid ? { cid } : {}) });
+    try {
+      const verified = await verifier.verify(token);
+      if (verified.sub !== session.userId) {
+        metrics.authFailures.inc({ code: 'AUTH_ERR_SUBJECT_MISMATCH' });
+        return sendFrame(session, errorFrame('AUTH_ERR_SUBJECT_MISMATCH', 'token is for another user', cid));
+      }
+      armExpiry(session, verified.exp);
+      sendFrame(session, { type: 'auth_ok', exp: verified.exp, ...(cid ? { cid } : {}) });
+    } catch (err) {
+      const code = isChatError(err) ? err.code : 'AUTH_ERR_INVALID_TOKEN';
+      metrics.authFailures.inc({ code });
+      sendFrame(session, errorFrame(code, 'token refused; the current one stays until it expires', cid));
     }
   }
 

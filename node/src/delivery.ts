@@ -25,6 +25,8 @@ export interface DeliveryDeps {
   /** Server message ids (unique per message). */
   readonly newId: () => string;
   readonly now?: () => number;
+  /** Called after each write to a receiver's socket (the node cuts slow readers there). */
+  readonly afterWrite?: (session: Session) => void;
 }
 
 /** A send as decoded: v1 `send` or a seed-format direct message. */
@@ -114,6 +116,7 @@ export class Delivery {
       session.socket.send(text);
       metrics.deliveries.inc({ path });
       metrics.framesOut.inc({ type });
+      this.#d.afterWrite?.(session);
     }
   }
 }

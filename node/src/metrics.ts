@@ -20,6 +20,8 @@ export class NodeMetrics {
   readonly ready: Gauge;
   readonly deadPeers: Counter;
   readonly migrations: Counter;
+  readonly limitHits: Counter<'limit'>;
+  readonly authFailures: Counter<'code'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registry = new Registry();
@@ -93,6 +95,18 @@ export class NodeMetrics {
     this.ready = new Gauge({
       name: 'chat_node_ready',
       help: '1 when the node accepts connections and its bus works, else 0 (what /readyz answers).',
+      registers,
+    });
+    this.limitHits = new Counter({
+      name: 'chat_node_limit_hits_total',
+      help: 'Limits enforced, by limit (rate, rate_close, user_connections, node_connections, slow_consumer, frame_size).',
+      labelNames: ['limit'],
+      registers,
+    });
+    this.authFailures = new Counter({
+      name: 'chat_node_auth_failures_total',
+      help: 'Refused tokens and origins at upgrade, refresh or expiry, by error code.',
+      labelNames: ['code'],
       registers,
     });
     this.migrations = new Counter({

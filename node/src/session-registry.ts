@@ -1,3 +1,4 @@
+import type { TokenBucket } from '@chat/shared';
 import type { WebSocket } from 'ws';
 
 /** One live WebSocket of one user. A user may have several (devices, tabs). */
@@ -9,6 +10,12 @@ export interface Session {
   readonly connectionId: string | undefined;
   /** Last time anything (frame or pong) arrived: liveness for the ping loop. */
   lastSeen: number;
+  /** Messages-per-second limit of this connection (absent in unit tests that do not need it). */
+  readonly bucket?: TokenBucket;
+  /** Frames refused in a row for the rate limit. */
+  refused?: number;
+  /** Closes the session when its token expires (cleared on refresh and close). */
+  expiryTimer?: NodeJS.Timeout;
 }
 
 /**

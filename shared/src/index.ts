@@ -6,3 +6,4 @@ export * from './protocol/index.js';
 export { renderErrorDocs } from './error-docs.js';
 export * from './cluster/records.js';
 export * from './auth/index.js';
+export * from './token-bucket.js';

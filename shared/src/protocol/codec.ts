@@ -1,6 +1,8 @@
 import { ERROR_CODES, type ErrorCode } from '../errors.js';
 import {
   ClientFrame,
+  type AuthFrame,
+  type SendFrame,
   CLIENT_FRAME_TYPES,
   LegacyDirectMessage,
   type ErrorFrame,
@@ -14,7 +16,8 @@ export const PONG_TEXT = 'pong';
 /** What a client frame decodes to. */
 export type Inbound =
   | { readonly kind: 'ping' }
-  | { readonly kind: 'send'; readonly frame: ClientFrame }
+  | { readonly kind: 'send'; readonly frame: SendFrame }
+  | { readonly kind: 'auth'; readonly frame: AuthFrame }
   | { readonly kind: 'legacy'; readonly frame: LegacyDirectMessage }
   | { readonly kind: 'invalid'; readonly error: DecodeError };
 
@@ -32,6 +35,21 @@ export interface DecodeContext {
 
 function invalid(code: ErrorCode, message: string, cid?: string): Inbound {
   return { kind: 'invalid', error: cid === undefined ? { code, message } : { code, message, cid } };
+}
+
+/** Seed frames pass their extra fields on to the receiver; this bounds how deep they may nest. */
+export const MAX_DEPTH = 32;
+
+function depthExceeds(value: unknown, limit: number): boolean {
+  // Iterative, so a hostile frame cannot exhaust the stack here.
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() ?? [undefined, 0];
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > limit) return true;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -55,6 +73,9 @@ export function decodeClientFrame(text: string, ctx: DecodeContext): Inbound {
 
   const cid = typeof value.cid === 'string' && value.cid.length <= 64 ? value.cid : undefined;
   if (!('type' in value)) {
+    if (depthExceeds(value, MAX_DEPTH)) {
+      return invalid('PROTO_ERR_INVALID_FRAME', `fields nest deeper than ${MAX_DEPTH} levels`);
+    }
     const legacy = LegacyDirectMessage.safeParse(value);
     if (!legacy.success) return invalid('PROTO_ERR_INVALID_FRAME', summarise(legacy.error.issues));
     if (legacy.data.sender_id !== ctx.userId) {
@@ -67,7 +88,9 @@ export function decodeClientFrame(text: string, ctx: DecodeContext): Inbound {
   }
   const parsed = ClientFrame.safeParse(value);
   if (!parsed.success) return invalid('PROTO_ERR_INVALID_FRAME', summarise(parsed.error.issues), cid);
-  return { kind: 'send', frame: parsed.data };
+  return parsed.data.type === 'auth'
+    ? { kind: 'auth', frame: parsed.data }
+    : { kind: 'send', frame: parsed.data };
 }
 
 function summarise(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string {

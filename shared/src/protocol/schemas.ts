@@ -48,7 +48,19 @@ export const LegacyDirectMessage = z
     description: 'Seed format: a JSON object without `type`; every extra field reaches the receiver.',
   });
 
-export const ClientFrame = z.discriminatedUnion('type', [SendFrame]);
+export const AuthFrame = z
+  .strictObject({
+    type: z.literal('auth').meta({ description: 'Frame type.' }),
+    cid: ClientMessageId.optional(),
+    token: z.string().min(1).max(8192).meta({ description: 'A fresh token for the same user.' }),
+  })
+  .meta({
+    title: 'auth',
+    description:
+      'Refreshes the connection’s token in-band before it expires (same `sub`); answered by `auth_ok` or an error.',
+  });
+
+export const ClientFrame = z.discriminatedUnion('type', [SendFrame, AuthFrame]);
 
 // Server to client
 
@@ -90,9 +102,22 @@ export const ErrorFrame = z
   })
   .meta({ title: 'error', description: 'A frame was refused or could not be delivered.' });
 
-export const ServerFrame = z.discriminatedUnion('type', [MessageFrame, AckFrame, ErrorFrame]);
+export const AuthOkFrame = z
+  .strictObject({
+    type: z.literal('auth_ok'),
+    cid: ClientMessageId.optional(),
+    exp: z.number().int().meta({ description: 'The new expiry, seconds since the epoch.' }),
+  })
+  .meta({
+    title: 'auth_ok',
+    description: 'The refreshed token was accepted; the session now lasts until `exp`.',
+  });
+
+export const ServerFrame = z.discriminatedUnion('type', [MessageFrame, AckFrame, ErrorFrame, AuthOkFrame]);
 
 export type SendFrame = z.infer<typeof SendFrame>;
+export type AuthFrame = z.infer<typeof AuthFrame>;
+export type AuthOkFrame = z.infer<typeof AuthOkFrame>;
 export type LegacyDirectMessage = z.infer<typeof LegacyDirectMessage>;
 export type ClientFrame = z.infer<typeof ClientFrame>;
 export type AckStatus = z.infer<typeof AckStatus>;

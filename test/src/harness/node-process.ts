@@ -42,10 +42,12 @@ export async function forkService(
   const child = fork(join(repoRoot, entry), [], {
     cwd: repoRoot,
     execArgv: ['--conditions=source', '--import', 'tsx'],
+    // Authentication is off unless a test turns it on (the security tests do).
     env: {
       PATH: process.env.PATH ?? '',
       KAFKAJS_NO_PARTITIONER_WARNING: '1',
       CHAT_LOG_LEVEL: 'info',
+      CHAT_AUTH_MODE: 'off',
       ...env,
     },
     stdio: ['ignore', out, out, 'ipc'],
