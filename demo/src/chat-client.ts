@@ -3,6 +3,8 @@
 // itself when the server asks (close codes 4001 and 4002, after the retry hint in the reason).
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
+import { BEARER_PROTOCOL_PREFIX, mintToken } from '@chat/shared';
+import { devSecret } from './dev-secret.js';
 
 const [userId, base = process.env.CHAT_URL ?? 'ws://127.0.0.1:8080'] = process.argv.slice(2);
 if (!userId || !/^[A-Za-z0-9._@-]{1,128}$/.test(userId)) {
@@ -17,8 +19,18 @@ let quitting = false;
 const rl = createInterface({ input: process.stdin, terminal: false });
 const say = (line: string) => console.log(line);
 
-function connect(): void {
-  const ws = new WebSocket(`${base.replace(/\/$/, '')}/chat/${userId}`, 'chat.v1');
+/** CHAT_TOKEN, else a token minted with the demo's development secret, else none (auth off). */
+async function token(): Promise<string | undefined> {
+  if (process.env.CHAT_TOKEN) return process.env.CHAT_TOKEN;
+  const secret = devSecret(false);
+  return secret && userId ? mintToken({ secret, sub: userId, ttlSec: 3600 }) : undefined;
+}
+
+async function connect(): Promise<void> {
+  const jwt = await token();
+  // Like a browser: the token rides in the subprotocol list, next to chat.v1.
+  const protocols = jwt ? ['chat.v1', `${BEARER_PROTOCOL_PREFIX}${jwt}`] : ['chat.v1'];
+  const ws = new WebSocket(`${base.replace(/\/$/, '')}/chat/${userId}`, protocols);
   socket = ws;
   ws.on('open', () => say(`connected as ${userId}; type "@someone message", /quit to leave`));
   ws.on('message', (data: Buffer) => {
@@ -33,6 +45,9 @@ function connect(): void {
     }
   });
   ws.on('error', (err) => say(`(connection error: ${err.message})`));
+  ws.on('unexpected-response', (_req, res) => {
+    say(`(refused: HTTP ${res.statusCode}; a token? set CHAT_TOKEN, see npm run token)`);
+  });
   ws.on('close', (code, reason) => {
     if (quitting) return;
     const hint = /retry_after_ms=(\d+)/.exec(reason.toString());
@@ -40,7 +55,7 @@ function connect(): void {
     say(
       `(disconnected: ${code}${reason.length ? ` ${reason.toString()}` : ''}; reconnecting in ${delay} ms)`,
     );
-    setTimeout(connect, delay);
+    setTimeout(() => void connect(), delay);
   });
 }
 
@@ -61,4 +76,4 @@ rl.on('close', () => {
   socket?.close(1000);
 });
 
-connect();
+void connect();

@@ -20,9 +20,17 @@ import {
   type ChatNode,
 } from '@chat/node';
 import { createRouter, KafkaMembership, StaticMembership } from '@chat/router';
+import { DEV_SECRET_FILE, devSecret } from './dev-secret.js';
 
 const NODES = ['node-1', 'node-2', 'node-3'];
-const env = { CHAT_LOG_LEVEL: 'warn', ...process.env };
+const env: Record<string, string | undefined> = { CHAT_LOG_LEVEL: 'warn', ...process.env };
+// Authentication stays on: without key material of its own, the demo signs with a development secret.
+const devAuth =
+  env.CHAT_AUTH_MODE !== 'off' &&
+  !env.CHAT_AUTH_HS256_SECRET &&
+  !env.CHAT_AUTH_JWKS_FILE &&
+  !env.CHAT_AUTH_JWKS_URL;
+if (devAuth) env.CHAT_AUTH_HS256_SECRET = devSecret();
 const warn = (msg: string, details: Record<string, unknown>) =>
   console.warn(JSON.stringify({ level: 'warn', msg, ...details }));
 
@@ -97,6 +105,9 @@ console.log(
 console.log(`  Endpoint:  ${endpoint}`);
 console.log(`  Admin API: http://${routerConfig.adminHost}:${adminPort}/members`);
 console.log(`  Nodes:     ${urls.map((u) => `${u.id} ${u.url}`).join(', ')}`);
+if (devAuth)
+  console.log(`  Auth:      JWT (HS256), development secret in ${DEV_SECRET_FILE}; npm run token -- alice`);
+else if (env.CHAT_AUTH_MODE === 'off') console.log('  Auth:      OFF (CHAT_AUTH_MODE=off)');
 console.log(
   `Chat from two more terminals:  npm run chat alice  /  npm run chat bob   (then type: @bob hello)`,
 );

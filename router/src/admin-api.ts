@@ -4,6 +4,8 @@ import type { ConnectionTable } from './connections.js';
 import type { MemberTable } from './member-table.js';
 
 export interface AdminApiOptions {
+  /** Headers for the nodes' /internal API (the bearer token). */
+  readonly nodeHeaders: Record<string, string>;
   readonly members: MemberTable;
   readonly connections: ConnectionTable;
   readonly logger: Logger;
@@ -20,6 +22,7 @@ const MAX_LOOKUP_KEYS = 100_000;
  *   POST /lookup  {"keys":[...]}   owners of many keys at once
  *   POST /nodes/{id}/drain         the node leaves the ring; its sessions migrate (4002)
  *   POST /nodes/{id}/undrain       the node is back in the ring
+ *   GET  /metrics                  Prometheus metrics (served by router.ts on the same listener)
  */
 export function createAdminHandler(o: AdminApiOptions) {
   const log = o.logger.child({ subsystem: 'admin' });
@@ -81,7 +84,11 @@ export function createAdminHandler(o: AdminApiOptions) {
       let nodeTold = false;
       try {
         nodeTold = (
-          await fetch(`${member.url}/internal/${verb}`, { method: 'POST', signal: AbortSignal.timeout(2000) })
+          await fetch(`${member.url}/internal/${verb}`, {
+            method: 'POST',
+            headers: o.nodeHeaders,
+            signal: AbortSignal.timeout(2000),
+          })
         ).ok;
       } catch (err) {
         log.warn({ node: id, err: (err as Error).message }, `could not ${verb} the node itself`);

@@ -15,6 +15,7 @@ export class RouterMetrics {
   readonly migrations: Counter<'result'>;
   readonly probeFailures: Counter;
   readonly badRequests: Counter<'reason'>;
+  readonly authFailures: Counter<'code'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registry = new Registry();
@@ -23,7 +24,7 @@ export class RouterMetrics {
     const registers = [registry];
     this.upgrades = new Counter({
       name: 'chat_router_upgrades_total',
-      help: 'WebSocket upgrade requests by result (ok, bad_request, not_found, no_node, upstream_refused, upstream_timeout, upstream_rejected, client_gone).',
+      help: 'WebSocket upgrade requests by result (ok, bad_request, not_found, unauthorized, rate_limited, no_node, upstream_refused, upstream_timeout, upstream_rejected, client_gone).',
       labelNames: ['result'],
       registers,
     });
@@ -80,6 +81,12 @@ export class RouterMetrics {
     this.probeFailures = new Counter({
       name: 'chat_router_probe_failures_total',
       help: 'Failed /readyz probes of members.',
+      registers,
+    });
+    this.authFailures = new Counter({
+      name: 'chat_router_auth_failures_total',
+      help: 'Upgrades refused for their token or origin, by error code (AUTH_ERR_*).',
+      labelNames: ['code'],
       registers,
     });
     this.badRequests = new Counter({

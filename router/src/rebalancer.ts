@@ -4,6 +4,8 @@ import type { MemberTable } from './member-table.js';
 import type { RouterMetrics } from './metrics.js';
 
 export interface RebalancerOptions {
+  /** Headers for the nodes' /internal API (the bearer token). */
+  readonly nodeHeaders: Record<string, string>;
   readonly windowMs: number;
   readonly connections: ConnectionTable;
   readonly members: MemberTable;
@@ -57,7 +59,7 @@ export class Rebalancer {
           try {
             const res = await fetch(`${url}/internal/sessions/close`, {
               method: 'POST',
-              headers: { 'content-type': 'application/json' },
+              headers: { 'content-type': 'application/json', ...this.#o.nodeHeaders },
               body: JSON.stringify({ connections: list.map((c) => c.id), windowMs }),
               signal: AbortSignal.timeout(2000),
             });

@@ -1,7 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { ConfigOf, Logger, routerConfigSchema } from '@chat/shared';
+import {
+  ChatError,
+  bearerMatches,
+  createTokenVerifier,
+  type ConfigOf,
+  type Logger,
+  type routerConfigSchema,
+} from '@chat/shared';
 import { createAdminHandler } from './admin-api.js';
 import { ConnectionTable } from './connections.js';
 import { MemberTable } from './member-table.js';
@@ -31,6 +38,10 @@ export interface Router {
   stop(drainMs?: number): Promise<void>;
 }
 
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
 /** Picks the membership source a configuration asks for. */
 export function membershipFromConfig(config: RouterConfig, logger: Logger): MembershipSource {
   if (config.nodes.length > 0) return new StaticMembership(parseStaticMembers(config.nodes));
@@ -58,7 +69,12 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
     metrics,
     logger: deps.logger,
   });
+  // Credentials for the nodes' /internal API.
+  const nodeHeaders: Record<string, string> = config.internalToken
+    ? { authorization: `Bearer ${config.internalToken}` }
+    : {};
   const rebalancer = new Rebalancer({
+    nodeHeaders,
     windowMs: config.migrationWindowMs,
     connections,
     members,
@@ -66,8 +82,22 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
     logger: deps.logger,
   });
   members.on('ring', (ring) => void rebalancer.onRingChange(ring));
+  const verifier = createTokenVerifier(config);
+  if (!verifier) log.warn('authentication is OFF (CHAT_AUTH_MODE=off): any client can connect as any user');
+  if (!config.adminToken && !isLoopbackHost(config.adminHost)) {
+    throw new ChatError(
+      'CONFIG_ERR_INVALID',
+      `CHAT_ROUTER_ADMIN_HOST=${config.adminHost} is not loopback: set CHAT_ROUTER_ADMIN_TOKEN to protect the admin API and metrics`,
+    );
+  }
   const proxy = new WsProxy({
     routerId: randomBytes(3).toString('hex'),
+    handshake: {
+      verifier,
+      allowQueryToken: config.authQueryToken,
+      allowedOrigins: config.authAllowedOrigins,
+    },
+    handshakeRatePerSec: config.handshakeRatePerSec,
     affinityQuery: config.affinityQuery,
     handshakeTimeoutMs: config.handshakeTimeoutMs,
     members,
@@ -85,9 +115,9 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
       requestTimeout: config.handshakeTimeoutMs * 2,
       connectionsCheckingInterval: Math.min(1000, config.handshakeTimeoutMs),
     },
-    (req, res) => void serveHttp(req, res),
+    (req, res) => serveHttp(req, res),
   );
-  async function serveHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  function serveHttp(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0];
     const json = (status: number, body: unknown): void =>
       void res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
@@ -99,11 +129,6 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
         ringSize: members.ring.size,
         ringVersion: members.ring.version,
       });
-    }
-    if (path === '/metrics') {
-      const text = await metrics.registry.metrics();
-      res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text);
-      return;
     }
     return json(404, { error: 'ROUTER_ERR_NOT_FOUND' });
   }
@@ -131,8 +156,23 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
     setTimeout(() => socket.destroy(), 1000).unref();
   });
 
-  const adminHandler = createAdminHandler({ members, connections, logger: deps.logger });
-  const adminServer = createServer((req, res) => void adminHandler(req, res));
+  const adminHandler = createAdminHandler({ members, connections, logger: deps.logger, nodeHeaders });
+  // Admin API and metrics share a listener (loopback by default) and, when set, a bearer token.
+  const adminServer = createServer((req, res) => void serveAdmin(req, res));
+  async function serveAdmin(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (config.adminToken && !bearerMatches(req.headers.authorization, config.adminToken)) {
+      metrics.authFailures.inc({ code: 'AUTH_ERR_UNAUTHORIZED' });
+      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' });
+      res.end('{"error":"AUTH_ERR_UNAUTHORIZED"}\n');
+      return;
+    }
+    if ((req.url ?? '').split('?')[0] === '/metrics') {
+      const text = await metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text);
+      return;
+    }
+    return adminHandler(req, res);
+  }
 
   const listen = (server: Server, port: number, host: string) =>
     new Promise<number>((resolve, reject) => {

@@ -1,7 +1,8 @@
 import { Agent, type ClientRequest, type IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { createProxyServer } from 'http-proxy-3';
-import { UserId, type ErrorCode, type Logger } from '@chat/shared';
+import { UserId, checkHandshake, type ErrorCode, type HandshakeCheck, type Logger } from '@chat/shared';
+import { AddressLimiter } from './address-limiter.js';
 import type { ConnectionTable } from './connections.js';
 import type { MemberTable } from './member-table.js';
 import type { RouterMetrics } from './metrics.js';
@@ -11,6 +12,9 @@ export const CONNECTION_ID_HEADER = 'x-chat-connection-id';
 
 export interface WsProxyOptions {
   readonly routerId: string;
+  /** Origin allowlist and token verifier (undefined verifier: authentication off). */
+  readonly handshake: HandshakeCheck;
+  readonly handshakeRatePerSec: number;
   readonly affinityQuery: boolean;
   readonly handshakeTimeoutMs: number;
   readonly members: MemberTable;
@@ -25,6 +29,9 @@ const MAX_EARLY_BYTES = 64 * 1024;
 
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  429: 'Too Many Requests',
   404: 'Not Found',
   502: 'Bad Gateway',
   503: 'Service Unavailable',
@@ -97,11 +104,13 @@ export class WsProxy {
   readonly #pending = new WeakMap<IncomingMessage, Pending>();
   /** Per client socket: stop the early reading and give back what was read (see handle()). */
   readonly #early = new WeakMap<Socket, () => void>();
+  readonly #handshakes: AddressLimiter;
   #seq = 0;
 
   constructor(options: WsProxyOptions) {
     this.#o = options;
     this.#log = options.logger.child({ subsystem: 'proxy' });
+    this.#handshakes = new AddressLimiter(options.handshakeRatePerSec, options.handshakeRatePerSec * 2);
     this.#proxy.on('proxyReqWs', (proxyReq: ClientRequest, req: IncomingMessage) => {
       const p = this.#pending.get(req);
       if (!p) return;
@@ -153,18 +162,41 @@ export class WsProxy {
     if (req.method !== 'GET' || req.headers.upgrade?.toLowerCase() !== 'websocket') {
       return this.#refuse(client, 400, 'ROUTER_ERR_BAD_UPGRADE', 'bad_request');
     }
-    let key = userId;
-    const affinity = url.searchParams.get('affinity');
-    if (this.#o.affinityQuery && affinity !== null) {
-      if (!UserId.safeParse(affinity).success)
-        return this.#refuse(client, 400, 'ROUTER_ERR_BAD_AFFINITY', 'bad_request');
-      key = affinity;
+    const address = client.remoteAddress ?? 'unknown';
+    if (!this.#handshakes.allow(address)) {
+      return this.#refuse(client, 429, 'ROUTER_ERR_RATE_LIMITED', 'rate_limited', { 'Retry-After': '1' });
     }
+    const affinity = url.searchParams.get('affinity');
+    if (this.#o.affinityQuery && affinity !== null && !UserId.safeParse(affinity).success) {
+      return this.#refuse(client, 400, 'ROUTER_ERR_BAD_AFFINITY', 'bad_request');
+    }
+    void this.#authenticate(req, client, head, userId, this.#o.affinityQuery ? affinity : null);
+  }
+
+  /** Checks origin and token before any upstream connection exists, then places and connects. */
+  async #authenticate(
+    req: IncomingMessage,
+    client: Socket,
+    head: Buffer,
+    userId: string,
+    queryAffinity: string | null,
+  ): Promise<void> {
+    const auth = await checkHandshake(req, userId, this.#o.handshake);
+    if (!auth.ok) {
+      this.#o.metrics.authFailures.inc({ code: auth.code });
+      return this.#refuse(client, auth.status, auth.code, 'unauthorized');
+    }
+    if (client.destroyed) {
+      this.#o.metrics.upgrades.inc({ result: 'client_gone' });
+      return;
+    }
+    // Affinity precedence: the signed claim, then the query parameter (where allowed), then the user.
+    const key = auth.token?.affinity ?? queryAffinity ?? userId;
     const candidates = this.#o.members.ring.candidates(key, 2);
     if (candidates.length === 0) {
       return this.#refuse(client, 503, 'ROUTER_ERR_NO_NODE', 'no_node', { 'Retry-After': '1' });
     }
-    void this.#connect(req, client, head, key, candidates);
+    await this.#connect(req, client, head, key, candidates);
   }
 
   #refuse(

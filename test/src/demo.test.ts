@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { forkService } from './harness/node-process.js';
 import type { Cleanup } from './kafka/harness.js';
+import { rawRequest, upgradeRequest } from './harness/raw-http.js';
 import { repoRoot } from './paths.js';
 import { pollUntil } from './poll.js';
 
@@ -39,9 +40,11 @@ function terminal(
 }
 
 test('the demo cluster starts and two terminal clients chat through its router', async (t) => {
+  // As `npm start` runs it: authentication on, signed with the development secret.
   const demo = await forkService(t, 'demo', 'demo/src/main.ts', {
     CHAT_ROUTER_PORT: '0',
     CHAT_ROUTER_ADMIN_PORT: '0',
+    CHAT_AUTH_MODE: 'jwt',
   });
   const port = Number(demo.ready.port);
   const members = (await (
@@ -63,6 +66,11 @@ test('the demo cluster starts and two terminal clients chat through its router',
   await pollUntil(() => alice.lines.includes('[bob] hi alice, got it'), { what: 'alice got the reply' });
   alice.proc.stdin.write('@nobody anyone?\n');
   await pollUntil(() => alice.lines.some((l) => l.startsWith('(not delivered')), { what: 'offline notice' });
+
+  // Without a token the router refuses the upgrade.
+  const refused = await rawRequest(port, upgradeRequest('/chat/eve'));
+  assert.equal(refused.status, 401);
+  refused.socket.destroy();
 
   alice.proc.stdin.end('/quit\n');
   assert.equal(await new Promise((r) => alice.proc.once('exit', r)), 0);

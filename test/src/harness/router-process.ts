@@ -41,7 +41,15 @@ export async function startRouter(
   const port = Number(ready.port);
   const adminPort = Number(ready.adminPort);
   const httpUrl = (path: string) => `http://127.0.0.1:${port}${path}`;
-  const admin = (path: string, init?: RequestInit) => fetch(`http://127.0.0.1:${adminPort}${path}`, init);
+  const adminToken = env.CHAT_ROUTER_ADMIN_TOKEN;
+  const admin = (path: string, init: RequestInit = {}) =>
+    fetch(`http://127.0.0.1:${adminPort}${path}`, {
+      ...init,
+      headers: {
+        ...(adminToken ? { authorization: `Bearer ${adminToken}` } : {}),
+        ...(init.headers as Record<string, string>),
+      },
+    });
   return {
     port,
     adminPort,
@@ -63,7 +71,7 @@ export async function startRouter(
       return ((await res.json()) as { nodes: (string | null)[] }).nodes;
     },
     async metric(name, labels = {}) {
-      return sumMetric(await (await fetch(httpUrl('/metrics'))).text(), name, labels);
+      return sumMetric(await (await admin('/metrics')).text(), name, labels);
     },
   };
 }
