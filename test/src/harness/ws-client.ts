@@ -33,8 +33,9 @@ export class TestClient {
     cleanup: Cleanup,
     url: string,
     protocols: string[] = ['chat.v1'],
+    options: WebSocket.ClientOptions = {},
   ): Promise<TestClient> {
-    const ws = new WebSocket(url, protocols);
+    const ws = new WebSocket(url, protocols, options);
     const client = new TestClient(ws);
     cleanup.after(async () => {
       if (ws.readyState === WebSocket.CLOSED) return;

@@ -25,6 +25,9 @@ describe('chat nodes on Kafka', () => {
       CHAT_KAFKA_BROKERS: kafka.brokers,
       CHAT_KAFKA_TOPIC_PREFIX: kafka.uniqueName('delivery'),
       CHAT_KAFKA_MESSAGE_PARTITIONS: '4',
+      // These tests send bursts of 1,000 on one connection; the rate limit has its own tests.
+      CHAT_NODE_RATE_PER_SEC: '100000',
+      CHAT_NODE_RATE_BURST: '100000',
       CHAT_NODE_HEARTBEAT_INTERVAL_MS: '500',
       CHAT_NODE_HEARTBEAT_TIMEOUT_MS: String(HEARTBEAT_TIMEOUT_MS),
     };

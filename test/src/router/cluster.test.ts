@@ -55,6 +55,8 @@ describe('router cluster on Kafka membership', () => {
       CHAT_ROUTER_PROBE_FAILURES: '2',
       CHAT_ROUTER_MIGRATION_WINDOW_MS: String(MIGRATION_WINDOW_MS),
       CHAT_ROUTER_AFFINITY_QUERY: 'true',
+      // 400 clients connect from one address within a second here.
+      CHAT_ROUTER_HANDSHAKE_RATE_PER_SEC: '100000',
     };
     await addNode('n1');
     await Promise.all([addNode('n2'), addNode('n3')]);
