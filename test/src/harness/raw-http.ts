@@ -4,6 +4,8 @@ export interface RawResponse {
   readonly status: number;
   readonly headers: Record<string, string>;
   readonly socket: Socket;
+  /** What arrived after the head with it (the start of the body). */
+  readonly rest: string;
 }
 
 /** Opens a TCP connection to 127.0.0.1:`port` (for requests a WebSocket client would refuse to send). */
@@ -32,7 +34,7 @@ export async function rawRequest(port: number, request: string): Promise<RawResp
         headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
       }
       socket.removeAllListeners('data');
-      resolve({ status: Number(statusLine.split(' ')[1]), headers, socket });
+      resolve({ status: Number(statusLine.split(' ')[1]), headers, socket, rest: buffer.slice(end + 4) });
     });
     socket.once('close', () => reject(new Error(`closed without a response; got ${JSON.stringify(buffer)}`)));
     socket.write(request);

@@ -9,6 +9,7 @@ import { startNode, type NodeProcess } from '../harness/node-process.js';
 import { rawRequest, upgradeRequest } from '../harness/raw-http.js';
 import { startRouter, type RouterProcess } from '../harness/router-process.js';
 import { TestClient, type Frame } from '../harness/ws-client.js';
+import { useKafka } from '../kafka/harness.js';
 import { pollUntil } from '../poll.js';
 
 const SECRET = 'security-test-secret-0123456789abcdef';
@@ -29,7 +30,7 @@ describe('authentication through router and node', () => {
   let n1: NodeProcess;
   let n2: NodeProcess;
   let router: RouterProcess;
-  const auth = {
+  const auth: Record<string, string> = {
     CHAT_AUTH_MODE: 'jwt',
     CHAT_AUTH_HS256_SECRET: SECRET,
     CHAT_AUTH_ISSUER: ISSUER,
@@ -40,6 +41,13 @@ describe('authentication through router and node', () => {
   };
 
   before(async () => {
+    // Users on the two nodes reach each other through Kafka.
+    const kafka = await useKafka(cleanup);
+    Object.assign(auth, {
+      CHAT_KAFKA_BROKERS: kafka.brokers,
+      CHAT_KAFKA_TOPIC_PREFIX: kafka.uniqueName('auth'),
+      CHAT_KAFKA_MESSAGE_PARTITIONS: '2',
+    });
     [n1, n2] = await Promise.all([
       startNode(cleanup, { nodeId: 'a1', env: auth }),
       startNode(cleanup, { nodeId: 'a2', env: auth }),
@@ -55,12 +63,25 @@ describe('authentication through router and node', () => {
     for (const fn of cleanups.reverse()) await fn();
   });
 
+  /** Sends until the ack is not `offline` (presence crossed the bus); the receiver gets that one. */
+  async function waitReachable(from: TestClient, to: string): Promise<void> {
+    let n = 0;
+    await pollUntil(
+      async () => {
+        const cid = `probe-${n++}`;
+        from.send({ type: 'send', cid, to, body: cid });
+        return (await from.reply(cid)).status !== 'offline';
+      },
+      { what: `${to} reachable` },
+    );
+  }
+
   async function expectRefused(path: string, headers: string, status: number, code: string): Promise<void> {
     const before = await router.metric('chat_router_auth_failures_total', { code });
     const res = await rawRequest(router.port, upgradeRequest(path, headers));
     assert.equal(res.status, status, `${path} ${headers}`);
     const body = await new Promise<string>((resolve) => {
-      let text = '';
+      let text = res.rest;
       res.socket.on('data', (b: Buffer) => (text += b.toString()));
       res.socket.once('close', () => resolve(text));
     });
@@ -132,9 +153,10 @@ describe('authentication through router and node', () => {
       `bearer.${await token('bob')}`,
     ]);
     assert.equal(viaProtocol.ws.protocol, 'chat.v1', 'the token is never echoed as the protocol');
-    viaHeader.send({ type: 'send', cid: 'h1', to: 'bob', body: 'hi bob' });
+    await waitReachable(viaHeader, 'bob');
     const got = await viaProtocol.next(isMessage);
     assert.equal((got as Record<string, unknown>).from, 'alice');
+    assert.ok(viaProtocol.frames.filter(isMessage).every((f) => f.from === 'alice'));
     // Straight to a node, bypassing the router: the node refuses too.
     const direct = await rawRequest(n1.port, upgradeRequest('/chat/alice'));
     assert.equal(direct.status, 401);
@@ -157,9 +179,10 @@ describe('authentication through router and node', () => {
         .code,
       'PROTO_ERR_FORBIDDEN_SENDER',
     );
-    mallory.send({ type: 'send', cid: 'm1', to: 'bob2', body: 'honest' });
-    assert.equal(((await bob.next(isMessage)) as Record<string, unknown>).from, 'mallory');
-    assert.equal(bob.frames.length, 1);
+    await waitReachable(mallory, 'bob2');
+    await bob.next(isMessage);
+    // Every message bob got says it is from mallory: the forged one never arrived.
+    assert.ok(bob.frames.length > 0 && bob.frames.every((f) => isMessage(f) && f.from === 'mallory'));
   });
 
   test('the affinity claim places the user, whatever the user id', async (t) => {
