@@ -106,3 +106,19 @@ test('invalid UTF-8 in a text frame closes with 1007; binary frames get an error
   c.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
   assert.equal((await c.closed).code, 1007);
 });
+
+test('a client reset in the middle of a frame leaves nothing behind and disturbs no one', async (t) => {
+  const node = await startNode(t, { nodeId: 'midframe' });
+  const bystander = await TestClient.connect(t, node.wsUrl('bystander'));
+  const res = await rawRequest(node.port, upgradeRequest('/chat/resetter'));
+  assert.equal(res.status, 101);
+  await pollUntil(async () => (await node.metric('chat_node_connections')) === 2, { what: 'two sessions' });
+  // A masked text frame header announcing 100 bytes, then only 3 of them, then a reset.
+  res.socket.write(Buffer.from([0x81, 0x80 | 100, 1, 2, 3, 4, 0x61, 0x62, 0x63]));
+  res.socket.resetAndDestroy();
+  await pollUntil(async () => (await node.metric('chat_node_connections')) === 1, {
+    what: 'the reset session gone',
+  });
+  bystander.send('ping');
+  await bystander.next((f) => f === 'pong');
+});
