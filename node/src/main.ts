@@ -43,7 +43,14 @@ const bus: ChatBus =
 if (bus.kind === 'memory')
   logger.info('CHAT_KAFKA_BROKERS is empty: single-machine mode with the in-process bus');
 
-const node = createChatNode(config, { logger, bus, epoch, metrics });
+let node;
+try {
+  node = createChatNode(config, { logger, bus, epoch, metrics });
+} catch (err) {
+  if (!isChatError(err, 'CONFIG_ERR_INVALID')) throw err;
+  console.error(`${err.code}: ${err.message}`);
+  process.exit(EXIT_CONFIG);
+}
 let address;
 try {
   address = await node.start();

@@ -22,7 +22,9 @@ let router;
 try {
   router = createRouter(config, { logger });
 } catch (err) {
-  console.error(`CONFIG_ERR_INVALID: ${(err as Error).message}`);
+  // Configuration that is valid field by field but not as a whole (no membership source, no key material,
+  // an exposed admin listener without a token).
+  console.error(`CONFIG_ERR_INVALID: ${isChatError(err) ? err.message : (err as Error).message}`);
   process.exit(EXIT_CONFIG);
 }
 const { port, adminPort } = await router.start().catch((err: unknown) => {
