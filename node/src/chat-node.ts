@@ -301,6 +301,7 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     if (session.socket.readyState !== session.socket.OPEN) return;
     session.socket.send(encodeServerFrame(frame));
     metrics.framesOut.inc({ type: frame.type });
+    if (frame.type === 'error') metrics.errorsSent.inc({ code: frame.code });
     checkBuffer(session.socket);
   }
 

@@ -54,6 +54,7 @@ export class Delivery {
   /** Delivers a send from `sender` and returns the ack or error frame to answer it with. */
   async send(sender: Session, out: Outgoing): Promise<AckFrame | ErrorFrame> {
     const { nodeId, sessions, directory, bus, metrics } = this.#d;
+    const started = performance.now();
     const id = this.#d.newId();
     const ts = this.#now();
     const cid =
@@ -65,8 +66,10 @@ export class Delivery {
         : { ...out.frame, sender_id: sender.userId };
 
     const local = sessions.sessionsOf(to);
-    if (local.size > 0)
+    if (local.size > 0) {
       this.#write(local, JSON.stringify(frame), out.kind === 'send' ? 'message' : 'legacy', 'local');
+      metrics.deliveryLatency.observe({ path: 'local' }, (performance.now() - started) / 1000);
+    }
 
     const remote = directory.remoteNodesOf(to, nodeId);
     let status: AckStatus;
@@ -102,6 +105,7 @@ export class Delivery {
     if (local.size === 0) return;
     const type = 'type' in message.frame && message.frame.type === 'message' ? 'message' : 'legacy';
     this.#write(local, JSON.stringify(message.frame), type, 'bus');
+    this.#d.metrics.deliveryLatency.observe({ path: 'bus' }, Math.max(0, this.#now() - message.ts) / 1000);
   }
 
   #write(

@@ -21,6 +21,9 @@ export class NodeMetrics {
   readonly deadPeers: Counter;
   readonly migrations: Counter;
   readonly limitHits: Counter<'limit'>;
+  readonly deliveryLatency: Histogram<'path'>;
+  readonly consumerLag: Gauge;
+  readonly errorsSent: Counter<'code'>;
   readonly authFailures: Counter<'code'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
@@ -95,6 +98,24 @@ export class NodeMetrics {
     this.ready = new Gauge({
       name: 'chat_node_ready',
       help: '1 when the node accepts connections and its bus works, else 0 (what /readyz answers).',
+      registers,
+    });
+    this.deliveryLatency = new Histogram({
+      name: 'chat_node_delivery_latency_seconds',
+      help: 'End-to-end delivery latency, sender’s frame in to receiver’s frame out, by path (local; bus, measured from the origin node’s clock).',
+      labelNames: ['path'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.consumerLag = new Gauge({
+      name: 'chat_node_bus_consumer_lag_records',
+      help: 'Records on the message topic this node has not consumed yet (sum over partitions, as of its last fetch).',
+      registers,
+    });
+    this.errorsSent = new Counter({
+      name: 'chat_node_errors_sent_total',
+      help: 'Error frames sent to clients: refused or undeliverable frames, by error code (docs/errors.md).',
+      labelNames: ['code'],
       registers,
     });
     this.limitHits = new Counter({

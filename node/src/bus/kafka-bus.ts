@@ -290,18 +290,30 @@ export class KafkaBus implements ChatBus {
     });
     await consumer.connect();
     await consumer.subscribe({ topic: this.#topics.messages, fromBeginning: false });
+    const lag = new Map<number, number>();
     await consumer.run({
-      eachMessage: ({ message }) => {
-        this.#o.metrics.busConsumed.inc({ kind: 'message' });
-        let parsed: BusMessage;
-        try {
-          parsed = BusMessage.parse(JSON.parse(message.value?.toString('utf8') ?? 'null'));
-        } catch (err) {
-          this.#invalidRecord(this.#topics.messages, message, err);
-          return Promise.resolve();
+      eachBatch: async (payload: EachBatchPayload) => {
+        const { batch } = payload;
+        for (const message of batch.messages) {
+          if (!payload.isRunning() || payload.isStale()) break;
+          this.#o.metrics.busConsumed.inc({ kind: 'message' });
+          let parsed: BusMessage | undefined;
+          try {
+            parsed = BusMessage.parse(JSON.parse(message.value?.toString('utf8') ?? 'null'));
+          } catch (err) {
+            this.#invalidRecord(this.#topics.messages, message, err);
+          }
+          if (parsed) this.#handlers?.onMessage(parsed);
+          payload.resolveOffset(message.offset);
         }
-        this.#handlers?.onMessage(parsed);
-        return Promise.resolve();
+        const last = batch.messages.at(-1);
+        if (last) {
+          lag.set(batch.partition, Math.max(0, Number(batch.highWatermark) - Number(last.offset) - 1));
+          let total = 0;
+          for (const v of lag.values()) total += v;
+          this.#o.metrics.consumerLag.set(total);
+        }
+        await payload.heartbeat();
       },
     });
   }
