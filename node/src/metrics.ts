@@ -140,5 +140,24 @@ export class NodeMetrics {
       help: 'Client sockets terminated because they stayed silent past CHAT_NODE_IDLE_TIMEOUT_MS.',
       registers,
     });
+    // Series exist from the start (at 0), so rate() and alerts see them before the first event.
+    for (const kind of ['message', 'presence', 'heartbeat']) {
+      this.busProduced.inc({ kind }, 0);
+      this.busProduceErrors.inc({ kind }, 0);
+      this.busConsumed.inc({ kind }, 0);
+    }
+    for (const reason of ['invalid_record', 'consumer_crash']) this.busConsumeErrors.inc({ reason }, 0);
+    for (const path of ['local', 'bus']) this.deliveries.inc({ path }, 0);
+    for (const status of ['delivered', 'accepted', 'offline']) this.acks.inc({ status }, 0);
+    for (const limit of [
+      'rate',
+      'rate_close',
+      'user_connections',
+      'node_connections',
+      'slow_consumer',
+      'frame_size',
+    ]) {
+      this.limitHits.inc({ limit }, 0);
+    }
   }
 }

@@ -95,5 +95,17 @@ export class RouterMetrics {
       labelNames: ['reason'],
       registers,
     });
+    // Series exist from the start (at 0), so rate() and alerts see them before the first event.
+    for (const result of ['asked', 'forced']) this.migrations.inc({ result }, 0);
+    for (const kind of [
+      'connect_failed',
+      'handshake_timeout',
+      'client_gone',
+      'upstream_error',
+      'client_error',
+    ]) {
+      this.proxyErrors.inc({ kind }, 0);
+    }
+    for (const by of ['client', 'upstream', 'router']) this.closed.inc({ by }, 0);
   }
 }

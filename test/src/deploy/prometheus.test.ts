@@ -1,0 +1,204 @@
+// A real Prometheus (Debian's package, installed by .ci/run) scrapes a live cluster (router, two nodes,
+// the real broker) under a little traffic of every kind; then every dashboard panel query and every alert
+// expression is evaluated against it: no query may fail, and no panel may come back empty.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { mintToken } from '@chat/shared';
+import { startNode } from '../harness/node-process.js';
+import { rawRequest, upgradeRequest } from '../harness/raw-http.js';
+import { startRouter } from '../harness/router-process.js';
+import { TestClient, type Frame } from '../harness/ws-client.js';
+import { useKafka } from '../kafka/harness.js';
+import { freePort } from '../net.js';
+import { repoRoot } from '../paths.js';
+import { pollUntil } from '../poll.js';
+import { alertRules, concrete, dashboardQueries, metricNames } from './dashboard.js';
+
+const SECRET = 'prometheus-test-secret-0123456789abcdef';
+const ADMIN = 'admin-token-for-prometheus';
+const isMessage = (f: Frame) => typeof f === 'object' && f.type === 'message';
+
+interface PromResult {
+  status: string;
+  error?: string;
+  data?: { result: unknown[] };
+}
+
+test('promtool accepts the deploy configuration and rules', () => {
+  for (const args of [
+    ['check', 'config', '--syntax-only', join(repoRoot, 'deploy/prometheus/prometheus.yml')],
+    ['check', 'rules', join(repoRoot, 'deploy/prometheus/alerts.yml')],
+  ]) {
+    const r = spawnSync('promtool', args, { encoding: 'utf8' });
+    assert.equal(r.status, 0, `promtool ${args.join(' ')}: ${r.stdout}${r.stderr}`);
+  }
+});
+
+test('every dashboard panel and alert expression evaluates against a live cluster', async (t) => {
+  const kafka = await useKafka(t);
+  const auth = { CHAT_AUTH_MODE: 'jwt', CHAT_AUTH_HS256_SECRET: SECRET };
+  const nodeEnv = {
+    ...auth,
+    CHAT_KAFKA_BROKERS: kafka.brokers,
+    CHAT_KAFKA_TOPIC_PREFIX: kafka.uniqueName('prom'),
+    CHAT_KAFKA_MESSAGE_PARTITIONS: '2',
+    CHAT_NODE_RATE_PER_SEC: '20',
+    CHAT_NODE_RATE_BURST: '20',
+  };
+  const [n1, n2] = await Promise.all([
+    startNode(t, { nodeId: 'p1', env: nodeEnv }),
+    startNode(t, { nodeId: 'p2', env: nodeEnv }),
+  ]);
+  const router = await startRouter(t, {
+    ...auth,
+    CHAT_ROUTER_NODES: `p1=http://127.0.0.1:${n1.port},p2=http://127.0.0.1:${n2.port}`,
+    CHAT_ROUTER_ADMIN_TOKEN: ADMIN,
+    CHAT_ROUTER_MIGRATION_WINDOW_MS: '200',
+  });
+  await pollUntil(async () => (await router.members()).ringSize === 2, { what: 'both nodes in the ring' });
+
+  // Prometheus, scraping every second, with the deploy alert rules.
+  const dir = await mkdtemp(join(tmpdir(), 'chat-prom-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'token'), ADMIN);
+  const promPort = await freePort();
+  await writeFile(
+    join(dir, 'prometheus.yml'),
+    [
+      'global: { scrape_interval: 1s, evaluation_interval: 1s }',
+      `rule_files: ['${join(repoRoot, 'deploy/prometheus/alerts.yml')}']`,
+      'scrape_configs:',
+      '  - job_name: chat-node',
+      `    static_configs: [{ targets: ['127.0.0.1:${n1.port}', '127.0.0.1:${n2.port}'] }]`,
+      '  - job_name: chat-router',
+      `    authorization: { credentials_file: '${join(dir, 'token')}' }`,
+      `    static_configs: [{ targets: ['127.0.0.1:${router.adminPort}'] }]`,
+      '',
+    ].join('\n'),
+  );
+  const prom = spawn(
+    'prometheus',
+    [
+      `--config.file=${join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${promPort}`,
+      '--log.level=warn',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let promLog = '';
+  prom.stderr.on('data', (b: Buffer) => (promLog = (promLog + b.toString()).slice(-4000)));
+  const promExited = new Promise((r) => prom.once('exit', r));
+  t.after(async () => {
+    if (prom.exitCode === null) prom.kill('SIGTERM');
+    await promExited;
+  });
+  const query = async (expr: string): Promise<PromResult> => {
+    const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(expr)}`);
+    return (await res.json()) as PromResult;
+  };
+  await pollUntil(async () => (await fetch(`http://127.0.0.1:${promPort}/-/ready`)).ok, {
+    timeoutMs: 30_000,
+    what: `prometheus ready (${promLog})`,
+  });
+  await pollUntil(
+    async () =>
+      (await query('sum(up)')).data?.result.length === 1 &&
+      (await query('count(up == 1)')).data?.result.length === 1 &&
+      Number(((await query('count(up == 1)')).data?.result[0] as { value: [number, string] }).value[1]) === 3,
+    {
+      timeoutMs: 30_000,
+      what: 'all three targets up',
+    },
+  );
+
+  // Traffic of every kind: local and cross-node messages, client errors, a bad token, a flood, a drain.
+  const users = Array.from({ length: 40 }, (_, i) => `prom-${i}`);
+  const owners = await router.lookup(users);
+  const onP1 = users.filter((_, i) => owners[i] === 'p1');
+  const onP2 = users.filter((_, i) => owners[i] === 'p2');
+  const connect = async (u: string) =>
+    TestClient.connect(t, router.wsUrl(u), [
+      'chat.v1',
+      `bearer.${await mintToken({ secret: SECRET, sub: u })}`,
+    ]);
+  const [a, b, c] = await Promise.all([
+    connect(onP1[0] ?? ''),
+    connect(onP1[1] ?? ''),
+    connect(onP2[0] ?? ''),
+  ]);
+  await pollUntil(async () => (await n1.presence(onP2[0] ?? '')).remoteNodes.length === 1, {
+    what: 'presence across nodes',
+  });
+  for (let i = 0; i < 10; i++) {
+    a.send({ type: 'send', cid: `l${i}`, to: onP1[1] ?? '', body: 'local' });
+    a.send({ type: 'send', cid: `r${i}`, to: onP2[0] ?? '', body: 'remote' });
+  }
+  await b.waitCount(isMessage, 10);
+  await c.waitCount(isMessage, 10);
+  b.send('not json');
+  b.send({ type: 'bogus' });
+  const refused = await rawRequest(router.port, upgradeRequest('/chat/eve'));
+  assert.equal(refused.status, 401);
+  refused.socket.destroy();
+  for (let i = 0; i < 30; i++) c.send({ type: 'send', cid: `f${i}`, to: onP1[0] ?? '', body: 'flood' });
+  await c.next((f) => typeof f === 'object' && f.code === 'NODE_ERR_RATE_LIMITED');
+  await router.admin('/nodes/p2/drain', { method: 'POST' });
+  await c.closed;
+  await router.admin('/nodes/p2/undrain', { method: 'POST' });
+  await pollUntil(async () => (await router.members()).ringSize === 2, { what: 'p2 back' });
+
+  // Every panel query returns data once a few scrapes have seen the traffic.
+  const panels = dashboardQueries();
+  assert.ok(panels.length >= 16);
+  const results = new Map<string, PromResult>();
+  await pollUntil(
+    async () => {
+      for (const p of panels) results.set(`${p.panel}/${p.refId}`, await query(concrete(p.expr)));
+      return [...results.values()].every((r) => r.status === 'success' && (r.data?.result.length ?? 0) > 0);
+    },
+    { timeoutMs: 60_000, intervalMs: 1000, what: 'every panel to have data' },
+  ).catch(() => undefined);
+  for (const p of panels) {
+    const r = results.get(`${p.panel}/${p.refId}`);
+    assert.equal(r?.status, 'success', `${p.panel} ${p.refId}: ${r?.error ?? ''}`);
+    assert.ok((r?.data?.result.length ?? 0) > 0, `panel "${p.panel}" (${p.refId}) is empty: ${p.expr}`);
+  }
+  t.diagnostic(
+    `${panels.length} panel queries on ${new Set(panels.map((p) => p.panel)).size} panels returned data`,
+  );
+
+  // Every alert expression evaluates, and every metric it reads exists.
+  const rules = alertRules();
+  assert.ok(rules.length >= 8);
+  for (const rule of rules) {
+    const r = await query(rule.expr);
+    assert.equal(r.status, 'success', `${rule.alert}: ${r.error ?? ''}`);
+    for (const name of metricNames(rule.expr)) {
+      const series = await query(`count({__name__="${name}"})`);
+      assert.ok(
+        (series.data?.result.length ?? 0) > 0,
+        `${rule.alert} reads ${name}, which no target exports`,
+      );
+    }
+  }
+  // The rules are loaded and evaluated by Prometheus itself, without errors.
+  const loaded = (await (await fetch(`http://127.0.0.1:${promPort}/api/v1/rules`)).json()) as {
+    data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] };
+  };
+  const evaluated = loaded.data.groups.flatMap((g) => g.rules);
+  assert.deepEqual(evaluated.map((r) => r.name).sort(), rules.map((r) => r.alert).sort());
+  await pollUntil(
+    () =>
+      fetch(`http://127.0.0.1:${promPort}/api/v1/rules`).then(async (res) => {
+        const body = (await res.json()) as typeof loaded;
+        return body.data.groups.flatMap((g) => g.rules).every((r) => r.health === 'ok');
+      }),
+    { what: 'every rule evaluated healthy' },
+  );
+  t.diagnostic(`${rules.length} alert rules evaluated: ${rules.map((r) => r.alert).join(', ')}`);
+});
