@@ -3,10 +3,10 @@
 // member list; with it, the nodes use Kafka and the router reads their heartbeats from Kafka.
 import {
   createLogger,
-  isChatError,
-  KNOWN_ENV,
   loadConfig,
+  loadServiceConfig,
   nodeConfigSchema,
+  orExitOnConfigError,
   routerConfigSchema,
   type Logger,
 } from '@chat/shared';
@@ -31,23 +31,12 @@ const devAuth =
   !env.CHAT_AUTH_JWKS_FILE &&
   !env.CHAT_AUTH_JWKS_URL;
 if (devAuth) env.CHAT_AUTH_HS256_SECRET = devSecret();
-const warn = (msg: string, details: Record<string, unknown>) =>
-  console.warn(JSON.stringify({ level: 'warn', msg, ...details }));
 
-function loadConfigs() {
-  try {
-    return {
-      routerConfig: loadConfig(routerConfigSchema, env, { knownEnv: KNOWN_ENV, warn }),
-      // The demo picks node ids and ports itself; everything else (bus, limits, timeouts) comes from the env.
-      nodeBase: loadConfig(nodeConfigSchema, { ...env, CHAT_NODE_ID: undefined, CHAT_NODE_PORT: '0' }),
-    };
-  } catch (err) {
-    if (!isChatError(err, 'CONFIG_ERR_INVALID')) throw err;
-    console.error(`${err.code}: ${err.message}`);
-    process.exit(78);
-  }
-}
-const { routerConfig, nodeBase } = loadConfigs();
+const { routerConfig, nodeBase } = orExitOnConfigError(() => ({
+  routerConfig: loadServiceConfig(routerConfigSchema, env),
+  // The demo picks node ids and ports itself; everything else (bus, limits, timeouts) comes from the env.
+  nodeBase: loadConfig(nodeConfigSchema, { ...env, CHAT_NODE_ID: undefined, CHAT_NODE_PORT: '0' }),
+}));
 
 const logger = createLogger({ name: 'demo', level: routerConfig.logLevel });
 const kafka = routerConfig.kafkaBrokers.length > 0;

@@ -8,6 +8,8 @@ import {
   closeReason,
   decodeClientFrame,
   isChatError,
+  readJsonBody,
+  rejectUpgrade,
   encodeServerFrame,
   errorFrame,
   TokenBucket,
@@ -15,7 +17,6 @@ import {
   checkHandshake,
   createTokenVerifier,
   type ConfigOf,
-  type ErrorCode,
   type Logger,
   type ServerFrame,
   type nodeConfigSchema,
@@ -66,45 +67,6 @@ export function isLoopback(address: string | undefined): boolean {
   if (!address) return false;
   const a = address.startsWith('::ffff:') ? address.slice(7) : address;
   return a === '::1' || a.startsWith('127.');
-}
-
-/** Reads a JSON request body of at most `limit` bytes. */
-async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw new Error('body too large');
-    chunks.push(chunk);
-  }
-  return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-}
-
-/** Ends a raw upgrade socket with a real HTTP status line (never a bare destroy). */
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  429: 'Too Many Requests',
-  503: 'Service Unavailable',
-};
-
-function rejectUpgrade(
-  socket: Socket,
-  status: number,
-  code: ErrorCode,
-  headers: Record<string, string> = {},
-) {
-  if (socket.destroyed) return;
-  const body = JSON.stringify({ error: code });
-  const extra = Object.entries(headers)
-    .map(([k, v]) => `${k}: ${v}\r\n`)
-    .join('');
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`,
-  );
 }
 
 /** The chat node: sessions, protocol, local-first delivery, bus, membership, lifecycle. */
@@ -224,7 +186,7 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
         await undrain();
         return json(200, { nodeId: config.nodeId, draining: false });
       case '/internal/sessions/close': {
-        const body = await readJson(req, 1_048_576).catch(() => undefined);
+        const body = await readJsonBody(req, 1_048_576).catch(() => undefined);
         const ids = (body as { connections?: unknown } | undefined)?.connections;
         const windowMs = Number((body as { windowMs?: unknown } | undefined)?.windowMs ?? 0);
         if (

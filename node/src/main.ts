@@ -1,26 +1,19 @@
 // Entry point of a chat node process: the only file that reads process.env, handles signals and sets
 // the exit code. Exit codes: 0 clean shutdown, 1 unclean or failed start, 78 invalid configuration.
-import { createLogger, isChatError, KNOWN_ENV, loadConfig, nodeConfigSchema } from '@chat/shared';
+import {
+  createLogger,
+  isChatError,
+  loadServiceConfig,
+  nodeConfigSchema,
+  orExitOnConfigError,
+} from '@chat/shared';
 import { KafkaBus, newEpoch } from './bus/kafka-bus.js';
 import { MemoryBusHub } from './bus/memory-bus.js';
 import type { ChatBus } from './bus/types.js';
 import { createChatNode } from './chat-node.js';
 import { NodeMetrics } from './metrics.js';
 
-const EXIT_CONFIG = 78; // EX_CONFIG from sysexits.h
-
-let config;
-try {
-  config = loadConfig(nodeConfigSchema, process.env, {
-    knownEnv: KNOWN_ENV,
-    warn: (msg, details) => console.warn(JSON.stringify({ level: 'warn', msg, ...details })),
-  });
-} catch (err) {
-  if (!isChatError(err, 'CONFIG_ERR_INVALID')) throw err;
-  console.error(`${err.code}: ${err.message}`);
-  process.exit(EXIT_CONFIG);
-}
-
+const config = orExitOnConfigError(() => loadServiceConfig(nodeConfigSchema, process.env));
 const logger = createLogger({ name: 'node', level: config.logLevel, base: { nodeId: config.nodeId } });
 const epoch = newEpoch();
 const metrics = new NodeMetrics();
@@ -43,14 +36,8 @@ const bus: ChatBus =
 if (bus.kind === 'memory')
   logger.info('CHAT_KAFKA_BROKERS is empty: single-machine mode with the in-process bus');
 
-let node;
-try {
-  node = createChatNode(config, { logger, bus, epoch, metrics });
-} catch (err) {
-  if (!isChatError(err, 'CONFIG_ERR_INVALID')) throw err;
-  console.error(`${err.code}: ${err.message}`);
-  process.exit(EXIT_CONFIG);
-}
+// Also refused here: jwt mode without key material.
+const node = orExitOnConfigError(() => createChatNode(config, { logger, bus, epoch, metrics }));
 let address;
 try {
   address = await node.start();

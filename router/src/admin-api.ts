@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { UserId, type Logger } from '@chat/shared';
+import { UserId, readJsonBody, type Logger } from '@chat/shared';
 import type { ConnectionTable } from './connections.js';
 import type { MemberTable } from './member-table.js';
 
@@ -58,7 +58,7 @@ export function createAdminHandler(o: AdminApiOptions) {
         });
       }
       if (req.method === 'POST') {
-        const body = await readJson(req).catch(() => undefined);
+        const body = await readJsonBody(req, 8 * 1024 * 1024).catch(() => undefined);
         const keys = (body as { keys?: unknown } | undefined)?.keys;
         if (
           !Array.isArray(keys) ||
@@ -98,15 +98,4 @@ export function createAdminHandler(o: AdminApiOptions) {
     }
     return json(404, { error: 'ROUTER_ERR_NOT_FOUND' });
   };
-}
-
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > 8 * 1024 * 1024) throw new Error('body too large');
-    chunks.push(chunk);
-  }
-  return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
 }

@@ -53,7 +53,10 @@ export function membershipFromConfig(config: RouterConfig, logger: Logger): Memb
       logger,
     });
   }
-  throw new Error('no membership source: set CHAT_ROUTER_NODES or CHAT_KAFKA_BROKERS');
+  throw new ChatError(
+    'CONFIG_ERR_INVALID',
+    'no membership source: set CHAT_ROUTER_NODES or CHAT_KAFKA_BROKERS',
+  );
 }
 
 /** The router: public WebSocket endpoint, placement, proxy, membership, rebalancing, admin API. */

@@ -1,7 +1,14 @@
 import { Agent, type ClientRequest, type IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { createProxyServer } from 'http-proxy-3';
-import { UserId, checkHandshake, type ErrorCode, type HandshakeCheck, type Logger } from '@chat/shared';
+import {
+  UserId,
+  checkHandshake,
+  rejectUpgrade,
+  type ErrorCode,
+  type HandshakeCheck,
+  type Logger,
+} from '@chat/shared';
 import { AddressLimiter } from './address-limiter.js';
 import type { ConnectionTable } from './connections.js';
 import type { MemberTable } from './member-table.js';
@@ -26,38 +33,6 @@ export interface WsProxyOptions {
 const CHAT_PATH = /^\/chat\/([^/]*)$/;
 const HALF_CLOSE_GRACE_MS = 5000;
 const MAX_EARLY_BYTES = 64 * 1024;
-
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  429: 'Too Many Requests',
-  404: 'Not Found',
-  502: 'Bad Gateway',
-  503: 'Service Unavailable',
-  504: 'Gateway Timeout',
-};
-
-/** Ends a not-yet-upgraded client socket with a real HTTP status line and a JSON body. */
-export function rejectUpgrade(
-  socket: Socket,
-  status: number,
-  code: ErrorCode,
-  headers: Record<string, string> = {},
-): void {
-  if (socket.destroyed || !socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const body = JSON.stringify({ error: code });
-  const extra = Object.entries(headers)
-    .map(([k, v]) => `${k}: ${v}\r\n`)
-    .join('');
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\nConnection: close\r\n` +
-      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`,
-  );
-}
 
 /** Opens a TCP connection to `url`'s host and port; rejects on refusal or after `timeoutMs`. */
 function connectTo(url: string, timeoutMs: number): Promise<Socket> {

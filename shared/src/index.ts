@@ -7,3 +7,4 @@ export { renderErrorDocs } from './error-docs.js';
 export * from './cluster/records.js';
 export * from './auth/index.js';
 export * from './token-bucket.js';
+export * from './http.js';

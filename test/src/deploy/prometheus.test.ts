@@ -11,7 +11,7 @@ import { mintToken } from '@chat/shared';
 import { startNode } from '../harness/node-process.js';
 import { rawRequest, upgradeRequest } from '../harness/raw-http.js';
 import { startRouter } from '../harness/router-process.js';
-import { TestClient, type Frame } from '../harness/ws-client.js';
+import { TestClient, isMessage } from '../harness/ws-client.js';
 import { useKafka } from '../kafka/harness.js';
 import { freePort } from '../net.js';
 import { repoRoot } from '../paths.js';
@@ -20,7 +20,6 @@ import { alertRules, concrete, dashboardQueries, metricNames } from './dashboard
 
 const SECRET = 'prometheus-test-secret-0123456789abcdef';
 const ADMIN = 'admin-token-for-prometheus';
-const isMessage = (f: Frame) => typeof f === 'object' && f.type === 'message';
 
 interface PromResult {
   status: string;

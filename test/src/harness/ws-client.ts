@@ -4,6 +4,10 @@ import { pollUntil } from '../poll.js';
 
 export type Frame = Record<string, unknown> | string;
 
+/** True for a delivered `message` frame. */
+export const isMessage = (f: Frame): f is Record<string, unknown> =>
+  typeof f === 'object' && f.type === 'message';
+
 /** A test client: records every frame it gets and lets a test wait for the ones it expects. */
 export class TestClient {
   readonly ws: WebSocket;

@@ -3,13 +3,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startNode, type NodeProcess } from '../harness/node-process.js';
-import { TestClient, type Frame } from '../harness/ws-client.js';
+import { TestClient, isMessage } from '../harness/ws-client.js';
 import { useKafka, type KafkaFixture } from '../kafka/harness.js';
 import { pollUntil } from '../poll.js';
 
 const HEARTBEAT_TIMEOUT_MS = 3000;
-
-const isMessage = (f: Frame): f is Record<string, unknown> => typeof f === 'object' && f.type === 'message';
 
 describe('chat nodes on Kafka', () => {
   const cleanups: (() => unknown)[] = [];

@@ -3,11 +3,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startNode } from '../harness/node-process.js';
-import { TestClient, type Frame } from '../harness/ws-client.js';
+import { TestClient, isMessage } from '../harness/ws-client.js';
 import { useOwnKafka } from '../kafka/harness.js';
 import { pollUntil } from '../poll.js';
-
-const isMessage = (f: Frame): f is Record<string, unknown> => typeof f === 'object' && f.type === 'message';
 
 test('Kafka down: local delivery continues, remote sends get a retryable error; Kafka back: remote resumes', async (t) => {
   const kafka = await useOwnKafka(t);

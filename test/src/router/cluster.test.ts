@@ -4,11 +4,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startNode, type NodeProcess } from '../harness/node-process.js';
 import { startRouter, type RouterProcess } from '../harness/router-process.js';
-import { TestClient, type Frame } from '../harness/ws-client.js';
+import { TestClient, isMessage } from '../harness/ws-client.js';
 import { useKafka } from '../kafka/harness.js';
 import { pollUntil } from '../poll.js';
 
-const isMessage = (f: Frame): f is Record<string, unknown> => typeof f === 'object' && f.type === 'message';
 const MIGRATION_WINDOW_MS = 1000;
 
 describe('router cluster on Kafka membership', () => {

@@ -8,7 +8,7 @@ import { mintToken } from '@chat/shared';
 import { startNode, type NodeProcess } from '../harness/node-process.js';
 import { rawRequest, upgradeRequest } from '../harness/raw-http.js';
 import { startRouter, type RouterProcess } from '../harness/router-process.js';
-import { TestClient, type Frame } from '../harness/ws-client.js';
+import { TestClient, isMessage } from '../harness/ws-client.js';
 import { useKafka } from '../kafka/harness.js';
 import { pollUntil } from '../poll.js';
 
@@ -22,7 +22,6 @@ const ADMIN = 'admin-token-0123456789';
 
 const token = (sub: string, extra: Partial<Parameters<typeof mintToken>[0]> = {}) =>
   mintToken({ secret: SECRET, sub, issuer: ISSUER, audience: AUDIENCE, ttlSec: 600, ...extra });
-const isMessage = (f: Frame): f is Record<string, unknown> => typeof f === 'object' && f.type === 'message';
 
 describe('authentication through router and node', () => {
   const cleanups: (() => unknown)[] = [];

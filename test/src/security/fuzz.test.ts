@@ -6,11 +6,10 @@ import fc from 'fast-check';
 import { mintToken } from '@chat/shared';
 import { startNode } from '../harness/node-process.js';
 import { startRouter } from '../harness/router-process.js';
-import { TestClient, type Frame } from '../harness/ws-client.js';
+import { TestClient, isMessage } from '../harness/ws-client.js';
 import { pollUntil } from '../poll.js';
 
 const SECRET = 'fuzz-test-secret-0123456789abcdefghij';
-const isMessage = (f: Frame): f is Record<string, unknown> => typeof f === 'object' && f.type === 'message';
 
 /** A hostile frame and the exact answer it must get. */
 interface Case {

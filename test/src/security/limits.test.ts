@@ -4,10 +4,8 @@ import { test } from 'node:test';
 import WebSocket from 'ws';
 import { startNode } from '../harness/node-process.js';
 import { rawRequest, upgradeRequest } from '../harness/raw-http.js';
-import { TestClient, type Frame } from '../harness/ws-client.js';
+import { TestClient, isMessage } from '../harness/ws-client.js';
 import { pollUntil } from '../poll.js';
-
-const isMessage = (f: Frame): f is Record<string, unknown> => typeof f === 'object' && f.type === 'message';
 
 test('frame size: a frame over the limit closes with 1009', async (t) => {
   const node = await startNode(t, { nodeId: 'size', env: { CHAT_NODE_MAX_PAYLOAD_BYTES: '1024' } });

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { startNode } from '../harness/node-process.js';
 import { repoRoot } from '../paths.js';
+import { pollUntil } from '../poll.js';
 
 async function run(
   entry: string,
@@ -61,6 +62,11 @@ test('short secrets are refused; every bad value is listed at once', async () =>
 
 test('authentication switched off is logged as a warning', async (t) => {
   const node = await startNode(t, { nodeId: 'noauth', env: { CHAT_AUTH_MODE: 'off' } });
-  const log = await readFile(node.logFile, 'utf8');
-  assert.match(log, /"level":"warn".*authentication is OFF/);
+  // Log lines are written asynchronously: wait for it rather than read once.
+  await pollUntil(
+    async () => /"level":"warn".*authentication is OFF/.test(await readFile(node.logFile, 'utf8')),
+    {
+      what: 'the warning in the log',
+    },
+  );
 });
