@@ -238,7 +238,8 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     if (!match) return rejectUpgrade(socket, 404, 'NODE_ERR_BAD_PATH');
     const userId = match[1] ?? '';
     if (!UserId.safeParse(userId).success) return rejectUpgrade(socket, 400, 'NODE_ERR_BAD_PATH');
-    if (!isReady()) return rejectUpgrade(socket, 503, 'NODE_ERR_NOT_READY', { 'Retry-After': '1' });
+    // Starting or draining: no. Kafka down: yes, local delivery works and cross-node sends say why not.
+    if (!accepting()) return rejectUpgrade(socket, 503, 'NODE_ERR_NOT_READY', { 'Retry-After': '1' });
     if (sessions.sessionCount >= config.maxConnections) {
       metrics.limitHits.inc({ limit: 'node_connections' });
       return rejectUpgrade(socket, 503, 'NODE_ERR_FULL', { 'Retry-After': '5' });

@@ -16,10 +16,23 @@ test('a user counts on a node while its heartbeats are fresh, and not on the ask
   dir.applyPresence('u', 'b', 'e2');
   assert.deepEqual(dir.remoteNodesOf('u', 'a'), ['b']);
   assert.deepEqual(dir.remoteNodesOf('u', 'self').sort(), ['a', 'b']);
-  now += 3001;
-  assert.deepEqual(dir.remoteNodesOf('u', 'self'), [], 'expired heartbeats stop counting');
+  // a keeps beating, b goes silent: b expires after the timeout.
+  for (let i = 0; i < 4; i++) {
+    now += 1000;
+    dir.applyMember('a', heartbeat('a', 'e1', now));
+  }
+  assert.deepEqual(dir.remoteNodesOf('u', 'self'), ['a'], 'b expired');
   dir.applyMember('b', heartbeat('b', 'e2', now));
-  assert.deepEqual(dir.remoteNodesOf('u', 'self'), ['b']);
+  assert.deepEqual(dir.remoteNodesOf('u', 'self').sort(), ['a', 'b']);
+});
+
+test('when no heartbeat arrives at all (the bus is down), nobody expires', () => {
+  let now = 10_000;
+  const dir = new PresenceDirectory({ timeoutMs: 3000, now: () => now });
+  dir.applyMember('a', heartbeat('a', 'e1', now));
+  dir.applyPresence('u', 'a', 'e1');
+  now += 600_000;
+  assert.deepEqual(dir.remoteNodesOf('u', 'self'), ['a']);
 });
 
 test('entries of a previous incarnation never count and are reported as stale', () => {
@@ -52,5 +65,6 @@ test('a heartbeat stamped in the future counts from now, not longer', () => {
   dir.applyMember('a', heartbeat('a', 'e', now + 60_000));
   dir.applyPresence('u', 'a', 'e');
   now += 3001;
+  dir.applyMember('c', heartbeat('c', 'e', now)); // the stream goes on
   assert.deepEqual(dir.remoteNodesOf('u', 'x'), []);
 });

@@ -1,4 +1,4 @@
-import type { MemberHeartbeat, MemberState } from '@chat/shared';
+import { HeartbeatClock, type MemberHeartbeat, type MemberState } from '@chat/shared';
 
 /** What the directory knows of one node from its heartbeats. */
 export interface MemberView {
@@ -16,16 +16,16 @@ export interface MemberView {
  * members topics: which users each node holds, and which nodes are alive. A node's entries count only
  * while its heartbeats are fresh (`timeoutMs`) and only for its current incarnation (`epoch`), so a node
  * killed with kill -9 stops counting within the timeout and a restarted node's old entries never count.
+ * While no heartbeat arrives at all (the bus is down), nobody expires: receivers on other nodes stay
+ * "elsewhere" (a retryable bus error) instead of turning "offline".
  */
 export class PresenceDirectory {
   readonly #usersNodes = new Map<string, Map<string, string>>(); // userId -> nodeId -> epoch
   readonly #members = new Map<string, MemberView>();
-  readonly #timeoutMs: number;
-  readonly #now: () => number;
+  readonly #clock: HeartbeatClock;
 
   constructor(options: { timeoutMs: number; now?: () => number }) {
-    this.#timeoutMs = options.timeoutMs;
-    this.#now = options.now ?? Date.now;
+    this.#clock = new HeartbeatClock(options.timeoutMs, options.now);
   }
 
   /** Applies a heartbeat (or, with `null`, a node's goodbye tombstone). */
@@ -34,14 +34,14 @@ export class PresenceDirectory {
       this.#members.delete(id);
       return;
     }
-    const now = this.#now();
+    const lastSeen = this.#clock.saw(heartbeat.ts);
     this.#members.set(id, {
       id,
       url: heartbeat.url,
       weight: heartbeat.weight,
       state: heartbeat.state,
       epoch: heartbeat.epoch,
-      lastSeen: Math.min(heartbeat.ts, now),
+      lastSeen,
     });
   }
 
@@ -59,9 +59,9 @@ export class PresenceDirectory {
     nodes.set(nodeId, epoch);
   }
 
-  /** True while `member` heartbeats are fresh. */
+  /** True while `member` heartbeats are fresh (judged against the heartbeat stream, see HeartbeatClock). */
   isAlive(member: MemberView): boolean {
-    return this.#now() - member.lastSeen <= this.#timeoutMs;
+    return this.#clock.alive(member.lastSeen);
   }
 
   /** Live nodes other than `selfId` that hold `userId` in their current incarnation. */

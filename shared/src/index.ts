@@ -8,3 +8,4 @@ export * from './cluster/records.js';
 export * from './auth/index.js';
 export * from './token-bucket.js';
 export * from './http.js';
+export * from './cluster/liveness.js';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Kafka, type Consumer } from 'kafkajs';
-import { MemberHeartbeat, kafkaLogCreator, topicNames, type Logger } from '@chat/shared';
+import { HeartbeatClock, MemberHeartbeat, kafkaLogCreator, topicNames, type Logger } from '@chat/shared';
 import type { MemberInfo, MembershipSource } from './types.js';
 
 export interface KafkaMembershipOptions {
@@ -26,10 +26,12 @@ export class KafkaMembership implements MembershipSource {
   #sweep: NodeJS.Timeout | undefined;
   #onChange: (members: readonly MemberInfo[]) => void = () => {};
   #lastEmitted = '';
+  readonly #clock: HeartbeatClock;
 
   constructor(options: KafkaMembershipOptions) {
     this.#o = options;
     this.#log = options.logger.child({ subsystem: 'kafka-membership' });
+    this.#clock = new HeartbeatClock(options.timeoutMs, options.now);
   }
 
   async start(onChange: (members: readonly MemberInfo[]) => void): Promise<void> {
@@ -65,10 +67,9 @@ export class KafkaMembership implements MembershipSource {
         } else {
           try {
             const hb = MemberHeartbeat.parse(JSON.parse(message.value.toString('utf8')));
-            const now = (this.#o.now ?? Date.now)();
             this.#members.set(id, {
               info: { id: hb.id, url: hb.url.replace(/\/+$/, ''), weight: hb.weight, state: hb.state },
-              lastSeen: Math.min(hb.ts, now),
+              lastSeen: this.#clock.saw(hb.ts),
             });
           } catch (err) {
             this.#log.warn(
@@ -86,9 +87,9 @@ export class KafkaMembership implements MembershipSource {
   }
 
   #emit(): void {
-    const now = (this.#o.now ?? Date.now)();
+    // Kafka down: heartbeats stop for everyone, and the members are kept (probes still catch dead ones).
     const live = [...this.#members.values()]
-      .filter((m) => now - m.lastSeen <= this.#o.timeoutMs)
+      .filter((m) => this.#clock.alive(m.lastSeen))
       .map((m) => m.info)
       .sort((a, b) => (a.id < b.id ? -1 : 1));
     const digest = JSON.stringify(live);

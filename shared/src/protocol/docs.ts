@@ -82,7 +82,7 @@ export function renderProtocolDocs(): string {
     '| `429` `NODE_ERR_TOO_MANY_CONNECTIONS` / `ROUTER_ERR_RATE_LIMITED` | Too many sessions for this user / handshakes from this address. |',
     '| `400` `NODE_ERR_BAD_PATH` | The user id is empty, too long or has other characters. |',
     '| `404` `NODE_ERR_BAD_PATH` | The path is not `/chat/{userId}`. |',
-    '| `503` `NODE_ERR_NOT_READY` + `Retry-After` | The node is starting, draining, or its bus is down. |',
+    '| `503` `NODE_ERR_NOT_READY` + `Retry-After` | The node is starting or draining (a node whose Kafka is down still accepts: local delivery works). |',
     '',
     'The token (a JWT whose `sub` is the user id) goes in `Authorization: Bearer <jwt>`, or, from a browser,',
     `as an extra subprotocol \`bearer.<jwt>\` next to \`${SUBPROTOCOL}\` (the server answers with \`${SUBPROTOCOL}\`).`,

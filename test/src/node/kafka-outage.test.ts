@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startNode } from '../harness/node-process.js';
+import { startRouter } from '../harness/router-process.js';
 import { TestClient, isMessage } from '../harness/ws-client.js';
 import { useOwnKafka } from '../kafka/harness.js';
 import { pollUntil } from '../poll.js';
@@ -16,7 +17,7 @@ test('Kafka down: local delivery continues, remote sends get a retryable error; 
     CHAT_KAFKA_TOPIC_PREFIX: kafka.uniqueName('outage'),
     CHAT_KAFKA_MESSAGE_PARTITIONS: '2',
     CHAT_NODE_HEARTBEAT_INTERVAL_MS: '300',
-    CHAT_NODE_HEARTBEAT_TIMEOUT_MS: '60000',
+    CHAT_NODE_HEARTBEAT_TIMEOUT_MS: '2000',
     CHAT_NODE_BUS_PUBLISH_TIMEOUT_MS: '1500',
   };
   const n1 = await startNode(t, { nodeId: 'o1', env });
@@ -30,7 +31,16 @@ test('Kafka down: local delivery continues, remote sends get a retryable error; 
   alice.send({ type: 'send', cid: 'before', to: 'carol', body: 'before' });
   await carol.next((f) => isMessage(f) && f.body === 'before');
 
+  const router = await startRouter(t, {
+    CHAT_KAFKA_BROKERS: kafka.brokers,
+    CHAT_KAFKA_TOPIC_PREFIX: env.CHAT_KAFKA_TOPIC_PREFIX,
+    CHAT_ROUTER_MEMBER_TIMEOUT_MS: '2000',
+    CHAT_ROUTER_PROBE_INTERVAL_MS: '200',
+  });
+  await pollUntil(async () => (await router.members()).ringSize === 2, { what: 'router ring of two' });
+
   await broker.stop();
+  const stoppedAt = Date.now();
 
   // Local delivery is untouched.
   alice.send({ type: 'send', cid: 'local-1', to: 'bob', body: 'local while down' });
@@ -56,6 +66,17 @@ test('Kafka down: local delivery continues, remote sends get a retryable error; 
   // Still local-first while down.
   alice.send({ type: 'send', cid: 'local-2', to: 'bob', body: 'local still' });
   assert.equal((await alice.reply('local-2')).status, 'delivered');
+
+  // Past every heartbeat timeout (2 s), nobody expires because of the outage itself: carol is still
+  // "elsewhere" (retryable error, not "offline"), and the router, whose heartbeat stream stopped too,
+  // keeps both nodes on its ring and still places new connections.
+  await pollUntil(() => Date.now() - stoppedAt > 4000, { what: 'the heartbeat timeouts to pass' });
+  alice.send({ type: 'send', cid: 'late', to: 'carol', body: 'late' });
+  assert.equal((await alice.reply('late')).code, 'NODE_ERR_BUS_UNAVAILABLE');
+  assert.equal((await router.members()).ringSize, 2);
+  const dave = await TestClient.connect(t, router.wsUrl('dave'));
+  dave.send('ping');
+  await dave.next((f) => f === 'pong');
 
   await broker.restart();
 
