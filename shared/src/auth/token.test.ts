@@ -215,3 +215,41 @@ test('bearer tokens for internal APIs are compared exactly', () => {
   assert.equal(bearerMatches('Bearer short', 'secret-token-1234'), false);
   assert.equal(bearerMatches(undefined, 'secret-token-1234'), false);
 });
+
+test('RS256 tokens from a JWKS URL; a new key id is fetched again (rotation)', async (t) => {
+  const { createServer } = await import('node:http');
+  const first = await generateKeyPair('RS256');
+  const second = await generateKeyPair('RS256');
+  let keys = [{ ...(await exportJWK(first.publicKey)), kid: 'u1', alg: 'RS256' }];
+  let fetches = 0;
+  const server = createServer((_req, res) => {
+    fetches++;
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const { port } = server.address() as { port: number };
+  const verifier = createTokenVerifier({
+    ...base,
+    authHs256Secret: '',
+    authJwksUrl: `http://127.0.0.1:${port}/jwks.json`,
+  });
+  assert.ok(verifier);
+  const sign = (key: CryptoKey, kid: string) =>
+    new SignJWT({})
+      .setProtectedHeader({ alg: 'RS256', kid })
+      .setSubject('carol')
+      .setExpirationTime('1h')
+      .sign(key);
+  assert.equal((await verifier.verify(await sign(first.privateKey, 'u1'))).sub, 'carol');
+  assert.equal(fetches, 1);
+  keys = [...keys, { ...(await exportJWK(second.publicKey)), kid: 'u2', alg: 'RS256' }];
+  // The cooldown (5 s) limits re-fetches; poll (with a deadline) until the rotated key is found.
+  const deadline = Date.now() + 10_000;
+  const pollMs = 250;
+  while ((await codeOf(verifier.verify(await sign(second.privateKey, 'u2')))) !== 'ok') {
+    assert.ok(Date.now() < deadline, 'rotated key never fetched');
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+  assert.ok(fetches >= 2);
+});
