@@ -131,6 +131,11 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     const url = new URL(req.url ?? '/', 'http://node');
     const json = (status: number, body: unknown) =>
       res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
+    // Everything under /internal is for routers and operators: the internal token, or loopback without one.
+    if (url.pathname.startsWith('/internal/') && !internalAllowed(req)) {
+      metrics.authFailures.inc({ code: 'AUTH_ERR_UNAUTHORIZED' });
+      return void json(401, { error: 'AUTH_ERR_UNAUTHORIZED' });
+    }
     if (req.method === 'POST') return handleInternalPost(url.pathname, req, json);
     switch (url.pathname) {
       case '/healthz':
@@ -165,19 +170,18 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     }
   }
 
-  /** Internal API for routers: migrate sessions, drain, undrain. */
+  function internalAllowed(req: IncomingMessage): boolean {
+    return config.internalToken
+      ? bearerMatches(req.headers.authorization, config.internalToken)
+      : isLoopback(req.socket.remoteAddress);
+  }
+
+  /** Internal API for routers: migrate sessions, drain, undrain (authorised by the caller). */
   async function handleInternalPost(
     path: string,
     req: IncomingMessage,
     json: (status: number, body: unknown) => void,
   ): Promise<void> {
-    const allowed = config.internalToken
-      ? bearerMatches(req.headers.authorization, config.internalToken)
-      : isLoopback(req.socket.remoteAddress);
-    if (!allowed) {
-      metrics.authFailures.inc({ code: 'AUTH_ERR_UNAUTHORIZED' });
-      return json(401, { error: 'AUTH_ERR_UNAUTHORIZED' });
-    }
     switch (path) {
       case '/internal/drain':
         await drain();

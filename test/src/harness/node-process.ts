@@ -114,7 +114,10 @@ export async function startNode(cleanup: Cleanup, options: StartNodeOptions): Pr
       return sumMetric(text, name, labels);
     },
     async presence(userId) {
-      const res = await fetch(httpUrl(`/internal/presence?user=${encodeURIComponent(userId)}`));
+      const token = options.env?.CHAT_INTERNAL_TOKEN;
+      const res = await fetch(httpUrl(`/internal/presence?user=${encodeURIComponent(userId)}`), {
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+      });
       return (await res.json()) as { localSessions: number; remoteNodes: string[] };
     },
     async ready() {

@@ -249,6 +249,7 @@ describe('authentication through router and node', () => {
     assert.equal((await router.admin('/members')).status, 200);
     const internal = await fetch(n1.httpUrl('/internal/drain'), { method: 'POST' });
     assert.equal(internal.status, 401);
+    assert.equal((await fetch(n1.httpUrl('/internal/presence?user=alice'))).status, 401);
     assert.equal((await fetch(n1.httpUrl('/readyz'))).status, 200, 'the unauthorised drain did nothing');
     // The public listener no longer serves metrics.
     assert.equal((await fetch(router.httpUrl('/metrics'))).status, 404);
