@@ -198,3 +198,18 @@ test('internal API: drain takes the node out (accepting false, upgrades 503), un
   assert.equal((await fetch(`${base}/readyz`)).status, 200);
   await connect(t, n.url('later'));
 });
+
+test('seed mode: every message goes through the bus, the origin node delivers what it reads', async (t) => {
+  const hub = new MemoryBusHub();
+  const n = await startNode(t, hub, 'a', { CHAT_NODE_DELIVERY_MODE: 'seed' });
+  const alice = await connect(t, n.url('alice'));
+  const bob = await connect(t, n.url('bob'));
+  alice.ws.send(JSON.stringify({ type: 'send', cid: '1', to: 'bob', body: 'via the bus' }));
+  assert.equal((await bob.next((f) => f.type === 'message')).body, 'via the bus');
+  assert.equal((await alice.next((f) => f.type === 'ack')).status, 'accepted');
+  assert.equal(hub.published.message, 1);
+  assert.equal(bob.frames.filter((f) => f.type === 'message').length, 1, 'delivered once');
+  const metrics = await n.node.metrics.registry.getSingleMetricAsString('chat_node_deliveries_total');
+  assert.match(metrics, /path="bus"} 1/);
+  assert.match(metrics, /path="local"} 0/);
+});

@@ -102,6 +102,7 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     logger: deps.logger,
     newId: () => idPrefix + (++messageSeq).toString(36),
     afterWrite: (session) => checkBuffer(session.socket),
+    mode: config.deliveryMode,
   });
 
   // Throws CONFIG_ERR_INVALID when jwt mode has no key material.

@@ -27,6 +27,12 @@ export interface DeliveryDeps {
   readonly now?: () => number;
   /** Called after each write to a receiver's socket (the node cuts slow readers there). */
   readonly afterWrite?: (session: Session) => void;
+  /**
+   * `local-first` (default): the data path described above. `seed`: the design this project replaces,
+   * kept for comparison benchmarks: every message goes through the bus and every node (the origin too)
+   * delivers what it reads.
+   */
+  readonly mode?: 'local-first' | 'seed';
 }
 
 /** A send as decoded: v1 `send` or a seed-format direct message. */
@@ -40,6 +46,8 @@ export type Outgoing =
  * bus, keyed by the receiver, and those nodes deliver it to their sessions. The sender always gets an
  * answer: `delivered`, `accepted`, `offline`, or a retryable error when the bus would not take it.
  */
+const EMPTY_SESSIONS: ReadonlySet<Session> = new Set();
+
 export class Delivery {
   readonly #d: DeliveryDeps;
   readonly #now: () => number;
@@ -65,13 +73,14 @@ export class Delivery {
         ? { type: 'message', id, from: sender.userId, to, body: out.frame.body, ts }
         : { ...out.frame, sender_id: sender.userId };
 
-    const local = sessions.sessionsOf(to);
+    const seed = this.#d.mode === 'seed';
+    const local = seed ? EMPTY_SESSIONS : sessions.sessionsOf(to);
     if (local.size > 0) {
       this.#write(local, JSON.stringify(frame), out.kind === 'send' ? 'message' : 'legacy', 'local');
       metrics.deliveryLatency.observe({ path: 'local' }, (performance.now() - started) / 1000);
     }
 
-    const remote = directory.remoteNodesOf(to, nodeId);
+    const remote = seed ? [nodeId] : directory.remoteNodesOf(to, nodeId);
     let status: AckStatus;
     if (remote.length === 0) {
       status = local.size > 0 ? 'delivered' : 'offline';
@@ -100,7 +109,7 @@ export class Delivery {
   /** A message read from the bus: delivered to this node's sessions of its receiver, unless it is ours. */
   fromBus(message: BusMessage): void {
     // The origin node wrote to its own sessions when it accepted the send.
-    if (message.origin === this.#d.nodeId) return;
+    if (message.origin === this.#d.nodeId && this.#d.mode !== 'seed') return;
     const local = this.#d.sessions.sessionsOf(message.to);
     if (local.size === 0) return;
     const type = 'type' in message.frame && message.frame.type === 'message' ? 'message' : 'legacy';

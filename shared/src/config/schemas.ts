@@ -178,6 +178,12 @@ export const nodeConfigSchema = {
     max: 600_000,
     doc: 'A node whose last heartbeat is older than this is dead: its users stop counting as present.',
   }),
+  deliveryMode: oneOf({
+    env: 'CHAT_NODE_DELIVERY_MODE',
+    default: 'local-first',
+    values: ['local-first', 'seed'],
+    doc: 'local-first: receivers on this node get messages without Kafka; seed: every message goes through Kafka (the old design, for comparison benchmarks).',
+  }),
   busBatchWindowMs: int({
     env: 'CHAT_NODE_BUS_BATCH_WINDOW_MS',
     default: 2,
