@@ -214,8 +214,8 @@ export class KafkaBroker {
         JAVA,
         this.#javaArgs(classpath, 'kafka.tools.StorageTool', [
           'format',
-          '-t',
-          clusterId,
+          // One argument: a base64url id may start with '-', which would read as an option.
+          `--cluster-id=${clusterId}`,
           '-c',
           join(this.dir, 'server.properties'),
           '--ignore-formatted',
