@@ -63,7 +63,8 @@ interface Scenario {
   /** Processes whose CPU counts for this system (not the load generator). */
   readonly pids: () => Record<string, number | undefined>;
   /** Kafka records produced and consumed so far (chat clusters only). */
-  readonly kafkaRecords?: () => Promise<number>;
+  readonly kafkaRecords?: () => Promise<number>; /** Resolves once every user is known where it is (presence has crossed the bus). */
+  readonly settled?: (users: readonly { id: string; group: number }[]) => Promise<void>;
 }
 
 interface Outcome {
@@ -108,6 +109,7 @@ async function runLoad(scenario: Scenario, count: number, rate: number, seconds:
   gen.on('message', (m: { type: string }) => messages.push(m));
   gen.send(plan);
   await next('connected');
+  await scenario.settled?.(plan.users);
   const pids = scenario.pids();
   const cpuBefore = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
   const genCpuBefore = cpuSeconds(gen.pid);
@@ -139,6 +141,27 @@ async function runLoad(scenario: Scenario, count: number, rate: number, seconds:
         ? undefined
         : (kafkaAfter - kafkaBefore) / result.delivered,
   };
+}
+
+/** Waits until each node sees every user of the other node there (so no send is acked `offline`). */
+async function presenceSettled(
+  nodes: NodeProcess[],
+  ownerOf: (group: number) => string,
+  list: readonly { id: string; group: number }[],
+): Promise<void> {
+  await pollUntil(
+    async () => {
+      for (const u of list) {
+        const owner = ownerOf(u.group);
+        for (const n of nodes) {
+          if (n.nodeId === owner) continue;
+          if (!(await n.presence(u.id)).remoteNodes.includes(owner)) return false;
+        }
+      }
+      return true;
+    },
+    { timeoutMs: 60_000, intervalMs: 200, what: 'presence of every user on every node' },
+  );
 }
 
 async function kafkaRecordsOf(nodes: NodeProcess[]): Promise<number> {
@@ -214,6 +237,7 @@ async function main(): Promise<void> {
         urlOf: (u, g) => router.wsUrl(u, `affinity=g${g}`),
         pids: clusterPids,
         kafkaRecords: () => kafkaRecordsOf(nodes),
+        settled: (l) => presenceSettled(nodes, (g) => owners.get(g) ?? '', l),
       },
       USERS,
       RATE,
@@ -228,6 +252,7 @@ async function main(): Promise<void> {
         urlOf: direct,
         pids: () => ({ ...clusterPids(), router: undefined }),
         kafkaRecords: () => kafkaRecordsOf(nodes),
+        settled: (l) => presenceSettled(nodes, (g) => owners.get(g) ?? '', l),
       },
       USERS,
       RATE,
@@ -251,6 +276,7 @@ async function main(): Promise<void> {
         urlOf: (u, g) => `ws://127.0.0.1:${pipes.get(owners.get(g) ?? '')?.port ?? 0}/chat/${u}`,
         pids: () => ({ ...clusterPids(), router: undefined, pipes: [...pipes.values()][0]?.pid }),
         kafkaRecords: () => kafkaRecordsOf(nodes),
+        settled: (l) => presenceSettled(nodes, (g) => owners.get(g) ?? '', l),
       },
       USERS,
       RATE,
@@ -268,6 +294,7 @@ async function main(): Promise<void> {
           protocol: 'chat',
           urlOf: (u, g) => router.wsUrl(u, `affinity=g${g}`),
           pids: clusterPids,
+          settled: (l) => presenceSettled(nodes, (g) => owners.get(g) ?? '', l),
         },
         USERS,
         rate,
