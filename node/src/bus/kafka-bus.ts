@@ -59,6 +59,18 @@ async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Pr
   }
 }
 
+/** Calls `f` until it succeeds, with a short capped backoff, rethrowing its last error after `deadline`. */
+async function retryUntil<T>(deadline: number, f: () => Promise<T>): Promise<T> {
+  for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
+    try {
+      return await f();
+    } catch (err) {
+      if (Date.now() + wait > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
+}
+
 /**
  * The Kafka bus. Three topics under the prefix: `messages` (key = receiver; every node reads it in its
  * own consumer group, the seed design), and the compacted `presence` and `members` topics, which every
@@ -116,7 +128,8 @@ export class KafkaBus implements ChatBus {
     try {
       await withTimeout(admin.connect(), this.#o.startTimeoutMs, 'connect');
       await this.#ensureTopics(admin);
-      const highWatermarks = await this.#directoryHighWatermarks(admin);
+      // A topic another node created a moment ago may not have its leaders yet: retry until the deadline.
+      const highWatermarks = await retryUntil(deadline, () => this.#directoryHighWatermarks(admin));
       await this.#newProducer();
       this.#producerHealthy = true;
       await this.#startDirectory(highWatermarks);

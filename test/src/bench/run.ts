@@ -4,8 +4,8 @@
 // Every scenario runs the same workload from a load generator process of its own (loadgen.ts) and checks
 // that every message reached its receiver exactly once; a scenario that loses or duplicates fails the run.
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { forkService, startNode, type NodeProcess } from '../harness/node-process.js';
@@ -34,6 +34,7 @@ const LOCAL_SHARE = Number(values['local-share']);
 const IDLE = Number(values.idle);
 const GROUPS = Number(values.groups);
 
+const PROFILE_DIR = mkdtempSync(join(tmpdir(), 'chat-bench-prof-'));
 const cleanups: (() => unknown)[] = [];
 const cleanup = { after: (fn: () => unknown) => cleanups.push(fn) };
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
@@ -185,7 +186,17 @@ async function chatCluster(
     CHAT_NODE_DELIVERY_MODE: mode,
     CHAT_NODE_MAX_CONNECTIONS_PER_USER: '10',
   };
-  const nodes = await Promise.all(['b1', 'b2'].map((id) => startNode(cleanup, { nodeId: id, env })));
+  const nodes = await Promise.all(
+    ['b1', 'b2'].map((id) =>
+      startNode(cleanup, {
+        nodeId: id,
+        env,
+        ...(id === 'b1' && mode === 'local-first'
+          ? { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] }
+          : {}),
+      }),
+    ),
+  );
   const router = await startRouter(cleanup, {
     CHAT_KAFKA_BROKERS: kafka,
     CHAT_KAFKA_TOPIC_PREFIX: env.CHAT_KAFKA_TOPIC_PREFIX,
@@ -198,6 +209,49 @@ async function chatCluster(
     await new Promise((r) => setTimeout(r, 50));
   }
   return { nodes, router };
+}
+
+interface CpuProfile {
+  nodes: {
+    id: number;
+    callFrame: { functionName: string; url: string; lineNumber: number };
+    hitCount?: number;
+  }[];
+}
+
+/** Self time by area and the top functions of a V8 CPU profile (idle time left out). */
+function summariseProfile(path: string): { areas: [string, number][]; top: [string, number][] } {
+  const profile = JSON.parse(readFileSync(path, 'utf8')) as CpuProfile;
+  const area = (url: string, fn: string): string => {
+    if (fn === '(idle)' || fn === '(program)' || fn === '(garbage collector)') return fn;
+    if (url.includes('/ws/')) return 'ws (frames, sockets)';
+    if (url.includes('kafkajs')) return 'kafkajs';
+    if (url.includes('/zod/')) return 'zod (validation)';
+    if (url.includes('prom-client')) return 'prom-client';
+    if (url.includes('pino')) return 'pino';
+    if (url.includes('/node/src/') || url.includes('/shared/src/')) return 'chat node code';
+    if (url.startsWith('node:') || url === '') return 'Node.js runtime (net, streams, JSON, timers)';
+    return 'other libraries';
+  };
+  const byArea = new Map<string, number>();
+  const byFn = new Map<string, number>();
+  let total = 0;
+  for (const n of profile.nodes) {
+    const hits = n.hitCount ?? 0;
+    const { functionName, url, lineNumber } = n.callFrame;
+    if (functionName === '(idle)' || hits === 0) continue;
+    total += hits;
+    const a = area(url, functionName);
+    byArea.set(a, (byArea.get(a) ?? 0) + hits);
+    const key = `${functionName || '(anonymous)'} (${url.split('/').slice(-2).join('/') || 'native'}:${lineNumber + 1})`;
+    byFn.set(key, (byFn.get(key) ?? 0) + hits);
+  }
+  const share = (m: Map<string, number>, k: number) =>
+    [...m]
+      .sort((x, y) => y[1] - x[1])
+      .slice(0, k)
+      .map(([name, hits]) => [name, (100 * hits) / Math.max(1, total)] as [string, number]);
+  return { areas: share(byArea, 8), top: share(byFn, 10) };
 }
 
 function raiseFdLimit(pid: number | undefined): void {
@@ -346,6 +400,12 @@ async function main(): Promise<void> {
   const idleNode = await idle('node');
   const idleRouter = await idle('router');
 
+  // Node b1 ran under --cpu-prof through every local-first scenario; a graceful stop writes the profile.
+  nodes[0]?.child.kill('SIGTERM');
+  await nodes[0]?.exited;
+  const profileFile = readdirSync(PROFILE_DIR).find((f) => f.endsWith('.cpuprofile'));
+  const profile = profileFile ? summariseProfile(join(PROFILE_DIR, profileFile)) : undefined;
+
   // The seed design on the same machine: every message through Kafka, every node consuming everything.
   for (const fn of cleanups.splice(1).reverse()) await fn();
   const seed = await chatCluster(broker.brokers, 'seed');
@@ -467,6 +527,22 @@ async function main(): Promise<void> {
         `| ${s.rate} | ${s.result.deliveredPerSec.toFixed(0)} | ${s.result.p50.toFixed(2)} | ${s.result.p99.toFixed(2)} |`,
     ),
     '',
+    ...(profile
+      ? [
+          'CPU profile of node b1 over the local-first scenarios (self time, idle excluded), by area:',
+          '',
+          '| Area | Share |',
+          '| --- | --- |',
+          ...profile.areas.map(([a, v]) => `| ${a} | ${v.toFixed(1)}% |`),
+          '',
+          'Top functions:',
+          '',
+          '| Function | Share |',
+          '| --- | --- |',
+          ...profile.top.map(([f, v]) => `| \`${f}\` | ${v.toFixed(1)}% |`),
+          '',
+        ]
+      : ['(No CPU profile was written.)', '']),
     `Idle connections (${IDLE}): RSS per connection on a node ${(idleNode.node / 1024).toFixed(1)} KiB (straight to it); through the router ${(idleRouter.router / 1024).toFixed(1)} KiB on the router and ${(idleRouter.node / 1024).toFixed(1)} KiB on the node.`,
     '',
   );

@@ -30,6 +30,8 @@ export async function forkService(
   entry: string,
   env: Record<string, string>,
   timeoutMs = 60_000,
+  /** Extra Node.js flags (e.g. `--cpu-prof` for the benchmark's profile). */
+  nodeFlags: readonly string[] = [],
 ): Promise<{
   child: ChildProcess;
   logFile: string;
@@ -41,7 +43,7 @@ export async function forkService(
   const out = openSync(logFile, 'a');
   const child = fork(join(repoRoot, entry), [], {
     cwd: repoRoot,
-    execArgv: ['--conditions=source', '--import', 'tsx'],
+    execArgv: ['--conditions=source', '--import', 'tsx', ...nodeFlags],
     // Authentication is off unless a test turns it on (the security tests do).
     env: {
       PATH: process.env.PATH ?? '',
@@ -85,6 +87,8 @@ export interface StartNodeOptions {
   readonly env?: Record<string, string>;
   /** How long to wait for the node to report ready (default 60 s). */
   readonly timeoutMs?: number;
+  /** Extra Node.js flags. */
+  readonly nodeFlags?: readonly string[];
 }
 
 /**
@@ -98,6 +102,7 @@ export async function startNode(cleanup: Cleanup, options: StartNodeOptions): Pr
     'node/src/main.ts',
     { CHAT_NODE_ID: options.nodeId, CHAT_NODE_PORT: '0', ...options.env },
     options.timeoutMs,
+    options.nodeFlags,
   );
   const port = Number(ready.port);
   const httpUrl = (path: string) => `http://127.0.0.1:${port}${path}`;

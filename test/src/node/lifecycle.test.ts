@@ -76,3 +76,14 @@ describe('chat node lifecycle', () => {
     assert.equal((await a.reply('s1')).status, 'delivered');
   });
 });
+
+test('nodes started at the same moment on new topics all come up (one creates, the others wait for leaders)', async (t) => {
+  const kafka = await useKafka(t);
+  const env = {
+    CHAT_KAFKA_BROKERS: kafka.brokers,
+    CHAT_KAFKA_TOPIC_PREFIX: kafka.uniqueName('race'),
+    CHAT_KAFKA_MESSAGE_PARTITIONS: '8',
+  };
+  const nodes = await Promise.all(['r1', 'r2', 'r3'].map((nodeId) => startNode(t, { nodeId, env })));
+  for (const n of nodes) assert.equal(await n.ready(), true);
+});
