@@ -13,6 +13,9 @@ export interface MembershipOptions {
   readonly logger: Logger;
 }
 
+/** Presence changes per request at most (a Kafka request stays well under its size limit). */
+const MAX_PRESENCE_BATCH = 1000;
+
 /**
  * This node's side of membership and presence: a heartbeat on the members topic every interval, and the
  * presence topic kept equal to the set of users with a session here. Presence changes that the bus
@@ -88,19 +91,22 @@ export class Membership {
   }
 
   async #flush(): Promise<void> {
+    // Everything pending goes in one request (a mass reconnect changes thousands at once); changes made
+    // while it is in flight are picked up by the next round.
     while (this.#dirty.size > 0) {
-      const [userId] = this.#dirty;
-      if (userId === undefined) return;
-      this.#dirty.delete(userId);
-      const present = this.#o.sessions.has(userId);
+      const users = [...this.#dirty].slice(0, MAX_PRESENCE_BATCH);
+      for (const userId of users) this.#dirty.delete(userId);
+      const updates = users.map((userId) => ({
+        userId,
+        record: this.#o.sessions.has(userId)
+          ? { v: 1 as const, userId, nodeId: this.#o.nodeId, epoch: this.#o.epoch }
+          : null,
+      }));
       try {
-        await this.#o.bus.publishPresence(
-          userId,
-          present ? { v: 1, userId, nodeId: this.#o.nodeId, epoch: this.#o.epoch } : null,
-        );
+        await this.#o.bus.publishPresence(updates);
       } catch {
-        // Keep it for the next heartbeat; the bus logs and counts the failure.
-        this.#dirty.add(userId);
+        // Keep them for the next heartbeat; the bus logs and counts the failure.
+        for (const userId of users) this.#dirty.add(userId);
         return;
       }
     }

@@ -22,7 +22,7 @@ import {
 } from '@chat/shared';
 import type { NodeMetrics } from '../metrics.js';
 import { Batcher } from './batcher.js';
-import type { BusHandlers, ChatBus } from './types.js';
+import type { BusHandlers, ChatBus, PresenceUpdate } from './types.js';
 
 export interface KafkaBusOptions {
   readonly brokers: readonly string[];
@@ -373,9 +373,12 @@ export class KafkaBus implements ChatBus {
     return this.#batcher.add({ key: message.to, value: JSON.stringify(message) });
   }
 
-  publishPresence(userId: string, record: PresenceRecord | null): Promise<void> {
-    const key = presenceKey(this.#o.nodeId, userId);
-    return this.#send(this.#topics.presence, [{ key, value: record && JSON.stringify(record) }], 'presence');
+  publishPresence(updates: readonly PresenceUpdate[]): Promise<void> {
+    const messages = updates.map(({ userId, record }) => ({
+      key: presenceKey(this.#o.nodeId, userId),
+      value: record && JSON.stringify(record),
+    }));
+    return this.#send(this.#topics.presence, messages, 'presence');
   }
 
   async publishHeartbeat(heartbeat: MemberHeartbeat | null): Promise<void> {

@@ -1,5 +1,5 @@
 import { ChatError, type BusMessage, type MemberHeartbeat, type PresenceRecord } from '@chat/shared';
-import type { BusHandlers, ChatBus } from './types.js';
+import type { BusHandlers, ChatBus, PresenceUpdate } from './types.js';
 
 /**
  * An in-process stand-in for Kafka: every bus connected to one hub sees every message (like the seed
@@ -71,13 +71,15 @@ export class MemoryBus implements ChatBus {
     });
   }
 
-  publishPresence(userId: string, record: PresenceRecord | null): Promise<void> {
+  publishPresence(updates: readonly PresenceUpdate[]): Promise<void> {
     return this.#publish(() => {
-      const key = `${this.#nodeId}/${userId}`;
-      if (record) this.#hub.presence.set(key, { nodeId: this.#nodeId, userId, record });
-      else this.#hub.presence.delete(key);
-      this.#hub.published.presence++;
-      this.#hub.broadcast((h) => h.onPresence(this.#nodeId, userId, record));
+      for (const { userId, record } of updates) {
+        const key = `${this.#nodeId}/${userId}`;
+        if (record) this.#hub.presence.set(key, { nodeId: this.#nodeId, userId, record });
+        else this.#hub.presence.delete(key);
+        this.#hub.published.presence++;
+        this.#hub.broadcast((h) => h.onPresence(this.#nodeId, userId, record));
+      }
     });
   }
 

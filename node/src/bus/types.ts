@@ -1,5 +1,11 @@
 import type { BusMessage, MemberHeartbeat, PresenceRecord } from '@chat/shared';
 
+/** One user's presence on this node: a record while present, null once its last session closed. */
+export interface PresenceUpdate {
+  readonly userId: string;
+  readonly record: PresenceRecord | null;
+}
+
 /** What a bus hands to its node. Records arrive validated; invalid ones are counted and skipped. */
 export interface BusHandlers {
   /** A cross-node message (including this node's own, which the node skips). */
@@ -22,8 +28,8 @@ export interface ChatBus {
   /** Connects and starts delivering to `handlers`; resolves when ready and the directory is caught up. */
   start(handlers: BusHandlers): Promise<void>;
   publishMessage(message: BusMessage): Promise<void>;
-  /** Publishes (record) or removes (null) the presence entry of `userId` on this node. */
-  publishPresence(userId: string, record: PresenceRecord | null): Promise<void>;
+  /** Publishes (record) or removes (null) presence entries of users on this node, in one request. */
+  publishPresence(updates: readonly PresenceUpdate[]): Promise<void>;
   /** Publishes this node's heartbeat, or its goodbye tombstone (null). */
   publishHeartbeat(heartbeat: MemberHeartbeat | null): Promise<void>;
   isReady(): boolean;

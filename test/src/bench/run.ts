@@ -258,7 +258,19 @@ function raiseFdLimit(pid: number | undefined): void {
   if (pid !== undefined) spawnSync('prlimit', [`--pid=${pid}`, '--nofile=65536:65536']);
 }
 
+/** redis-server for the Socket.IO peer: Debian's package, installed when missing and we are root. */
+function ensureRedis(): void {
+  if (spawnSync('redis-server', ['--version']).status === 0) return;
+  if (process.getuid?.() !== 0) throw new Error('redis-server is needed for the Socket.IO peer: apt-get install redis-server');
+  log("installing Debian's redis-server");
+  for (const args of [['update', '-qq'], ['install', '-y', '-qq', '--no-install-recommends', 'redis-server']]) {
+    const r = spawnSync('apt-get', args, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    if (r.status !== 0) throw new Error(`apt-get ${args.join(' ')} failed`);
+  }
+}
+
 async function main(): Promise<void> {
+  ensureRedis();
   const started = Date.now();
   const lines: string[] = [];
   const broker = await KafkaBroker.start({ log });
