@@ -93,14 +93,22 @@ async function run(plan: LoadPlan): Promise<LoadResult> {
   for (const u of plan.users) groups.set(u.group, [...(groups.get(u.group) ?? []), u.id]);
   const conns = new Map<string, Conn>();
   // Connect in waves, so a handshake storm is not what is measured.
+  let failed = 0;
   for (let i = 0; i < plan.users.length; i += 200) {
     const wave = plan.users.slice(i, i + 200);
-    const made = await Promise.all(
+    const made = await Promise.allSettled(
       wave.map((u) => (plan.protocol === 'chat' ? connectChat(u.url) : connectSocketIo(u.url, u.id))),
     );
-    wave.forEach((u, k) => conns.set(u.id, made[k] as Conn));
+    wave.forEach((u, k) => {
+      const r = made[k];
+      if (r?.status === 'fulfilled') conns.set(u.id, r.value);
+      else failed++;
+    });
   }
-  process.send?.({ type: 'connected' });
+  // A measured run needs every user; an idle-memory run (rate 0) reports how many it got.
+  if (failed > 0 && plan.rate > 0)
+    throw new Error(`${failed} of ${plan.users.length} users could not connect`);
+  process.send?.({ type: 'connected', connected: conns.size });
   await new Promise<void>((resolve) => process.once('message', () => resolve()));
 
   const users = plan.users;
