@@ -372,6 +372,7 @@ async function main(): Promise<void> {
 
   // Saturation: the router scenario at doubling offered rates until it cannot keep up.
   const saturation: { rate: number; result: LoadResult }[] = [];
+  let saturationFailure = '';
   for (let rate = RATE * 2; rate <= RATE * 32; rate *= 2) {
     try {
       const o = await runLoad(
@@ -390,6 +391,7 @@ async function main(): Promise<void> {
       if (o.result.deliveredPerSec < rate * 0.95 || o.result.p99 > 500) break;
     } catch (err) {
       log(`saturation at ${rate}/s: ${(err as Error).message}`);
+      saturationFailure = `At ${rate} msgs/s the run failed its exactly-once check: ${(err as Error).message.replace(/^.*CORRECTNESS FAILURE: /, '')} (not delivered within the 10 s drain: over capacity).`;
       break;
     }
   }
@@ -564,6 +566,7 @@ async function main(): Promise<void> {
         `| ${s.rate} | ${s.result.deliveredPerSec.toFixed(0)} | ${s.result.p50.toFixed(2)} | ${s.result.p99.toFixed(2)} |`,
     ),
     '',
+    ...(saturationFailure ? ['', saturationFailure] : []),
     ...(profile
       ? [
           'CPU profile of node b1 over the local-first scenarios (self time, idle excluded), by area:',
