@@ -1,4 +1,5 @@
 import {
+  encodeDelivered,
   errorFrame,
   isChatError,
   type AckFrame,
@@ -76,7 +77,7 @@ export class Delivery {
     const seed = this.#d.mode === 'seed';
     const local = seed ? EMPTY_SESSIONS : sessions.sessionsOf(to);
     if (local.size > 0) {
-      this.#write(local, JSON.stringify(frame), out.kind === 'send' ? 'message' : 'legacy', 'local');
+      this.#write(local, encodeDelivered(frame), out.kind === 'send' ? 'message' : 'legacy', 'local');
       metrics.deliveryLatency.observe({ path: 'local' }, (performance.now() - started) / 1000);
     }
 
@@ -113,7 +114,7 @@ export class Delivery {
     const local = this.#d.sessions.sessionsOf(message.to);
     if (local.size === 0) return;
     const type = 'type' in message.frame && message.frame.type === 'message' ? 'message' : 'legacy';
-    this.#write(local, JSON.stringify(message.frame), type, 'bus');
+    this.#write(local, encodeDelivered(message.frame), type, 'bus');
     this.#d.metrics.deliveryLatency.observe({ path: 'bus' }, Math.max(0, this.#now() - message.ts) / 1000);
   }
 

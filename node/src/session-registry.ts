@@ -60,10 +60,6 @@ export class SessionRegistry {
     return this.#byUser.has(userId);
   }
 
-  users(): IterableIterator<string> {
-    return this.#byUser.keys();
-  }
-
   /** Sessions whose router connection id is in `ids`. */
   byConnectionIds(ids: ReadonlySet<string>): Session[] {
     return this.all().filter((s) => s.connectionId !== undefined && ids.has(s.connectionId));

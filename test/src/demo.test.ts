@@ -8,6 +8,8 @@ import { test } from 'node:test';
 import { forkService } from './harness/node-process.js';
 import type { Cleanup } from './kafka/harness.js';
 import { rawRequest, upgradeRequest } from './harness/raw-http.js';
+import { TestClient, isMessage } from './harness/ws-client.js';
+import { useKafka } from './kafka/harness.js';
 import { repoRoot } from './paths.js';
 import { pollUntil } from './poll.js';
 
@@ -91,4 +93,38 @@ test('the terminal client explains its usage', async () => {
   const code = await new Promise((r) => proc.once('exit', r));
   assert.equal(code, 64);
   assert.match(err, /usage: npm run chat <userId>/);
+});
+
+test('with CHAT_KAFKA_BROKERS the same demo runs its nodes on Kafka and the router on their heartbeats', async (t) => {
+  const kafka = await useKafka(t);
+  const demo = await forkService(t, 'demo-kafka', 'demo/src/main.ts', {
+    CHAT_ROUTER_PORT: '0',
+    CHAT_ROUTER_ADMIN_PORT: '0',
+    CHAT_KAFKA_BROKERS: kafka.brokers,
+    CHAT_KAFKA_TOPIC_PREFIX: kafka.uniqueName('demo'),
+  });
+  const admin = `http://127.0.0.1:${String(demo.ready.adminPort)}`;
+  // Two users the ring puts on different nodes, so the message must cross Kafka.
+  const candidates = Array.from({ length: 20 }, (_, i) => `k${i}`);
+  const { nodes } = (await (
+    await fetch(`${admin}/lookup`, { method: 'POST', body: JSON.stringify({ keys: candidates }) })
+  ).json()) as { nodes: string[] };
+  const a = candidates[0] ?? '';
+  const b = candidates.find((_, i) => nodes[i] !== nodes[0]) ?? '';
+  assert.ok(b);
+  const port = Number(demo.ready.port);
+  const alice = await TestClient.connect(t, `ws://127.0.0.1:${port}/chat/${a}`);
+  const bob = await TestClient.connect(t, `ws://127.0.0.1:${port}/chat/${b}`);
+  let n = 0;
+  await pollUntil(
+    async () => {
+      const cid = `c${n++}`;
+      alice.send({ type: 'send', cid, to: b, body: cid });
+      return (await alice.reply(cid)).status === 'accepted';
+    },
+    { timeoutMs: 30_000, what: 'a cross-node message accepted by Kafka' },
+  );
+  await bob.next(isMessage);
+  demo.child.kill('SIGINT');
+  assert.deepEqual(await demo.exited, { code: 0, signal: null });
 });

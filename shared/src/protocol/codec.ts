@@ -6,6 +6,7 @@ import {
   CLIENT_FRAME_TYPES,
   LegacyDirectMessage,
   type ErrorFrame,
+  type MessageFrame,
   type ServerFrame,
 } from './schemas.js';
 
@@ -105,8 +106,11 @@ export function encodeServerFrame(frame: ServerFrame): string {
   return JSON.stringify(frame);
 }
 
-/** Serialises a legacy direct message for its receiver: the sender's fields, `sender_id` as verified. */
-export function encodeLegacyMessage(frame: LegacyDirectMessage): string {
+/**
+ * Serialises what a receiver gets: a v1 `message` frame, or a seed message as its sender wrote it (with
+ * `sender_id` verified). Encoded once per message, whatever the number of receiving sessions.
+ */
+export function encodeDelivered(frame: MessageFrame | LegacyDirectMessage): string {
   return JSON.stringify(frame);
 }
 

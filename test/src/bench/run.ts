@@ -79,6 +79,14 @@ function users(count: number, tag: string): { id: string; group: number }[] {
   return Array.from({ length: count }, (_, i) => ({ id: `${tag}${i}`, group: i % GROUPS }));
 }
 
+/** A load generator process (loadgen.ts), talking over IPC. */
+function forkLoadgen(): ChildProcess {
+  return fork(join(repoRoot, 'test/src/bench/loadgen.ts'), [], {
+    execArgv: ['--conditions=source', '--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+}
+
 async function runLoad(scenario: Scenario, count: number, rate: number, seconds: number): Promise<Outcome> {
   const plan: LoadPlan = {
     protocol: scenario.protocol,
@@ -88,10 +96,7 @@ async function runLoad(scenario: Scenario, count: number, rate: number, seconds:
     localShare: LOCAL_SHARE,
     drainMs: 10_000,
   };
-  const gen = fork(join(repoRoot, 'test/src/bench/loadgen.ts'), [], {
-    execArgv: ['--conditions=source', '--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
+  const gen = forkLoadgen();
   const messages: { type: string; result?: LoadResult; error?: string }[] = [];
   const next = (type: string) =>
     new Promise<{ result?: LoadResult; error?: string }>((resolve, reject) => {
@@ -302,34 +307,20 @@ async function main(): Promise<void> {
   });
   const direct = (u: string, g: number) => nodeById.get(owners.get(g) ?? '')?.wsUrl(u) ?? '';
 
-  // Warm-up (not measured): JIT, connection pools and Kafka fetch sessions settle first.
-  await runLoad(
-    {
-      name: 'warm-up',
-      protocol: 'chat',
-      urlOf: (u, g) => router.wsUrl(u, `affinity=g${g}`),
-      pids: clusterPids,
-      settled: (l) => presenceSettled(nodes, (g) => owners.get(g) ?? '', l),
-    },
-    USERS,
-    RATE,
-    3,
-  );
-  outcomes.push(
-    await runLoad(
-      {
-        name: 'router (ours)',
-        protocol: 'chat',
-        urlOf: (u, g) => router.wsUrl(u, `affinity=g${g}`),
-        pids: clusterPids,
-        kafkaRecords: () => kafkaRecordsOf(nodes),
-        settled: (l) => presenceSettled(nodes, (g) => owners.get(g) ?? '', l),
-      },
-      USERS,
-      RATE,
-      SECONDS,
-    ),
-  );
+  // Our cluster through the router: warmed up (not measured), measured, then pushed to saturation.
+  const settled = (l: readonly { id: string; group: number }[]) =>
+    presenceSettled(nodes, (g) => owners.get(g) ?? '', l);
+  const viaRouter: Scenario = {
+    name: 'router (ours)',
+    protocol: 'chat',
+    urlOf: (u, g) => router.wsUrl(u, `affinity=g${g}`),
+    pids: clusterPids,
+    kafkaRecords: () => kafkaRecordsOf(nodes),
+    settled,
+  };
+  // Warm-up first: JIT, connection pools and Kafka fetch sessions settle.
+  await runLoad({ ...viaRouter, name: 'warm-up' }, USERS, RATE, 3);
+  outcomes.push(await runLoad(viaRouter, USERS, RATE, SECONDS));
   outcomes.push(
     await runLoad(
       {
@@ -338,7 +329,7 @@ async function main(): Promise<void> {
         urlOf: direct,
         pids: () => ({ ...clusterPids(), router: undefined }),
         kafkaRecords: () => kafkaRecordsOf(nodes),
-        settled: (l) => presenceSettled(nodes, (g) => owners.get(g) ?? '', l),
+        settled,
       },
       USERS,
       RATE,
@@ -362,7 +353,7 @@ async function main(): Promise<void> {
         urlOf: (u, g) => `ws://127.0.0.1:${pipes.get(owners.get(g) ?? '')?.port ?? 0}/chat/${u}`,
         pids: () => ({ ...clusterPids(), router: undefined, pipes: [...pipes.values()][0]?.pid }),
         kafkaRecords: () => kafkaRecordsOf(nodes),
-        settled: (l) => presenceSettled(nodes, (g) => owners.get(g) ?? '', l),
+        settled,
       },
       USERS,
       RATE,
@@ -375,18 +366,7 @@ async function main(): Promise<void> {
   let saturationFailure = '';
   for (let rate = RATE * 2; rate <= RATE * 32; rate *= 2) {
     try {
-      const o = await runLoad(
-        {
-          name: `router at ${rate}/s`,
-          protocol: 'chat',
-          urlOf: (u, g) => router.wsUrl(u, `affinity=g${g}`),
-          pids: clusterPids,
-          settled: (l) => presenceSettled(nodes, (g) => owners.get(g) ?? '', l),
-        },
-        USERS,
-        rate,
-        5,
-      );
+      const o = await runLoad({ ...viaRouter, name: `router at ${rate}/s` }, USERS, rate, 5);
       saturation.push({ rate, result: o.result });
       if (o.result.deliveredPerSec < rate * 0.95 || o.result.p99 > 500) break;
     } catch (err) {
@@ -415,10 +395,7 @@ async function main(): Promise<void> {
       localShare: 0,
       drainMs: 0,
     };
-    const gen = fork(join(repoRoot, 'test/src/bench/loadgen.ts'), [], {
-      execArgv: ['--conditions=source', '--import', 'tsx'],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
+    const gen = forkLoadgen();
     raiseFdLimit(gen.pid);
     let connected = 0;
     await new Promise<void>((resolve, reject) => {

@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { FakeUpstream } from '../harness/fake-upstream.js';
+import { startNode } from '../harness/node-process.js';
 import { rawConnect, rawRequest, upgradeRequest } from '../harness/raw-http.js';
 import { startRouter, type RouterProcess } from '../harness/router-process.js';
 import { TestClient } from '../harness/ws-client.js';
@@ -195,4 +196,19 @@ describe('router fault handling', () => {
     assert.equal(response.statusCode, 503);
     ws.terminate();
   });
+});
+
+test('SIGTERM on a router: its clients are asked to reconnect (4002) and it exits 0', async (t) => {
+  const node = await startNode(t, { nodeId: 'behind' });
+  const r = await startRouter(t, { CHAT_ROUTER_NODES: `behind=http://127.0.0.1:${node.port}` });
+  await pollUntil(async () => (await r.members()).ringSize === 1, { what: 'node in the ring' });
+  const clients = await Promise.all(['s1', 's2', 's3'].map((u) => TestClient.connect(t, r.wsUrl(u))));
+  r.child.kill('SIGTERM');
+  for (const closed of await Promise.all(clients.map((c) => c.closed))) {
+    assert.equal(closed.code, 4002);
+    assert.match(closed.reason, /^moved retry_after_ms=\d+$/);
+  }
+  assert.deepEqual(await r.exited, { code: 0, signal: null });
+  // The node itself was not disturbed.
+  assert.equal(await node.ready(), true);
 });
