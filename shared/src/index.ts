@@ -9,3 +9,4 @@ export * from './auth/index.js';
 export * from './token-bucket.js';
 export * from './http.js';
 export * from './cluster/liveness.js';
+export * from './cluster/internal-api.js';
