@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { UserId, readJsonBody, type Logger } from '@chat/shared';
+import { UserId, callNode, readJsonBody, type Logger } from '@chat/shared';
 import type { ConnectionTable } from './connections.js';
 import type { MemberTable } from './member-table.js';
 
@@ -81,17 +81,15 @@ export function createAdminHandler(o: AdminApiOptions) {
       if (verb === 'drain') o.members.drain(id);
       else o.members.undrain(id);
       // Tell the node too, so every router (through its heartbeats) and the node's /readyz agree.
-      let nodeTold = false;
-      try {
-        nodeTold = (
-          await fetch(`${member.url}/internal/${verb}`, {
-            method: 'POST',
-            headers: o.nodeHeaders,
-            signal: AbortSignal.timeout(2000),
-          })
-        ).ok;
-      } catch (err) {
-        log.warn({ node: id, err: (err as Error).message }, `could not ${verb} the node itself`);
+      const answer = await callNode(member.url, verb === 'drain' ? 'drain' : 'undrain', undefined, {
+        headers: o.nodeHeaders,
+      });
+      const nodeTold = answer.ok;
+      if (!answer.ok) {
+        log.warn(
+          { node: id, verb, status: answer.status, err: answer.error },
+          'could not tell the node itself',
+        );
       }
       log.info({ node: id, verb, nodeTold }, 'admin action');
       return json(200, { id, drained: verb === 'drain', nodeTold, ringVersion: o.members.ring.version });

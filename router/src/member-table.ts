@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { ChatRing, type Logger } from '@chat/shared';
+import { ChatRing, callNode, type Logger } from '@chat/shared';
 import type { RouterMetrics } from './metrics.js';
 import type { MemberInfo } from './membership/types.js';
 
@@ -37,7 +37,7 @@ export class MemberTable extends EventEmitter<{ ring: [ChatRing, ChatRing] }> {
   readonly #drained = new Set<string>();
   #ring = new ChatRing([]);
   #timer: NodeJS.Timeout | undefined;
-  #probing = false;
+  #round: Promise<void> | undefined;
 
   constructor(options: MemberTableOptions) {
     super();
@@ -91,29 +91,28 @@ export class MemberTable extends EventEmitter<{ ring: [ChatRing, ChatRing] }> {
     this.#recompute();
   }
 
-  /** Probes every member once (skipped while a round is still running). */
-  async probeAll(): Promise<void> {
-    if (this.#probing) return;
-    this.#probing = true;
-    try {
-      await Promise.all([...this.#entries.values()].map((entry) => this.#probe(entry)));
-    } finally {
-      this.#probing = false;
-    }
-    this.#recompute();
+  /**
+   * Probes every member once and recomputes the ring. While a round is running, a call joins that round
+   * instead of starting another (members added since are probed by the next round).
+   */
+  probeAll(): Promise<void> {
+    this.#round ??= (async () => {
+      try {
+        await Promise.all([...this.#entries.values()].map((entry) => this.#probe(entry)));
+      } finally {
+        this.#round = undefined;
+      }
+      this.#recompute();
+    })();
+    return this.#round;
   }
 
   async #probe(entry: Entry): Promise<void> {
-    let ok: boolean;
-    try {
-      const res = await fetch(`${entry.info.url}/readyz`, {
-        signal: AbortSignal.timeout(this.#o.probeTimeoutMs),
-      });
-      const body = (await res.json()) as { accepting?: unknown };
-      ok = body.accepting === true;
-    } catch {
-      ok = false;
-    }
+    // A node that is not ready (503) still answers the contract's body; it is placed on `accepting`.
+    const answer = await callNode(entry.info.url, 'readyz', undefined, {
+      timeoutMs: this.#o.probeTimeoutMs,
+    });
+    const ok = answer.ok && answer.body.accepting;
     if (ok) {
       if (!entry.healthy) this.#log.info({ node: entry.info.id }, 'member healthy');
       entry.healthy = true;

@@ -1,4 +1,4 @@
-import type { ChatRing, Logger } from '@chat/shared';
+import { callNode, type ChatRing, type Logger } from '@chat/shared';
 import type { ConnectionTable, ProxiedConnection } from './connections.js';
 import type { MemberTable } from './member-table.js';
 import type { RouterMetrics } from './metrics.js';
@@ -11,10 +11,15 @@ export interface RebalancerOptions {
   readonly members: MemberTable;
   readonly metrics: RouterMetrics;
   readonly logger: Logger;
+  /** How long to wait for a node's answer to the close request (default 2000 ms). */
+  readonly requestTimeoutMs?: number;
+  /** Extra time after the window before the router cuts a connection its node did not close (default 3000 ms). */
+  readonly forceAfterMs?: number;
 }
 
-/** Extra time after the window before the router cuts a connection its node did not close. */
 const FORCE_AFTER_MS = 3000;
+/** Connection ids per close request: keeps each body far below the nodes' request body limit (1 MiB). */
+const CLOSE_BATCH = 10_000;
 
 /**
  * When the ring changes, moves exactly the connections whose affinity key now maps to another node: the
@@ -44,41 +49,61 @@ export class Rebalancer {
     await this.migrate(moved, this.#o.windowMs);
   }
 
-  /** Asks each connection's node to close it with 4002 within `windowMs`; cuts what is left after. */
+  /**
+   * Asks each connection's node to close it with 4002 within `windowMs` (POST /internal/sessions/close,
+   * in batches of CLOSE_BATCH ids); cuts what is left `forceAfterMs` after the window, and at once what
+   * its node could not be asked about (unknown, dead, refused the request).
+   */
   async migrate(targets: ProxiedConnection[], windowMs: number): Promise<void> {
     const byNode = new Map<string, ProxiedConnection[]>();
     for (const c of targets) {
       c.migrating = true;
-      byNode.set(c.nodeId, [...(byNode.get(c.nodeId) ?? []), c]);
+      const list = byNode.get(c.nodeId);
+      if (list) list.push(c);
+      else byNode.set(c.nodeId, [c]);
     }
+    const window = Math.min(600_000, Math.max(0, Math.round(windowMs)));
     await Promise.all(
       [...byNode].map(async ([nodeId, list]) => {
         const url = this.#o.members.member(nodeId)?.url;
-        let asked = false;
-        if (url) {
-          try {
-            const res = await fetch(`${url}/internal/sessions/close`, {
-              method: 'POST',
-              headers: { 'content-type': 'application/json', ...this.#o.nodeHeaders },
-              body: JSON.stringify({ connections: list.map((c) => c.id), windowMs }),
-              signal: AbortSignal.timeout(2000),
-            });
-            asked = res.ok;
-          } catch (err) {
-            this.#log.warn({ node: nodeId, err: (err as Error).message }, 'could not ask node to migrate');
-          }
-        }
-        if (asked) this.#o.metrics.migrations.inc({ result: 'asked' }, list.length);
-        const cutAfter = asked ? windowMs + FORCE_AFTER_MS : 0;
-        setTimeout(() => {
-          for (const c of list) {
-            if (c.client.destroyed) continue;
-            this.#o.metrics.migrations.inc({ result: 'forced' });
-            c.client.destroy();
-            c.upstream.destroy();
-          }
-        }, cutAfter).unref();
+        if (url === undefined) this.#log.warn({ node: nodeId }, 'node unknown: cutting its connections');
+        const batches: ProxiedConnection[][] = [];
+        for (let i = 0; i < list.length; i += CLOSE_BATCH) batches.push(list.slice(i, i + CLOSE_BATCH));
+        await Promise.all(
+          batches.map(async (batch) => {
+            const asked = url !== undefined && (await this.#ask(nodeId, url, batch, window));
+            if (asked) this.#o.metrics.migrations.inc({ result: 'asked' }, batch.length);
+            const cutAfter = asked ? window + (this.#o.forceAfterMs ?? FORCE_AFTER_MS) : 0;
+            setTimeout(() => this.#cut(batch), cutAfter).unref();
+          }),
+        );
       }),
     );
+  }
+
+  async #ask(nodeId: string, url: string, batch: ProxiedConnection[], windowMs: number): Promise<boolean> {
+    const answer = await callNode(
+      url,
+      'closeSessions',
+      { connections: batch.map((c) => c.id), windowMs },
+      { headers: this.#o.nodeHeaders, timeoutMs: this.#o.requestTimeoutMs ?? 2000 },
+    );
+    if (!answer.ok) {
+      this.#log.warn(
+        { node: nodeId, status: answer.status, err: answer.error, connections: batch.length },
+        'could not ask node to migrate',
+      );
+    }
+    return answer.ok;
+  }
+
+  /** Cuts the connections of `batch` that are still open. */
+  #cut(batch: ProxiedConnection[]): void {
+    for (const c of batch) {
+      if (c.client.destroyed) continue;
+      this.#o.metrics.migrations.inc({ result: 'forced' });
+      c.client.destroy();
+      c.upstream.destroy();
+    }
   }
 }

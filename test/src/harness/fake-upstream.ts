@@ -1,10 +1,12 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
+import { NODE_API, type ReadyzBody } from '@chat/shared';
 import type { Cleanup } from '../kafka/harness.js';
 
 /**
- * A misbehaving chat node for router fault tests. It answers /readyz like a node, and its WebSocket
+ * A misbehaving chat node for router fault tests. It answers /readyz like a node (the contract's full
+ * body, accepting), and its WebSocket
  * behaviour depends on the user id's prefix:
  *   ok-*      a real WebSocket echo (text frames come back)
  *   silent-*  never answers the upgrade
@@ -17,11 +19,12 @@ export class FakeUpstream {
   readonly sockets = new Set<Socket>();
   port = 0;
 
-  private constructor() {
+  private constructor(readonly nodeId: string) {
     const wss = new WebSocketServer({ noServer: true });
     this.server = createServer((req, res) => {
-      if (req.url === '/readyz') {
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{"ready":true,"accepting":true}');
+      if (req.method === NODE_API.readyz.method && req.url === NODE_API.readyz.path) {
+        const body: ReadyzBody = { ready: true, accepting: true, draining: false, bus: true, nodeId };
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
       } else res.writeHead(404).end();
     });
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
@@ -42,8 +45,9 @@ export class FakeUpstream {
     });
   }
 
-  static async start(cleanup: Cleanup): Promise<FakeUpstream> {
-    const fake = new FakeUpstream();
+  /** Listens on a free port of 127.0.0.1; `nodeId` is what its /readyz names (default `fake`). */
+  static async start(cleanup: Cleanup, nodeId = 'fake'): Promise<FakeUpstream> {
+    const fake = new FakeUpstream(nodeId);
     await new Promise<void>((resolve) => fake.server.listen(0, '127.0.0.1', () => resolve()));
     fake.port = (fake.server.address() as AddressInfo).port;
     cleanup.after(() => fake.close());

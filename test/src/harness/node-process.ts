@@ -3,6 +3,7 @@ import { openSync, closeSync, readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { callNode, NODE_API, type PresenceResponse } from '@chat/shared';
 import { repoRoot } from '../paths.js';
 import type { Cleanup } from '../kafka/harness.js';
 
@@ -19,7 +20,9 @@ export interface NodeProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Sum of a metric's samples whose labels include `labels`. */
   metric(name: string, labels?: Record<string, string>): Promise<number>;
-  presence(userId: string): Promise<{ localSessions: number; remoteNodes: string[] }>;
+  /** The node's `/internal/presence` answer for `userId` (throws when the node does not give one). */
+  presence(userId: string): Promise<PresenceResponse>;
+  /** True when `/readyz` says ready (HTTP 200). */
   ready(): Promise<boolean>;
 }
 
@@ -115,18 +118,21 @@ export async function startNode(cleanup: Cleanup, options: StartNodeOptions): Pr
     wsUrl: (userId) => `ws://127.0.0.1:${port}/chat/${userId}`,
     httpUrl,
     async metric(name, labels = {}) {
-      const text = await (await fetch(httpUrl('/metrics'))).text();
+      const text = await (await fetch(httpUrl(NODE_API.metrics.path))).text();
       return sumMetric(text, name, labels);
     },
     async presence(userId) {
       const token = options.env?.CHAT_INTERNAL_TOKEN;
-      const res = await fetch(httpUrl(`/internal/presence?user=${encodeURIComponent(userId)}`), {
+      const answer = await callNode(httpUrl(''), 'presence', undefined, {
         headers: token ? { authorization: `Bearer ${token}` } : {},
+        query: { user: userId },
       });
-      return (await res.json()) as { localSessions: number; remoteNodes: string[] };
+      if (!answer.ok) throw new Error(`${options.nodeId} presence of ${userId}: ${answer.error}`);
+      return answer.body;
     },
     async ready() {
-      return (await fetch(httpUrl('/readyz'))).status === 200;
+      const answer = await callNode(httpUrl(''), 'readyz', undefined);
+      return answer.ok && answer.status === 200;
     },
   };
 }
