@@ -46,8 +46,13 @@ interface Client {
   next(pred: (f: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
 }
 
-async function connect(t: TestContext, url: string, options: WebSocket.ClientOptions = {}): Promise<Client> {
-  const ws = new WebSocket(url, 'chat.v1', options);
+async function connect(
+  t: TestContext,
+  url: string,
+  options: WebSocket.ClientOptions = {},
+  protocols: string[] = ['chat.v1'],
+): Promise<Client> {
+  const ws = new WebSocket(url, protocols, options);
   const frames: Record<string, unknown>[] = [];
   const waiters: {
     pred: (f: Record<string, unknown>) => boolean;
@@ -212,4 +217,50 @@ test('seed mode: every message goes through the bus, the origin node delivers wh
   const metrics = await n.node.metrics.registry.getSingleMetricAsString('chat_node_deliveries_total');
   assert.match(metrics, /path="bus"} 1/);
   assert.match(metrics, /path="local"} 0/);
+});
+
+test('a client that offers no subprotocol is spoken to in the seed shapes', async (t) => {
+  const n = await startNode(t, new MemoryBusHub(), 'a');
+  const seedA = await connect(t, n.url('seed-a'), {}, []);
+  const seedB = await connect(t, n.url('seed-b'), {}, []);
+  const v1 = await connect(t, n.url('v1-c'));
+  assert.equal(seedA.ws.protocol, '');
+
+  // No cid: delivered, and no ack (the seed never sent one); the pong shows nothing came before it.
+  seedA.ws.send(JSON.stringify({ sender_id: 'seed-a', receiver_id: 'seed-b', text: 'one' }));
+  assert.deepEqual(await seedB.next((f) => f.text === 'one'), {
+    sender_id: 'seed-a',
+    receiver_id: 'seed-b',
+    text: 'one',
+  });
+  seedA.ws.send('ping');
+  await seedA.next((f) => f.type === 'pong');
+  assert.deepEqual(seedA.frames, [{ type: 'pong' }]);
+
+  // With a cid: the sender asked for an answer.
+  seedA.ws.send(JSON.stringify({ sender_id: 'seed-a', receiver_id: 'seed-b', text: 'two', cid: 'k2' }));
+  assert.equal((await seedA.next((f) => f.cid === 'k2')).status, 'delivered');
+
+  // A v1 sender's message reaches a seed receiver in the seed's shape.
+  v1.ws.send(JSON.stringify({ type: 'send', cid: 'c1', to: 'seed-b', body: 'from v1' }));
+  const got = await seedB.next((f) => f.body === 'from v1');
+  assert.deepEqual(Object.keys(got).sort(), ['body', 'id', 'receiver_id', 'sender_id', 'ts']);
+  assert.deepEqual([got.sender_id, got.receiver_id], ['v1-c', 'seed-b']);
+  assert.equal((await v1.next((f) => f.cid === 'c1')).status, 'delivered');
+});
+
+test('a blank frame is ignored for a seed client and refused for a v1 client', async (t) => {
+  const n = await startNode(t, new MemoryBusHub(), 'a');
+  const seed = await connect(t, n.url('seed-blank'), {}, []);
+  seed.ws.send('');
+  seed.ws.send('  \n');
+  seed.ws.send('ping');
+  await seed.next((f) => f.type === 'pong');
+  assert.deepEqual(seed.frames, [{ type: 'pong' }]);
+  const metrics = await n.node.metrics.registry.getSingleMetricAsString('chat_node_frames_in_total');
+  assert.match(metrics, /type="blank"} 2/);
+
+  const v1 = await connect(t, n.url('v1-blank'));
+  v1.ws.send('');
+  assert.equal((await v1.next((f) => f.type === 'error')).code, 'PROTO_ERR_MALFORMED');
 });

@@ -1,5 +1,4 @@
 import {
-  encodeDelivered,
   errorFrame,
   isChatError,
   type AckFrame,
@@ -12,9 +11,11 @@ import {
   type SendFrame,
 } from '@chat/shared';
 import type { ChatBus } from './bus/types.js';
+import type { Connection } from './connection.js';
 import type { NodeMetrics } from './metrics.js';
+import { OutboundMessage } from './outbound-message.js';
 import type { PresenceDirectory } from './presence-directory.js';
-import type { Session, SessionRegistry } from './session-registry.js';
+import type { SessionRegistry } from './session-registry.js';
 
 export interface DeliveryDeps {
   readonly nodeId: string;
@@ -26,8 +27,6 @@ export interface DeliveryDeps {
   /** Server message ids (unique per message). */
   readonly newId: () => string;
   readonly now?: () => number;
-  /** Called after each write to a receiver's socket (the node cuts slow readers there). */
-  readonly afterWrite?: (session: Session) => void;
   /**
    * `local-first` (default): the data path described above. `seed`: the design this project replaces,
    * kept for comparison benchmarks: every message goes through the bus and every node (the origin too)
@@ -41,14 +40,15 @@ export type Outgoing =
   | { readonly kind: 'send'; readonly frame: SendFrame }
   | { readonly kind: 'legacy'; readonly frame: LegacyDirectMessage };
 
+const EMPTY_SESSIONS: ReadonlySet<Connection> = new Set();
+
 /**
  * The data path. A send is written at once to every session of the receiver on this node (no Kafka);
  * if the presence directory says the receiver is also on other live nodes, it is produced once to the
  * bus, keyed by the receiver, and those nodes deliver it to their sessions. The sender always gets an
  * answer: `delivered`, `accepted`, `offline`, or a retryable error when the bus would not take it.
+ * Writes go through each receiver's `Connection`, which encodes for its flavor and cuts slow readers.
  */
-const EMPTY_SESSIONS: ReadonlySet<Session> = new Set();
-
 export class Delivery {
   readonly #d: DeliveryDeps;
   readonly #now: () => number;
@@ -61,7 +61,7 @@ export class Delivery {
   }
 
   /** Delivers a send from `sender` and returns the ack or error frame to answer it with. */
-  async send(sender: Session, out: Outgoing): Promise<AckFrame | ErrorFrame> {
+  async send(sender: Connection, out: Outgoing): Promise<AckFrame | ErrorFrame> {
     const { nodeId, sessions, directory, bus, metrics } = this.#d;
     const started = performance.now();
     const id = this.#d.newId();
@@ -77,7 +77,7 @@ export class Delivery {
     const seed = this.#d.mode === 'seed';
     const local = seed ? EMPTY_SESSIONS : sessions.sessionsOf(to);
     if (local.size > 0) {
-      this.#write(local, encodeDelivered(frame), out.kind === 'send' ? 'message' : 'legacy', 'local');
+      this.#write(local, new OutboundMessage(frame), 'local');
       metrics.deliveryLatency.observe({ path: 'local' }, (performance.now() - started) / 1000);
     }
 
@@ -113,24 +113,11 @@ export class Delivery {
     if (message.origin === this.#d.nodeId && this.#d.mode !== 'seed') return;
     const local = this.#d.sessions.sessionsOf(message.to);
     if (local.size === 0) return;
-    const type = 'type' in message.frame && message.frame.type === 'message' ? 'message' : 'legacy';
-    this.#write(local, encodeDelivered(message.frame), type, 'bus');
+    this.#write(local, new OutboundMessage(message.frame), 'bus');
     this.#d.metrics.deliveryLatency.observe({ path: 'bus' }, Math.max(0, this.#now() - message.ts) / 1000);
   }
 
-  #write(
-    targets: ReadonlySet<Session>,
-    text: string,
-    type: 'message' | 'legacy',
-    path: 'local' | 'bus',
-  ): void {
-    const { metrics } = this.#d;
-    for (const session of targets) {
-      if (session.socket.readyState !== session.socket.OPEN) continue;
-      session.socket.send(text);
-      metrics.deliveries.inc({ path });
-      metrics.framesOut.inc({ type });
-      this.#d.afterWrite?.(session);
-    }
+  #write(targets: ReadonlySet<Connection>, message: OutboundMessage, path: 'local' | 'bus'): void {
+    for (const connection of targets) connection.deliver(message, path);
   }
 }

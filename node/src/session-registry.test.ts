@@ -1,18 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { WebSocket } from 'ws';
-import { SessionRegistry, type Session } from './session-registry.js';
+import { SessionRegistry, type SessionLike } from './session-registry.js';
 
-const session = (id: number, userId: string): Session => ({
-  id,
-  userId,
-  socket: {} as WebSocket,
-  lastSeen: 0,
-  connectionId: `r-${id}`,
-});
+type Session = SessionLike & { readonly id: number };
+const session = (id: number, userId: string): Session => ({ id, userId, connectionId: `r-${id}` });
 
 test('first and last session of a user are reported; closing one session keeps the others', () => {
-  const reg = new SessionRegistry();
+  const reg = new SessionRegistry<Session>();
   const phone = session(1, 'u');
   const laptop = session(2, 'u');
   assert.equal(reg.add(phone), true);
@@ -29,7 +23,7 @@ test('first and last session of a user are reported; closing one session keeps t
 });
 
 test('a reconnect elsewhere is a new session: closing the old one does not remove it', () => {
-  const reg = new SessionRegistry();
+  const reg = new SessionRegistry<Session>();
   const old = session(1, 'u');
   const fresh = session(2, 'u');
   reg.add(old);
@@ -40,7 +34,7 @@ test('a reconnect elsewhere is a new session: closing the old one does not remov
 });
 
 test('sessions are found by the router connection ids they came with', () => {
-  const reg = new SessionRegistry();
+  const reg = new SessionRegistry<Session>();
   reg.add(session(1, 'a'));
   reg.add(session(2, 'b'));
   reg.add({ ...session(3, 'c'), connectionId: undefined });

@@ -1,33 +1,18 @@
-import type { TokenBucket } from '@chat/shared';
-import type { WebSocket } from 'ws';
+import type { Connection } from './connection.js';
 
-/** One live WebSocket of one user. A user may have several (devices, tabs). */
-export interface Session {
-  readonly id: number;
-  readonly userId: string;
-  readonly socket: WebSocket;
-  /** The router's id for the proxied connection (x-chat-connection-id), so it can ask for a migration. */
-  readonly connectionId: string | undefined;
-  /** Last time anything (frame or pong) arrived: liveness for the ping loop. */
-  lastSeen: number;
-  /** Messages-per-second limit of this connection (absent in unit tests that do not need it). */
-  readonly bucket?: TokenBucket;
-  /** Frames refused in a row for the rate limit. */
-  refused?: number;
-  /** Closes the session when its token expires (cleared on refresh and close). */
-  expiryTimer?: NodeJS.Timeout;
-}
+/** What the registry needs of a session (a `Connection` in the node; plain objects in unit tests). */
+export type SessionLike = Pick<Connection, 'userId' | 'connectionId'>;
 
 /**
- * userId -> that user's sessions on this node. Adding the first session of a user or removing the last
- * one is reported, so presence is published per user, not per socket.
+ * userId -> that user's sessions (live connections) on this node. Adding the first session of a user or
+ * removing the last one is reported, so presence is published per user, not per socket.
  */
-export class SessionRegistry {
-  readonly #byUser = new Map<string, Set<Session>>();
+export class SessionRegistry<S extends SessionLike = Connection> {
+  readonly #byUser = new Map<string, Set<S>>();
   #count = 0;
 
   /** Adds a session; true when it is the user's first on this node. */
-  add(session: Session): boolean {
+  add(session: S): boolean {
     let set = this.#byUser.get(session.userId);
     const first = set === undefined;
     if (!set) {
@@ -42,7 +27,7 @@ export class SessionRegistry {
   }
 
   /** Removes one session (only that one); true when it was the user's last on this node. */
-  remove(session: Session): boolean {
+  remove(session: S): boolean {
     const set = this.#byUser.get(session.userId);
     if (!set?.delete(session)) return false;
     this.#count--;
@@ -52,7 +37,7 @@ export class SessionRegistry {
   }
 
   /** The user's sessions here (empty when none). */
-  sessionsOf(userId: string): ReadonlySet<Session> {
+  sessionsOf(userId: string): ReadonlySet<S> {
     return this.#byUser.get(userId) ?? EMPTY;
   }
 
@@ -61,11 +46,11 @@ export class SessionRegistry {
   }
 
   /** Sessions whose router connection id is in `ids`. */
-  byConnectionIds(ids: ReadonlySet<string>): Session[] {
+  byConnectionIds(ids: ReadonlySet<string>): S[] {
     return this.all().filter((s) => s.connectionId !== undefined && ids.has(s.connectionId));
   }
 
-  all(): Session[] {
+  all(): S[] {
     return [...this.#byUser.values()].flatMap((set) => [...set]);
   }
 
@@ -78,4 +63,4 @@ export class SessionRegistry {
   }
 }
 
-const EMPTY: ReadonlySet<Session> = new Set();
+const EMPTY: ReadonlySet<never> = new Set();

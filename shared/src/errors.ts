@@ -54,6 +54,10 @@ export const ERROR_CODES = {
     retryable: false,
     summary: 'A request to the node’s internal API had a missing or malformed body (HTTP 400).',
   },
+  NODE_ERR_NOT_FOUND: {
+    retryable: false,
+    summary: 'No such endpoint on the node’s HTTP listener, or the wrong method for it (HTTP 404).',
+  },
   ROUTER_ERR_NOT_FOUND: {
     retryable: false,
     summary: 'The router serves WebSockets only at `/chat/{userId}` (HTTP 404).',

@@ -107,11 +107,35 @@ export function encodeServerFrame(frame: ServerFrame): string {
 }
 
 /**
- * Serialises what a receiver gets: a v1 `message` frame, or a seed message as its sender wrote it (with
- * `sender_id` verified). Encoded once per message, whatever the number of receiving sessions.
+ * What a client speaks: `v1` negotiated the `chat.v1` subprotocol; `seed` offered none and is spoken to in
+ * the seed's shapes (see `encodeDelivered`; acks only when its frame carried a `cid`).
  */
-export function encodeDelivered(frame: MessageFrame | LegacyDirectMessage): string {
+export type Flavor = 'v1' | 'seed';
+
+/**
+ * Serialises what a receiver gets. A v1 `message` goes to v1 clients as it is, and to seed clients in the
+ * seed's shape: `{sender_id, receiver_id, body, id, ts}`. A seed message goes to everyone as its sender
+ * wrote it (with `sender_id` verified). Called once per message and flavor, whatever the number of
+ * receiving sessions.
+ */
+export function encodeDelivered(frame: MessageFrame | LegacyDirectMessage, flavor: Flavor): string {
+  if (flavor === 'seed' && isMessageFrame(frame)) {
+    const { from, to, body, id, ts } = frame;
+    return JSON.stringify({ sender_id: from, receiver_id: to, body, id, ts });
+  }
   return JSON.stringify(frame);
+}
+
+/** The `frames_out` type of a delivered frame as a client of `flavor` sees it. */
+export function deliveredType(
+  frame: MessageFrame | LegacyDirectMessage,
+  flavor: Flavor,
+): 'message' | 'legacy' {
+  return flavor === 'v1' && isMessageFrame(frame) ? 'message' : 'legacy';
+}
+
+function isMessageFrame(frame: MessageFrame | LegacyDirectMessage): frame is MessageFrame {
+  return 'type' in frame && frame.type === 'message';
 }
 
 /** The error frame for a code, with its documented retryability. */

@@ -1,0 +1,121 @@
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import {
+  CONNECTION_ID_HEADER,
+  ConnectionId,
+  SUBPROTOCOL,
+  UserId,
+  checkHandshake,
+  rejectUpgrade,
+  type HandshakeCheck,
+  type Logger,
+} from '@chat/shared';
+import { Connection, type ConnectionLimits } from './connection.js';
+import type { FrameHandler } from './frame-handler.js';
+import type { NodeMetrics } from './metrics.js';
+import type { SessionRegistry } from './session-registry.js';
+
+export interface ClientGatewayOptions {
+  readonly limits: ConnectionLimits;
+  readonly maxPayloadBytes: number;
+  readonly maxConnections: number;
+  readonly maxConnectionsPerUser: number;
+  readonly handshake: HandshakeCheck;
+  /** False while starting or draining: upgrades get 503 with Retry-After. */
+  readonly accepting: () => boolean;
+  readonly sessions: SessionRegistry;
+  readonly frames: FrameHandler;
+  readonly metrics: NodeMetrics;
+  readonly logger: Logger;
+  /** A user's first session here opened or their last one closed (presence changes). */
+  readonly onPresenceChange: (userId: string) => void;
+}
+
+const CHAT_PATH = /^\/chat\/([^/]*)$/;
+
+/**
+ * Where clients come in: checks each upgrade (path, readiness, limits, token and origin, whatever the
+ * router already did), completes it, and gives the socket its `Connection`, registered in the session
+ * registry until it closes.
+ */
+export class ClientGateway {
+  readonly #o: ClientGatewayOptions;
+  readonly #log: Logger;
+  readonly #wss: WebSocketServer;
+  #nextId = 1;
+
+  constructor(options: ClientGatewayOptions) {
+    this.#o = options;
+    this.#log = options.logger.child({ subsystem: 'gateway' });
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false,
+      maxPayload: options.maxPayloadBytes,
+      clientTracking: false,
+      handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+    });
+  }
+
+  /** The HTTP server's `upgrade` event. */
+  onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    socket.on('error', (err) => this.#log.debug({ err: err.message }, 'upgrade socket error'));
+    void this.#upgrade(req, socket, head);
+  }
+
+  async #upgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+    const { metrics, sessions } = this.#o;
+    const path = (req.url ?? '').split('?')[0] ?? '';
+    const match = CHAT_PATH.exec(path);
+    if (!match) return rejectUpgrade(socket, 404, 'NODE_ERR_BAD_PATH');
+    const userId = match[1] ?? '';
+    if (!UserId.safeParse(userId).success) return rejectUpgrade(socket, 400, 'NODE_ERR_BAD_PATH');
+    // Starting or draining: no. Kafka down: yes, local delivery works and cross-node sends say why not.
+    if (!this.#o.accepting()) return rejectUpgrade(socket, 503, 'NODE_ERR_NOT_READY', { 'Retry-After': '1' });
+    if (sessions.sessionCount >= this.#o.maxConnections) {
+      metrics.limitHits.inc({ limit: 'node_connections' });
+      return rejectUpgrade(socket, 503, 'NODE_ERR_FULL', { 'Retry-After': '5' });
+    }
+    if (sessions.sessionsOf(userId).size >= this.#o.maxConnectionsPerUser) {
+      metrics.limitHits.inc({ limit: 'user_connections' });
+      return rejectUpgrade(socket, 429, 'NODE_ERR_TOO_MANY_CONNECTIONS');
+    }
+    // Checked again here, whatever the router did: a node may be reached without it.
+    const auth = await checkHandshake(req, userId, this.#o.handshake);
+    if (!auth.ok) {
+      metrics.authFailures.inc({ code: auth.code });
+      return rejectUpgrade(socket, auth.status, auth.code);
+    }
+    if (socket.destroyed) return;
+    const header = req.headers[CONNECTION_ID_HEADER];
+    const connectionId = ConnectionId.safeParse(header).success ? (header as string) : undefined;
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(ws, userId, connectionId, auth.token?.exp));
+  }
+
+  #open(ws: WebSocket, userId: string, connectionId: string | undefined, exp: number | undefined): void {
+    const { sessions, metrics } = this.#o;
+    const conn = new Connection(
+      ws,
+      { id: this.#nextId++, userId, connectionId, exp, flavor: ws.protocol === SUBPROTOCOL ? 'v1' : 'seed' },
+      { limits: this.#o.limits, metrics, logger: this.#log },
+    );
+    if (sessions.add(conn)) this.#o.onPresenceChange(userId);
+    this.#countSessions();
+    ws.on('error', (err: Error & { code?: string }) => {
+      // ws closes the socket itself (1009 too big, 1007 invalid UTF-8, 1002 protocol error).
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') metrics.limitHits.inc({ limit: 'frame_size' });
+      else metrics.framesIn.inc({ type: 'protocol_error' });
+      this.#log.debug({ err: err.message, code: err.code, session: conn.id }, 'client socket error');
+    });
+    ws.on('message', (data, isBinary) => this.#o.frames.onMessage(conn, data, isBinary));
+    ws.on('close', () => {
+      if (sessions.remove(conn)) this.#o.onPresenceChange(userId);
+      this.#countSessions();
+    });
+  }
+
+  #countSessions(): void {
+    this.#o.metrics.connections.set(this.#o.sessions.sessionCount);
+    this.#o.metrics.users.set(this.#o.sessions.userCount);
+  }
+}

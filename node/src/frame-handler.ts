@@ -1,0 +1,103 @@
+import { decodeClientFrame, errorFrame, isChatError, type Logger, type TokenVerifier } from '@chat/shared';
+import type { RawData } from 'ws';
+import type { Connection } from './connection.js';
+import type { Delivery } from './delivery.js';
+import type { NodeMetrics } from './metrics.js';
+
+export interface FrameHandlerDeps {
+  readonly delivery: Delivery;
+  /** Undefined: authentication is off (an `auth` frame is answered with `auth_ok` and `exp` 0). */
+  readonly verifier: TokenVerifier | undefined;
+  readonly metrics: NodeMetrics;
+  readonly logger: Logger;
+  /** True while the node shuts down: frames are answered with NODE_ERR_DRAINING. */
+  readonly draining: () => boolean;
+}
+
+/** Whitespace only: a seed client's keep-alive, which the seed ignored. */
+const BLANK = /^\s*$/;
+
+/**
+ * The per-connection protocol: decodes each client frame, applies the rate limit, and hands it to its
+ * handler (send -> Delivery, auth -> token refresh, ping -> pong). Every answer is written through the
+ * client's `Connection`.
+ */
+export class FrameHandler {
+  readonly #d: FrameHandlerDeps;
+  readonly #log: Logger;
+
+  constructor(deps: FrameHandlerDeps) {
+    this.#d = deps;
+    this.#log = deps.logger.child({ subsystem: 'frames' });
+  }
+
+  /** One frame from `conn`'s socket. */
+  onMessage(conn: Connection, data: RawData, isBinary: boolean): void {
+    const { metrics } = this.#d;
+    conn.seen();
+    if (this.#d.draining()) {
+      metrics.framesIn.inc({ type: 'draining' });
+      return conn.send(errorFrame('NODE_ERR_DRAINING', 'node is shutting down; reconnect'));
+    }
+    if (isBinary) {
+      metrics.framesIn.inc({ type: 'binary' });
+      return conn.send(errorFrame('PROTO_ERR_BINARY_UNSUPPORTED', 'send JSON text frames'));
+    }
+    this.#onText(conn, (data as Buffer).toString('utf8'));
+  }
+
+  #onText(conn: Connection, text: string): void {
+    const { metrics } = this.#d;
+    if (conn.flavor === 'seed' && BLANK.test(text)) {
+      metrics.framesIn.inc({ type: 'blank' });
+      conn.admit(); // Counts against the rate (a flood of blanks is still closed with 4008); never answered.
+      return;
+    }
+    const inbound = decodeClientFrame(text, { userId: conn.userId });
+    metrics.framesIn.inc({ type: inbound.kind });
+    const admitted = conn.admit();
+    if (admitted !== 'ok') {
+      if (admitted === 'warn') {
+        const cid = inbound.kind === 'send' || inbound.kind === 'auth' ? inbound.frame.cid : undefined;
+        conn.send(errorFrame('NODE_ERR_RATE_LIMITED', 'slow down', cid));
+      }
+      return;
+    }
+    switch (inbound.kind) {
+      case 'ping':
+        return conn.pong();
+      case 'invalid':
+        return conn.send(errorFrame(inbound.error.code, inbound.error.message, inbound.error.cid));
+      case 'auth':
+        return void this.#refreshToken(conn, inbound.frame.token, inbound.frame.cid);
+      case 'send':
+      case 'legacy':
+        this.#d.delivery.send(conn, inbound).then(
+          (reply) => conn.send(reply),
+          (err: unknown) => {
+            this.#log.error({ err }, 'send failed unexpectedly');
+            conn.send(errorFrame('NODE_ERR_INTERNAL', 'internal error'));
+          },
+        );
+        return;
+    }
+  }
+
+  async #refreshToken(conn: Connection, token: string, cid: string | undefined): Promise<void> {
+    const { verifier, metrics } = this.#d;
+    if (!verifier) return conn.send({ type: 'auth_ok', exp: 0, ...(cid ? { cid } : {}) });
+    try {
+      const verified = await verifier.verify(token);
+      if (verified.sub !== conn.userId) {
+        metrics.authFailures.inc({ code: 'AUTH_ERR_SUBJECT_MISMATCH' });
+        return conn.send(errorFrame('AUTH_ERR_SUBJECT_MISMATCH', 'token is for another user', cid));
+      }
+      conn.armExpiry(verified.exp);
+      conn.send({ type: 'auth_ok', exp: verified.exp, ...(cid ? { cid } : {}) });
+    } catch (err) {
+      const code = isChatError(err) ? err.code : 'AUTH_ERR_INVALID_TOKEN';
+      metrics.authFailures.inc({ code });
+      conn.send(errorFrame(code, 'token refused; the current one stays until it expires', cid));
+    }
+  }
+}
