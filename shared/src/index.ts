@@ -7,6 +7,7 @@ export { renderErrorDocs } from './error-docs.js';
 export * from './cluster/records.js';
 export * from './auth/index.js';
 export * from './token-bucket.js';
+export * from './retry.js';
 export * from './http.js';
 export * from './cluster/liveness.js';
 export * from './cluster/internal-api.js';

@@ -47,3 +47,39 @@ test('kafkajs logs become structured lines at the mapped level', () => {
     ],
   );
 });
+
+test('kafkajs errors that are expected and retried are logged below error; real errors stay errors', () => {
+  const { lines, destination } = capture();
+  const log = createLogger({ name: 't', level: 'debug', destination });
+  const entry = kafkaLogCreator(log)();
+  const error = (namespace: string, message: string, fields: Record<string, unknown> = {}) =>
+    entry({ namespace, level: 1, label: 'ERROR', log: { message, ...fields } });
+  // Lines a node and a router print while starting against a freshly started broker (kafkajs 2.2.4).
+  error('Connection', 'Response Metadata(key: 3, version: 6)', {
+    error: 'This server does not host this topic-partition',
+  });
+  error('Connection', 'Response InitProducerId(key: 22, version: 1)', {
+    error: "The coordinator is loading and hence can't process requests for this group",
+  });
+  error('Connection', 'Response GroupCoordinator(key: 10, version: 2)', {
+    error: 'The group coordinator is not available',
+  });
+  error('Consumer', 'Crash: KafkaJSProtocolError: The group coordinator is not available', { groupId: 'g' });
+  error('Consumer', 'Restarting the consumer in 200ms', { groupId: 'g' });
+  error(
+    'Producer',
+    'Failed to send messages: There is no leader for this topic-partition as we are in the middle of a leadership election',
+  );
+  error('Runner', 'The coordinator is not aware of this member, re-joining the group', { groupId: 'g' });
+  // Real trouble.
+  error('Connection', 'Response Produce(key: 0, version: 7)', {
+    error: 'Disk error when trying to access log file on the disk',
+  });
+  error('Connection', 'Connection error: connect ECONNREFUSED 127.0.0.1:9092');
+  error('Consumer', 'Crash: KafkaJSNonRetriableError: Topic authorization failed');
+  assert.deepEqual(
+    lines.map((l) => l.level),
+    ['debug', 'debug', 'debug', 'warn', 'warn', 'warn', 'warn', 'error', 'error', 'error'],
+  );
+  assert.equal(lines[0]?.error, 'This server does not host this topic-partition');
+});

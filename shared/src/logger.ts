@@ -60,8 +60,51 @@ interface KafkaLogEntry {
 }
 
 /**
+ * Broker errors that are expected and retried (by kafkajs or by our start-up retries): a fresh broker
+ * loading its group coordinator, a topic created a moment ago without a leader yet, a rebalance, a leader
+ * move. The messages are kafkajs's (`src/protocol/error.js`, the error `message` of these codes), which is
+ * all its log entries carry. Disk, corruption and authorization errors are not here: those stay errors.
+ */
+const TRANSIENT_KAFKA_ERRORS = [
+  'This server does not host this topic-partition', // UNKNOWN_TOPIC_OR_PARTITION
+  'There is no leader for this topic-partition', // LEADER_NOT_AVAILABLE
+  'This server is not the leader for that topic-partition', // NOT_LEADER_FOR_PARTITION
+  'The replica is not available', // REPLICA_NOT_AVAILABLE
+  'The coordinator is loading', // GROUP_LOAD_IN_PROGRESS
+  'The group coordinator is not available', // GROUP_COORDINATOR_NOT_AVAILABLE
+  'This is not the correct coordinator for this group', // NOT_COORDINATOR_FOR_GROUP
+  'This is not the correct controller for this cluster', // NOT_CONTROLLER
+  'The group is rebalancing, so a rejoin is needed', // REBALANCE_IN_PROGRESS
+  'The coordinator is not aware of this member', // UNKNOWN_MEMBER_ID (consumer re-joins)
+  'The fetch session ID was not found', // FETCH_SESSION_ID_NOT_FOUND
+  'The fetch session epoch is invalid', // INVALID_FETCH_SESSION_EPOCH
+  'The leader epoch in the request is', // FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH
+  'The leader high watermark has not caught up', // OFFSET_NOT_AVAILABLE
+];
+
+function isTransient(text: string): boolean {
+  return TRANSIENT_KAFKA_ERRORS.some((m) => text.includes(m));
+}
+
+/**
+ * The level for a kafkajs error-level entry. kafkajs logs every failed broker response at error
+ * (`Response Metadata(...)` with `error` in the fields) and again when it retries or restarts, although
+ * the caller retries and reports for itself. Expected transient broker errors go down: the failed response
+ * to debug (the layer above reports the outcome), the retry or restart of the operation to warn. Anything
+ * else stays an error: that is what an operator must act on.
+ */
+function kafkaErrorLevel(message: string, fields: Record<string, unknown>): 'error' | 'warn' | 'debug' {
+  const text = `${message} ${typeof fields.error === 'string' ? fields.error : ''}`;
+  if (isTransient(text)) return message.startsWith('Response ') ? 'debug' : 'warn';
+  // A consumer restarting after a crash it can recover from (the crash itself was logged just before).
+  if (message.startsWith('Restarting the consumer')) return 'warn';
+  return 'error';
+}
+
+/**
  * A kafkajs `logCreator` that routes the client's logs into ours as structured fields. kafkajs INFO is
- * chatty (every group join), so it is logged at debug unless `infoAsInfo` is set.
+ * chatty (every group join), so it is logged at debug unless `infoAsInfo` is set; its errors that are
+ * expected and retried (a fresh broker, a rebalance) are logged below error (see `kafkaErrorLevel`).
  */
 export function kafkaLogCreator(logger: Logger, infoAsInfo = false) {
   const child = logger.child({ subsystem: 'kafkajs' });
@@ -70,6 +113,7 @@ export function kafkaLogCreator(logger: Logger, infoAsInfo = false) {
       const { message, timestamp: _ts, logger: _l, ...fields } = log;
       let target = KAFKAJS_LEVELS[level] ?? 'debug';
       if (target === 'info' && !infoAsInfo) target = 'debug';
+      if (target === 'error') target = kafkaErrorLevel(message, fields);
       child[target]({ namespace, ...fields }, message);
     };
 }

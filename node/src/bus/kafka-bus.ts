@@ -10,18 +10,24 @@ import {
   type Message,
 } from 'kafkajs';
 import {
-  BusMessage,
   ChatError,
-  MemberHeartbeat,
-  PresenceRecord,
   kafkaLogCreator,
-  parsePresenceKey,
-  presenceKey,
+  retryUntil,
   topicNames,
+  type BusMessage,
   type Logger,
+  type MemberHeartbeat,
 } from '@chat/shared';
 import type { NodeMetrics } from '../metrics.js';
 import { Batcher } from './batcher.js';
+import {
+  decodeHeartbeat,
+  decodeMessage,
+  decodePresence,
+  encodeHeartbeat,
+  encodeMessage,
+  encodePresence,
+} from './records.js';
 import type { BusHandlers, ChatBus, PresenceUpdate } from './types.js';
 
 export interface KafkaBusOptions {
@@ -59,18 +65,6 @@ async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Pr
   }
 }
 
-/** Calls `f` until it succeeds, with a short capped backoff, rethrowing its last error after `deadline`. */
-async function retryUntil<T>(deadline: number, f: () => Promise<T>): Promise<T> {
-  for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
-    try {
-      return await f();
-    } catch (err) {
-      if (Date.now() + wait > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, wait));
-    }
-  }
-}
-
 /**
  * The Kafka bus. Three topics under the prefix: `messages` (key = receiver; every node reads it in its
  * own consumer group, the seed design), and the compacted `presence` and `members` topics, which every
@@ -96,6 +90,11 @@ export class KafkaBus implements ChatBus {
   #caughtUp = false;
   #ready = false;
   #stopping = false;
+  /** Aborted by stop(): ends start-up retries. */
+  readonly #stopped = new AbortController();
+  #catchUpFallback: NodeJS.Timeout | undefined;
+  /** Set while start() waits for readiness. */
+  #whenReady: ((err?: ChatError) => void) | undefined;
 
   constructor(options: KafkaBusOptions) {
     this.#o = options;
@@ -124,32 +123,51 @@ export class KafkaBus implements ChatBus {
   async start(handlers: BusHandlers): Promise<void> {
     this.#handlers = handlers;
     const deadline = Date.now() + this.#o.startTimeoutMs;
+    // Every step is retried until the start timeout: on a fresh broker the group coordinator is still
+    // loading and a topic created a moment ago (by us or by a node starting at the same time) has no
+    // leader in the broker's metadata yet; both answer with retryable errors for a while.
+    const step = <T>(what: string, f: () => Promise<T>) =>
+      retryUntil(() => withTimeout(f(), this.#o.startTimeoutMs, what), {
+        deadline,
+        initialMs: 100,
+        maxMs: 2000,
+        signal: this.#stopped.signal,
+        onRetry: (err, attempt, waitMs) =>
+          this.#log.info({ step: what, attempt, waitMs, err: (err as Error).message }, 'start step retried'),
+      });
     const admin = this.#kafka.admin();
     try {
-      await withTimeout(admin.connect(), this.#o.startTimeoutMs, 'connect');
-      await this.#ensureTopics(admin);
-      // A topic another node created a moment ago may not have its leaders yet: retry until the deadline.
-      const highWatermarks = await retryUntil(deadline, () => this.#directoryHighWatermarks(admin));
-      await this.#newProducer();
+      await step('connect', () => admin.connect());
+      await step('create topics', () => this.#ensureTopics(admin));
+      const highWatermarks = await step('read directory offsets', () => this.#directoryHighWatermarks(admin));
+      await step('connect producer', () => this.#newProducer());
       this.#producerHealthy = true;
-      await this.#startDirectory(highWatermarks);
-      await this.#startMessages();
+      await step('start directory consumer', () => this.#startDirectory(highWatermarks));
+      await step('start message consumer', () => this.#startMessages());
+      await this.#readyBy(deadline);
     } catch (err) {
       await this.stop();
       throw err instanceof ChatError ? err : unavailable('could not start the Kafka bus', err);
     } finally {
-      await admin.disconnect();
+      await admin.disconnect().catch(() => undefined);
     }
-    await new Promise<void>((resolve, reject) => {
-      const check = setInterval(() => {
-        if (this.#ready) {
-          clearInterval(check);
-          resolve();
-        } else if (Date.now() > deadline) {
-          clearInterval(check);
-          reject(unavailable(`Kafka bus not ready within ${this.#o.startTimeoutMs} ms`));
-        }
-      }, 20);
+  }
+
+  /** Resolves once ready; rejects when `deadline` passes or the bus is stopped first. */
+  #readyBy(deadline: number): Promise<void> {
+    if (this.#ready) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const done = (err?: ChatError) => {
+        clearTimeout(timer);
+        this.#whenReady = undefined;
+        if (err) reject(err);
+        else resolve();
+      };
+      const timer = setTimeout(
+        () => done(unavailable(`Kafka bus not ready within ${this.#o.startTimeoutMs} ms`)),
+        Math.max(0, deadline - Date.now()),
+      );
+      this.#whenReady = done;
     });
   }
 
@@ -166,14 +184,20 @@ export class KafkaBus implements ChatBus {
       { topic: this.#topics.presence, numPartitions: 6, configEntries: compacted },
       { topic: this.#topics.members, numPartitions: 1, configEntries: compacted },
     ].filter((t) => !existing.has(t.topic));
-    for (const topic of wanted) {
-      try {
-        await admin.createTopics({ topics: [{ ...topic, replicationFactor: -1 }], waitForLeaders: true });
-        this.#log.info({ topic: topic.topic, partitions: topic.numPartitions }, 'created topic');
-      } catch (err) {
-        // Another node created it first.
-        if (!String((err as Error).message).includes('already exists')) throw err;
-      }
+    if (wanted.length > 0) {
+      // kafkajs answers false (and does not wait for leaders) when another node created them first.
+      const created = await admin.createTopics({
+        topics: wanted.map((t) => ({ ...t, replicationFactor: -1 })),
+        waitForLeaders: true,
+      });
+      if (created) this.#log.info({ topics: wanted.map((t) => t.topic) }, 'created topics');
+    }
+    // Whoever created them, go on only once every partition has a leader in the metadata.
+    const metadata = await admin.fetchTopicMetadata({ topics: Object.values(this.#topics) });
+    for (const topic of metadata.topics) {
+      const leaderless = topic.partitions.filter((p) => p.leader < 0).length;
+      if (topic.partitions.length === 0 || leaderless > 0)
+        throw unavailable(`topic ${topic.name} has no leader yet for ${leaderless} partition(s)`);
     }
   }
 
@@ -213,6 +237,7 @@ export class KafkaBus implements ChatBus {
     });
     this.#directory = consumer;
     this.#caughtUp = highWatermarks.size === 0;
+    clearTimeout(this.#catchUpFallback);
     const pending = new Map(highWatermarks);
     // A compacted partition whose newest record was a tombstone that compaction removed never reaches
     // its high watermark: after a bounded wait, go on with what was read (and say so).
@@ -226,26 +251,45 @@ export class KafkaBus implements ChatBus {
       this.#updateReady();
     }, CATCH_UP_FALLBACK_MS);
     fallback.unref();
-    await consumer.connect();
-    await consumer.subscribe({ topics: [this.#topics.presence, this.#topics.members], fromBeginning: true });
-    await consumer.run({
-      autoCommit: false,
-      eachBatch: async ({ batch }: EachBatchPayload) => {
-        for (const message of batch.messages) this.#onDirectoryRecord(batch.topic, message);
-        const key = `${batch.topic}:${batch.partition}`;
-        const mark = pending.get(key);
-        const last = batch.messages.at(-1);
-        if (mark !== undefined && last && BigInt(last.offset) + 1n >= mark) {
-          pending.delete(key);
-          if (pending.size === 0 && !this.#caughtUp) {
-            this.#caughtUp = true;
-            this.#log.info('presence directory caught up');
-            this.#updateReady();
+    this.#catchUpFallback = fallback;
+    await this.#startConsumer(consumer, async () => {
+      await consumer.subscribe({
+        topics: [this.#topics.presence, this.#topics.members],
+        fromBeginning: true,
+      });
+      await consumer.run({
+        autoCommit: false,
+        eachBatch: async ({ batch }: EachBatchPayload) => {
+          for (const message of batch.messages) this.#onDirectoryRecord(batch.topic, message);
+          const key = `${batch.topic}:${batch.partition}`;
+          const mark = pending.get(key);
+          const last = batch.messages.at(-1);
+          if (mark !== undefined && last && BigInt(last.offset) + 1n >= mark) {
+            pending.delete(key);
+            if (pending.size === 0 && !this.#caughtUp) {
+              this.#caughtUp = true;
+              this.#log.info('presence directory caught up');
+              this.#updateReady();
+            }
           }
-        }
-        return Promise.resolve();
-      },
+          return Promise.resolve();
+        },
+      });
     });
+  }
+
+  /**
+   * Connects `consumer` and runs `subscribeAndRun`; on failure disconnects it, so a retried step starts
+   * from a clean client.
+   */
+  async #startConsumer(consumer: Consumer, subscribeAndRun: () => Promise<void>): Promise<void> {
+    try {
+      await consumer.connect();
+      await subscribeAndRun();
+    } catch (err) {
+      await consumer.disconnect().catch(() => undefined);
+      throw err;
+    }
   }
 
   #onDirectoryRecord(topic: string, message: KafkaMessage): void {
@@ -254,18 +298,14 @@ export class KafkaBus implements ChatBus {
     if (!handlers || key === undefined) return;
     const kind: Kind = topic === this.#topics.members ? 'heartbeat' : 'presence';
     this.#o.metrics.busConsumed.inc({ kind });
+    const value = message.value?.toString('utf8') ?? null;
     try {
-      const value = message.value === null ? null : (JSON.parse(message.value.toString('utf8')) as unknown);
       if (kind === 'heartbeat') {
-        handlers.onMember(key, value === null ? null : MemberHeartbeat.parse(value));
+        const { id, heartbeat } = decodeHeartbeat(key, value);
+        handlers.onMember(id, heartbeat);
       } else {
-        const parsed = parsePresenceKey(key);
-        if (!parsed) throw new Error('bad presence key');
-        handlers.onPresence(
-          parsed.nodeId,
-          parsed.userId,
-          value === null ? null : PresenceRecord.parse(value),
-        );
+        const { nodeId, userId, record } = decodePresence(key, value);
+        handlers.onPresence(nodeId, userId, record);
       }
     } catch (err) {
       this.#invalidRecord(topic, message, err);
@@ -301,33 +341,34 @@ export class KafkaBus implements ChatBus {
       );
       this.#updateReady();
     });
-    await consumer.connect();
-    await consumer.subscribe({ topic: this.#topics.messages, fromBeginning: false });
     const lag = new Map<number, number>();
-    await consumer.run({
-      eachBatch: async (payload: EachBatchPayload) => {
-        const { batch } = payload;
-        for (const message of batch.messages) {
-          if (!payload.isRunning() || payload.isStale()) break;
-          this.#o.metrics.busConsumed.inc({ kind: 'message' });
-          let parsed: BusMessage | undefined;
-          try {
-            parsed = BusMessage.parse(JSON.parse(message.value?.toString('utf8') ?? 'null'));
-          } catch (err) {
-            this.#invalidRecord(this.#topics.messages, message, err);
+    await this.#startConsumer(consumer, async () => {
+      await consumer.subscribe({ topic: this.#topics.messages, fromBeginning: false });
+      await consumer.run({
+        eachBatch: async (payload: EachBatchPayload) => {
+          const { batch } = payload;
+          for (const message of batch.messages) {
+            if (!payload.isRunning() || payload.isStale()) break;
+            this.#o.metrics.busConsumed.inc({ kind: 'message' });
+            let parsed: BusMessage | undefined;
+            try {
+              parsed = decodeMessage(message.value?.toString('utf8') ?? null);
+            } catch (err) {
+              this.#invalidRecord(this.#topics.messages, message, err);
+            }
+            if (parsed) this.#handlers?.onMessage(parsed);
+            payload.resolveOffset(message.offset);
           }
-          if (parsed) this.#handlers?.onMessage(parsed);
-          payload.resolveOffset(message.offset);
-        }
-        const last = batch.messages.at(-1);
-        if (last) {
-          lag.set(batch.partition, Math.max(0, Number(batch.highWatermark) - Number(last.offset) - 1));
-          let total = 0;
-          for (const v of lag.values()) total += v;
-          this.#o.metrics.consumerLag.set(total);
-        }
-        await payload.heartbeat();
-      },
+          const last = batch.messages.at(-1);
+          if (last) {
+            lag.set(batch.partition, Math.max(0, Number(batch.highWatermark) - Number(last.offset) - 1));
+            let total = 0;
+            for (const v of lag.values()) total += v;
+            this.#o.metrics.consumerLag.set(total);
+          }
+          await payload.heartbeat();
+        },
+      });
     });
   }
 
@@ -340,6 +381,7 @@ export class KafkaBus implements ChatBus {
       'bus readiness changed',
     );
     this.#handlers?.onReadyChange(ready);
+    if (ready) this.#whenReady?.();
   }
 
   async #send(topic: string, messages: Message[], kind: Kind): Promise<void> {
@@ -370,28 +412,23 @@ export class KafkaBus implements ChatBus {
       this.#o.metrics.busProduceErrors.inc({ kind: 'message' });
       return Promise.reject(unavailable('Kafka is unavailable'));
     }
-    return this.#batcher.add({ key: message.to, value: JSON.stringify(message) });
+    return this.#batcher.add(encodeMessage(message));
   }
 
   publishPresence(updates: readonly PresenceUpdate[]): Promise<void> {
-    const messages = updates.map(({ userId, record }) => ({
-      key: presenceKey(this.#o.nodeId, userId),
-      value: record && JSON.stringify(record),
-    }));
+    if (this.#stopping) return Promise.reject(unavailable('Kafka bus stopped'));
+    const messages = updates.map(({ userId, record }) => encodePresence(this.#o.nodeId, userId, record));
     return this.#send(this.#topics.presence, messages, 'presence');
   }
 
   async publishHeartbeat(heartbeat: MemberHeartbeat | null): Promise<void> {
+    if (this.#stopping) throw unavailable('Kafka bus stopped');
     // The heartbeat is the probe that brings a broken producer back.
     if (this.#producerBroken)
       await this.#newProducer().catch((err: unknown) =>
         Promise.reject(unavailable('producer reconnect failed', err)),
       );
-    await this.#send(
-      this.#topics.members,
-      [{ key: this.#o.nodeId, value: heartbeat && JSON.stringify(heartbeat) }],
-      'heartbeat',
-    );
+    await this.#send(this.#topics.members, [encodeHeartbeat(this.#o.nodeId, heartbeat)], 'heartbeat');
   }
 
   isReady(): boolean {
@@ -400,6 +437,9 @@ export class KafkaBus implements ChatBus {
 
   async stop(): Promise<void> {
     this.#stopping = true;
+    this.#stopped.abort();
+    this.#whenReady?.(unavailable('Kafka bus stopped while starting'));
+    clearTimeout(this.#catchUpFallback);
     this.#updateReady();
     await this.#batcher.drain().catch(() => undefined);
     // Consumer disconnect commits the offsets of what was processed.
@@ -408,6 +448,7 @@ export class KafkaBus implements ChatBus {
         ?.disconnect()
         .catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'disconnect failed'));
     }
+    this.#handlers = undefined;
   }
 }
 

@@ -1,19 +1,46 @@
-import { ChatError, type BusMessage, type MemberHeartbeat, type PresenceRecord } from '@chat/shared';
+import { ChatError, type BusMessage, type MemberHeartbeat } from '@chat/shared';
+import {
+  decodeHeartbeat,
+  decodeMessage,
+  decodePresence,
+  encodeHeartbeat,
+  encodeMessage,
+  encodePresence,
+  type EncodedRecord,
+} from './records.js';
 import type { BusHandlers, ChatBus, PresenceUpdate } from './types.js';
+
+function unavailable(message: string): ChatError {
+  return new ChatError('KAFKA_ERR_UNAVAILABLE', message);
+}
 
 /**
  * An in-process stand-in for Kafka: every bus connected to one hub sees every message (like the seed
  * design's one consumer group per node), and the hub keeps the latest presence and member records like a
- * compacted topic, replayed to a bus when it starts. Delivery is asynchronous, as over a real bus.
+ * compacted topic, replayed to a bus when it starts. Records travel encoded and are validated on the way
+ * in with the same code as Kafka's (records.ts); delivery is asynchronous, as over a real bus.
  */
 export class MemoryBusHub {
   readonly #buses = new Set<MemoryBus>();
-  readonly presence = new Map<string, { nodeId: string; userId: string; record: PresenceRecord }>();
-  readonly members = new Map<string, MemberHeartbeat>();
-  /** When false, every publish fails as if Kafka were down (for tests of the failure path). */
-  available = true;
+  /** Latest presence records by presence key (`presenceKey(nodeId, userId)`), encoded: the compacted topic. */
+  readonly presence = new Map<string, string>();
+  /** Latest heartbeats by node id, encoded. */
+  readonly members = new Map<string, string>();
+  #available = true;
   /** Counts what was published, by kind. */
   readonly published = { message: 0, presence: 0, heartbeat: 0 };
+  /** Records a bus skipped because they did not validate (Kafka counts them in a metric). */
+  invalidRecords = 0;
+
+  /** When false, every publish fails as if Kafka were down and the buses report not ready. */
+  get available(): boolean {
+    return this.#available;
+  }
+
+  set available(value: boolean) {
+    this.#available = value;
+    for (const bus of this.#buses) bus.updateReady();
+  }
 
   connect(nodeId: string): MemoryBus {
     return new MemoryBus(this, nodeId);
@@ -29,17 +56,9 @@ export class MemoryBusHub {
     this.#buses.delete(bus);
   }
 
-  /** @internal */
-  broadcast(deliver: (handlers: BusHandlers) => void): void {
-    for (const bus of this.#buses) {
-      const handlers = bus.handlers;
-      if (handlers) queueMicrotask(() => deliver(handlers));
-    }
-  }
-
-  /** @internal */
-  check(): void {
-    if (!this.available) throw new ChatError('KAFKA_ERR_UNAVAILABLE', 'in-process bus marked unavailable');
+  /** @internal Queues `record` for every attached bus, in order. */
+  broadcast(kind: 'message' | 'presence' | 'heartbeat', record: EncodedRecord): void {
+    for (const bus of this.#buses) queueMicrotask(() => bus.receive(kind, record));
   }
 }
 
@@ -47,7 +66,8 @@ export class MemoryBus implements ChatBus {
   readonly kind = 'memory';
   readonly #hub: MemoryBusHub;
   readonly #nodeId: string;
-  handlers: BusHandlers | undefined;
+  #handlers: BusHandlers | undefined;
+  #ready = false;
 
   constructor(hub: MemoryBusHub, nodeId: string) {
     this.#hub = hub;
@@ -55,56 +75,91 @@ export class MemoryBus implements ChatBus {
   }
 
   start(handlers: BusHandlers): Promise<void> {
-    this.handlers = handlers;
-    for (const [id, hb] of this.#hub.members) handlers.onMember(id, hb);
-    for (const { nodeId, userId, record } of this.#hub.presence.values())
-      handlers.onPresence(nodeId, userId, record);
+    this.#handlers = handlers;
+    for (const [key, value] of this.#hub.members) this.receive('heartbeat', { key, value });
+    for (const [key, value] of this.#hub.presence) this.receive('presence', { key, value });
     this.#hub.attach(this);
-    handlers.onReadyChange(true);
+    this.updateReady();
     return Promise.resolve();
+  }
+
+  /** @internal One record arrives from the hub: validated like Kafka's, then handed to the node. */
+  receive(kind: 'message' | 'presence' | 'heartbeat', { key, value }: EncodedRecord): void {
+    const handlers = this.#handlers;
+    if (!handlers) return;
+    try {
+      if (kind === 'message') handlers.onMessage(decodeMessage(value));
+      else if (kind === 'heartbeat') {
+        const { id, heartbeat } = decodeHeartbeat(key, value);
+        handlers.onMember(id, heartbeat);
+      } else {
+        const { nodeId, userId, record } = decodePresence(key, value);
+        handlers.onPresence(nodeId, userId, record);
+      }
+    } catch {
+      this.#hub.invalidRecords++;
+    }
+  }
+
+  /** @internal Reports a change of readiness (started, stopped, hub availability). */
+  updateReady(): void {
+    const ready = this.#handlers !== undefined && this.#hub.available;
+    if (ready === this.#ready) return;
+    this.#ready = ready;
+    this.#handlers?.onReadyChange(ready);
   }
 
   publishMessage(message: BusMessage): Promise<void> {
     return this.#publish(() => {
       this.#hub.published.message++;
-      this.#hub.broadcast((h) => h.onMessage(message));
+      this.#hub.broadcast('message', encodeMessage(message));
     });
   }
 
   publishPresence(updates: readonly PresenceUpdate[]): Promise<void> {
     return this.#publish(() => {
       for (const { userId, record } of updates) {
-        const key = `${this.#nodeId}/${userId}`;
-        if (record) this.#hub.presence.set(key, { nodeId: this.#nodeId, userId, record });
-        else this.#hub.presence.delete(key);
+        const encoded = encodePresence(this.#nodeId, userId, record);
+        if (encoded.value === null) this.#hub.presence.delete(encoded.key);
+        else this.#hub.presence.set(encoded.key, encoded.value);
         this.#hub.published.presence++;
-        this.#hub.broadcast((h) => h.onPresence(this.#nodeId, userId, record));
+        this.#hub.broadcast('presence', encoded);
       }
     });
   }
 
   publishHeartbeat(heartbeat: MemberHeartbeat | null): Promise<void> {
     return this.#publish(() => {
-      if (heartbeat) this.#hub.members.set(this.#nodeId, heartbeat);
-      else this.#hub.members.delete(this.#nodeId);
+      const encoded = encodeHeartbeat(this.#nodeId, heartbeat);
+      if (encoded.value === null) this.#hub.members.delete(encoded.key);
+      else this.#hub.members.set(encoded.key, encoded.value);
       this.#hub.published.heartbeat++;
-      this.#hub.broadcast((h) => h.onMember(this.#nodeId, heartbeat));
+      this.#hub.broadcast('heartbeat', encoded);
     });
   }
 
   async #publish(action: () => void): Promise<void> {
     await Promise.resolve();
-    this.#hub.check();
+    if (!this.#handlers) throw unavailable('in-process bus not started');
+    if (!this.#hub.available) {
+      this.updateReady();
+      throw unavailable('in-process bus marked unavailable');
+    }
     action();
   }
 
   isReady(): boolean {
-    return this.handlers !== undefined && this.#hub.available;
+    return this.#ready;
   }
 
   stop(): Promise<void> {
     this.#hub.detach(this);
-    this.handlers = undefined;
+    const handlers = this.#handlers;
+    this.#handlers = undefined;
+    if (this.#ready) {
+      this.#ready = false;
+      handlers?.onReadyChange(false);
+    }
     return Promise.resolve();
   }
 }

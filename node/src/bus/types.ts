@@ -1,38 +1,102 @@
 import type { BusMessage, MemberHeartbeat, PresenceRecord } from '@chat/shared';
 
+// The seam between a chat node and the system carrying records between nodes: Kafka in a cluster
+// (kafka-bus.ts), an in-process hub for tests and the single-machine default (memory-bus.ts). It has two
+// halves with different guarantees: the message path (MessageBus) and the directory of members and
+// presence (DirectoryBus). ChatBus is both plus one lifecycle. test/src/bus/contract.ts checks every
+// guarantee written here against both implementations.
+//
+// Common to every publish: it resolves once the record is durably accepted (Kafka: written with
+// acks=all; in-process: handed to the hub) and rejects with a retryable ChatError `KAFKA_ERR_UNAVAILABLE`
+// when the bus is not started, stopped, unavailable or does not answer within the publish timeout. A
+// rejected publish may still have been written (a timeout after the broker took it): retrying is safe
+// because readers tolerate duplicates. Inbound records are a trust boundary: both buses validate them
+// with the schemas in @chat/shared (records.ts in this folder) and skip and count what does not match,
+// so a handler only ever sees valid records.
+
 /** One user's presence on this node: a record while present, null once its last session closed. */
 export interface PresenceUpdate {
   readonly userId: string;
   readonly record: PresenceRecord | null;
 }
 
-/** What a bus hands to its node. Records arrive validated; invalid ones are counted and skipped. */
-export interface BusHandlers {
-  /** A cross-node message (including this node's own, which the node skips). */
+/** What the message path hands to its node. */
+export interface MessageHandlers {
+  /**
+   * A cross-node message, validated. Every started bus sees every message, its own included (the node
+   * skips those). Order: messages one bus published to one receiver (`to`) arrive in publish order; no
+   * order across receivers. At least once: Kafka re-delivers what was read but not committed when a
+   * consumer restarts or rebalances, so a message may be seen twice (the server message id tells); the
+   * in-process bus delivers exactly once. Messages published while a bus was not started are not
+   * delivered to it (Kafka: a restarted node with the same id resumes from its group's last commit).
+   */
   onMessage(message: BusMessage): void;
-  /** `record` null: the entry `nodeId/userId` was removed. */
+}
+
+/** What the directory hands to its node. */
+export interface DirectoryHandlers {
+  /**
+   * Presence entry `nodeId/userId` set (`record`) or removed (null). Per entry, in publish order; the
+   * latest state of every entry is replayed to a bus when it starts. A handler may see an entry more
+   * than once, and, during replay, intermediate states and removals of entries it never saw (Kafka
+   * replays the compacted log, not a snapshot): apply them as "latest wins".
+   */
   onPresence(nodeId: string, userId: string, record: PresenceRecord | null): void;
-  /** `heartbeat` null: node `id` left (tombstone). */
+  /** Member `id`'s heartbeat, or null when it left (tombstone). Same ordering and replay as presence. */
   onMember(id: string, heartbeat: MemberHeartbeat | null): void;
-  /** The bus became usable or unusable (Kafka reachable, consumer assigned). */
+}
+
+/** Everything a bus reports to its node. */
+export interface BusHandlers extends MessageHandlers, DirectoryHandlers {
+  /**
+   * The bus became usable (true) or unusable (false); called only on a change. True before `start`
+   * resolves; false when a publish failed as unavailable (Kafka: produce failed, consumer crashed; the
+   * in-process bus: hub marked unavailable) and when `stop` begins. Back to true by itself once the bus
+   * works again (Kafka: a heartbeat got through).
+   */
   onReadyChange(ready: boolean): void;
 }
 
-/**
- * The seam between a chat node and the system carrying messages between nodes: Kafka in a cluster, an
- * in-process hub for unit tests and the single-machine default. Publishing resolves once the record is
- * durably accepted (Kafka: acks=all) and rejects with a retryable ChatError otherwise.
- */
-export interface ChatBus {
-  readonly kind: 'kafka' | 'memory';
-  /** Connects and starts delivering to `handlers`; resolves when ready and the directory is caught up. */
-  start(handlers: BusHandlers): Promise<void>;
+/** The message path: one record per cross-node message, keyed by receiver. */
+export interface MessageBus {
+  /**
+   * Publishes one cross-node message (Kafka: batched over a short window, key = receiver, idempotent
+   * producer). Fails fast with `KAFKA_ERR_UNAVAILABLE` while the bus is known to be unusable.
+   */
   publishMessage(message: BusMessage): Promise<void>;
-  /** Publishes (record) or removes (null) presence entries of users on this node, in one request. */
+}
+
+/** Membership and presence: compacted, replayed state, keyed by node (members) and node/user (presence). */
+export interface DirectoryBus {
+  /**
+   * Sets (record) or removes (null) presence entries of users on this node, all in one request: it
+   * resolves when all are durable, or rejects and the caller keeps them for a retry.
+   */
   publishPresence(updates: readonly PresenceUpdate[]): Promise<void>;
-  /** Publishes this node's heartbeat, or its goodbye tombstone (null). */
+  /**
+   * Publishes this node's heartbeat, or its goodbye tombstone (null). On Kafka it is also the probe that
+   * replaces a broken producer: the bus recovers through the heartbeat loop.
+   */
   publishHeartbeat(heartbeat: MemberHeartbeat | null): Promise<void>;
+}
+
+/** The whole bus a chat node uses: both halves and one lifecycle. */
+export interface ChatBus extends MessageBus, DirectoryBus {
+  readonly kind: 'kafka' | 'memory';
+  /**
+   * Connects and starts delivering to `handlers`. Resolves once ready (`onReadyChange(true)` was called)
+   * and the directory has been replayed up to what was published before `start` began, so the node
+   * starts with a complete view. Retryable failures (a fresh broker without a group coordinator, a topic
+   * without a leader yet) are retried until the start timeout; then it rejects with
+   * `KAFKA_ERR_UNAVAILABLE`, having closed whatever it had opened. Call it once.
+   */
+  start(handlers: BusHandlers): Promise<void>;
+  /** Whether publishing is expected to work now (the last value given to `onReadyChange`). */
   isReady(): boolean;
-  /** Flushes what is pending, commits offsets, disconnects. */
+  /**
+   * Flushes pending publishes, commits what was consumed, disconnects. Resolves when done (also when the
+   * bus never started); no handler is called after it resolves, and later publishes reject with
+   * `KAFKA_ERR_UNAVAILABLE`.
+   */
   stop(): Promise<void>;
 }

@@ -1,6 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { Kafka, type Consumer } from 'kafkajs';
-import { HeartbeatClock, MemberHeartbeat, kafkaLogCreator, topicNames, type Logger } from '@chat/shared';
+import { Kafka, type Admin, type Consumer } from 'kafkajs';
+import {
+  ChatError,
+  HeartbeatClock,
+  MemberHeartbeat,
+  kafkaLogCreator,
+  retryUntil,
+  topicNames,
+  type Logger,
+} from '@chat/shared';
 import type { MemberInfo, MembershipSource } from './types.js';
 
 export interface KafkaMembershipOptions {
@@ -10,12 +18,21 @@ export interface KafkaMembershipOptions {
   readonly timeoutMs: number;
   readonly logger: Logger;
   readonly now?: () => number;
+  /** How long start() retries reaching Kafka before it fails (default 60 s, like the node's). */
+  readonly startTimeoutMs?: number;
 }
+
+const DEFAULT_START_TIMEOUT_MS = 60_000;
 
 /**
  * Members from the nodes' heartbeats on the compacted members topic, replayed from the beginning by a
  * consumer group of this process's own. A member leaves on its tombstone or when its heartbeats stop for
  * `timeoutMs`. Records that do not match the schema are skipped and logged.
+ *
+ * Start-up: reaching Kafka is retried (capped, jittered backoff) until the start timeout, then start()
+ * fails. The members topic is created by the first node; a router started before any node does not fail
+ * but starts with no members (so not ready) and keeps looking for the topic in the background, following
+ * it as soon as it exists.
  */
 export class KafkaMembership implements MembershipSource {
   readonly kind = 'kafka';
@@ -23,6 +40,10 @@ export class KafkaMembership implements MembershipSource {
   readonly #log: Logger;
   readonly #members = new Map<string, { info: MemberInfo; lastSeen: number }>();
   #consumer: Consumer | undefined;
+  #admin: Admin | undefined;
+  /** The background wait for the members topic (router started before any node). */
+  #waiting: Promise<void> | undefined;
+  readonly #stopped = new AbortController();
   #sweep: NodeJS.Timeout | undefined;
   #onChange: (members: readonly MemberInfo[]) => void = () => {};
   #lastEmitted = '';
@@ -36,6 +57,7 @@ export class KafkaMembership implements MembershipSource {
 
   async start(onChange: (members: readonly MemberInfo[]) => void): Promise<void> {
     this.#onChange = onChange;
+    const deadline = Date.now() + (this.#o.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS);
     const kafka = new Kafka({
       clientId: 'chat-router',
       brokers: [...this.#o.brokers],
@@ -48,42 +70,109 @@ export class KafkaMembership implements MembershipSource {
         restartOnFailure: () => Promise.resolve(true),
       },
     });
+    const retry = (what: string, f: () => Promise<void>, until = deadline) =>
+      retryUntil(f, {
+        deadline: until,
+        initialMs: 100,
+        maxMs: 2000,
+        signal: this.#stopped.signal,
+        onRetry: (err, attempt, waitMs) =>
+          this.#log.info({ step: what, attempt, waitMs, err: (err as Error).message }, 'start step retried'),
+      });
+    const admin = kafka.admin();
+    this.#admin = admin;
+    try {
+      await retry('connect', () => admin.connect());
+      if (await this.#topicReady(admin)) {
+        await retry('subscribe', () => this.#follow(kafka));
+        await admin.disconnect();
+      } else {
+        this.#log.info(
+          { topic: this.#topic },
+          'members topic does not exist yet: waiting for the first node',
+        );
+        this.#waiting = retry(
+          'wait for the members topic',
+          async () => {
+            if (!(await this.#topicReady(admin))) throw new Error('members topic does not exist yet');
+            await this.#follow(kafka);
+            this.#log.info({ topic: this.#topic }, 'members topic found');
+          },
+          Number.POSITIVE_INFINITY,
+        )
+          .catch((err: unknown) => {
+            if (!this.#stopped.signal.aborted)
+              this.#log.error({ err: (err as Error).message }, 'gave up waiting for the members topic');
+          })
+          .finally(() => admin.disconnect());
+      }
+    } catch (err) {
+      await this.stop();
+      throw err instanceof ChatError
+        ? err
+        : new ChatError('KAFKA_ERR_UNAVAILABLE', 'could not start Kafka membership', {}, { cause: err });
+    }
+    this.#sweep = setInterval(() => this.#emit(), Math.max(50, Math.floor(this.#o.timeoutMs / 10)));
+    this.#sweep.unref();
+  }
+
+  get #topic(): string {
+    return topicNames(this.#o.topicPrefix).members;
+  }
+
+  /** False while the members topic does not exist; throws while it exists without a leader. */
+  async #topicReady(admin: Admin): Promise<boolean> {
+    if (!(await admin.listTopics()).includes(this.#topic)) return false;
+    const [topic] = (await admin.fetchTopicMetadata({ topics: [this.#topic] })).topics;
+    if (!topic || topic.partitions.length === 0 || topic.partitions.some((p) => p.leader < 0))
+      throw new Error('members topic has no leader yet');
+    return true;
+  }
+
+  /** Replays and follows the members topic with a consumer group of this process's own. */
+  async #follow(kafka: Kafka): Promise<void> {
     const consumer = kafka.consumer({
       groupId: `${this.#o.topicPrefix}.router.${randomBytes(6).toString('hex')}`,
       sessionTimeout: 10_000,
       heartbeatInterval: 1000,
       allowAutoTopicCreation: false,
     });
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topic: this.#topic, fromBeginning: true });
+      await consumer.run({ autoCommit: false, eachMessage: ({ message }) => this.#onRecord(message) });
+    } catch (err) {
+      await consumer.disconnect().catch(() => undefined);
+      throw err;
+    }
+    if (this.#stopped.signal.aborted) {
+      await consumer.disconnect();
+      return;
+    }
     this.#consumer = consumer;
-    await consumer.connect();
-    await consumer.subscribe({ topic: topicNames(this.#o.topicPrefix).members, fromBeginning: true });
-    await consumer.run({
-      autoCommit: false,
-      eachMessage: ({ message }) => {
-        const id = message.key?.toString('utf8');
-        if (id === undefined) return Promise.resolve();
-        if (message.value === null) {
-          this.#members.delete(id);
-        } else {
-          try {
-            const hb = MemberHeartbeat.parse(JSON.parse(message.value.toString('utf8')));
-            this.#members.set(id, {
-              info: { id: hb.id, url: hb.url.replace(/\/+$/, ''), weight: hb.weight, state: hb.state },
-              lastSeen: this.#clock.saw(hb.ts),
-            });
-          } catch (err) {
-            this.#log.warn(
-              { code: 'BUS_ERR_INVALID_RECORD', id, err: (err as Error).message },
-              'skipped invalid heartbeat',
-            );
-          }
-        }
-        this.#emit();
-        return Promise.resolve();
-      },
-    });
-    this.#sweep = setInterval(() => this.#emit(), Math.max(50, Math.floor(this.#o.timeoutMs / 10)));
-    this.#sweep.unref();
+  }
+
+  #onRecord(message: { key: Buffer | null; value: Buffer | null }): Promise<void> {
+    const id = message.key?.toString('utf8');
+    if (id === undefined) return Promise.resolve();
+    if (message.value === null) {
+      this.#members.delete(id);
+    } else {
+      try {
+        const hb = MemberHeartbeat.parse(JSON.parse(message.value.toString('utf8')));
+        this.#members.set(id, {
+          info: { id: hb.id, url: hb.url.replace(/\/+$/, ''), weight: hb.weight, state: hb.state },
+          lastSeen: this.#clock.saw(hb.ts),
+        });
+      } catch (err) {
+        this.#log.warn(
+          { code: 'BUS_ERR_INVALID_RECORD', id, err: (err as Error).message },
+          'skipped invalid heartbeat',
+        );
+      }
+    }
+    this.#emit();
+    return Promise.resolve();
   }
 
   #emit(): void {
@@ -99,7 +188,10 @@ export class KafkaMembership implements MembershipSource {
   }
 
   async stop(): Promise<void> {
+    this.#stopped.abort();
     clearInterval(this.#sweep);
+    await this.#waiting;
+    await this.#admin?.disconnect().catch(() => undefined);
     await this.#consumer?.disconnect();
   }
 }

@@ -1,0 +1,60 @@
+import {
+  BusMessage,
+  MemberHeartbeat,
+  PresenceRecord,
+  parsePresenceKey,
+  presenceKey,
+  type MemberHeartbeat as Heartbeat,
+  type PresenceRecord as Presence,
+} from '@chat/shared';
+
+// How both buses encode and validate records, so the in-process bus cannot drift from Kafka: a record is
+// a key and a JSON value (null = tombstone); decoding validates with the schemas in @chat/shared and
+// throws on anything that does not match (the bus skips, counts and logs it).
+
+/** A record as it travels: Kafka's key and value, as strings. */
+export interface EncodedRecord {
+  readonly key: string;
+  readonly value: string | null;
+}
+
+export function encodeMessage(message: BusMessage): EncodedRecord {
+  return { key: message.to, value: JSON.stringify(message) };
+}
+
+export function encodePresence(nodeId: string, userId: string, record: Presence | null): EncodedRecord {
+  return { key: presenceKey(nodeId, userId), value: record && JSON.stringify(record) };
+}
+
+export function encodeHeartbeat(nodeId: string, heartbeat: Heartbeat | null): EncodedRecord {
+  return { key: nodeId, value: heartbeat && JSON.stringify(heartbeat) };
+}
+
+function json(value: string | null): unknown {
+  return value === null ? null : (JSON.parse(value) as unknown);
+}
+
+/** A message record's value, validated; throws when it is not a valid BusMessage. */
+export function decodeMessage(value: string | null): BusMessage {
+  return BusMessage.parse(json(value));
+}
+
+/** A presence record, validated; throws on a malformed key or value. */
+export function decodePresence(
+  key: string,
+  value: string | null,
+): { nodeId: string; userId: string; record: Presence | null } {
+  const parsed = parsePresenceKey(key);
+  if (!parsed) throw new Error('bad presence key');
+  const raw = json(value);
+  return { ...parsed, record: raw === null ? null : PresenceRecord.parse(raw) };
+}
+
+/** A members record, validated; throws on a malformed value. */
+export function decodeHeartbeat(
+  key: string,
+  value: string | null,
+): { id: string; heartbeat: Heartbeat | null } {
+  const raw = json(value);
+  return { id: key, heartbeat: raw === null ? null : MemberHeartbeat.parse(raw) };
+}

@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { backoffMs, retryUntil } from './retry.js';
+
+describe('backoffMs', () => {
+  test('doubles from initialMs, capped at maxMs, jittered within [half, all]', () => {
+    const low = (n: number) => backoffMs(n, 100, 1000, () => 0);
+    const high = (n: number) => backoffMs(n, 100, 1000, () => 1);
+    assert.deepEqual([0, 1, 2, 3, 4, 10, 100].map(low), [50, 100, 200, 400, 500, 500, 500]);
+    assert.deepEqual([0, 1, 2, 3, 4, 10, 100].map(high), [100, 200, 400, 800, 1000, 1000, 1000]);
+  });
+});
+
+describe('retryUntil', () => {
+  test('retries a failing attempt until it succeeds, reporting each retry', async () => {
+    const retries: number[] = [];
+    const result = await retryUntil(
+      (n) => (n < 3 ? Promise.reject(new Error(`fail ${n}`)) : Promise.resolve(n)),
+      { deadline: Date.now() + 10_000, initialMs: 1, maxMs: 4, onRetry: (_e, n) => retries.push(n) },
+    );
+    assert.equal(result, 3);
+    assert.deepEqual(retries, [1, 2, 3]);
+  });
+
+  test('rethrows the last error once the next attempt would pass the deadline', async () => {
+    let calls = 0;
+    const started = Date.now();
+    await assert.rejects(
+      retryUntil(() => Promise.reject(new Error(`fail ${++calls}`)), {
+        deadline: started + 200,
+        initialMs: 10,
+        maxMs: 20,
+      }),
+      (err: Error) => err.message === `fail ${calls}`,
+    );
+    assert.ok(calls > 2, `only ${calls} attempts`);
+    assert.ok(Date.now() - started < 1000);
+  });
+
+  test('stops at once when its signal is aborted, even while waiting', async () => {
+    const controller = new AbortController();
+    let calls = 0;
+    const done = retryUntil(
+      () => {
+        calls++;
+        queueMicrotask(() => controller.abort());
+        return Promise.reject(new Error('down'));
+      },
+      { deadline: Date.now() + 60_000, initialMs: 30_000, maxMs: 30_000, signal: controller.signal },
+    );
+    await assert.rejects(done, /down/);
+    assert.equal(calls, 1);
+  });
+});
