@@ -23,13 +23,13 @@ export const CLOSE_CODES = {
     code: 4001,
     reconnect: true,
     summary:
-      'The node is shutting down or being drained. Reconnect through the router after `retry_after_ms` (in the reason); you will land on another node.',
+      'The node is shutting down (SIGTERM, a rolling restart). Reconnect through the router after `retry_after_ms` (in the reason); you will land on another node.',
   },
   MOVED: {
     code: 4002,
     reconnect: true,
     summary:
-      'The cluster changed and your affinity key now belongs to another node. Reconnect through the router after `retry_after_ms` (in the reason).',
+      'Your affinity key now belongs to another node: a node joined or left the ring, an admin drained yours (`POST /nodes/{id}/drain`), or the router you came through is shutting down. Reconnect through the router after `retry_after_ms` (in the reason).',
   },
   TOKEN_EXPIRED: {
     code: 4003,
