@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { callNode, type ChatRing, type Logger } from '@chat/shared';
 import type { ConnectionTable, ProxiedConnection } from './connections.js';
 import type { MemberTable } from './member-table.js';
@@ -15,6 +16,17 @@ export interface RebalancerOptions {
   readonly requestTimeoutMs?: number;
   /** Extra time after the window before the router cuts a connection its node did not close (default 3000 ms). */
   readonly forceAfterMs?: number;
+  /** Connection ids per close request (default 10,000). */
+  readonly closeBatch?: number;
+}
+
+/** One batch of a migration, settled: the router cut what was still open (`forced` of `connections`). */
+export interface MigrationSettled {
+  readonly nodeId: string;
+  /** The node accepted the close request; false: it could not be asked, so everything was cut at once. */
+  readonly asked: boolean;
+  readonly connections: number;
+  readonly forced: number;
 }
 
 const FORCE_AFTER_MS = 3000;
@@ -26,13 +38,15 @@ const CLOSE_BATCH = 10_000;
  * node holding each is asked (POST /internal/sessions/close) to close it with 4002 at a random moment in
  * the migration window, so the clients come back through the router to the new owner without a
  * reconnect storm. Connections whose key did not move are not touched. If the node cannot be asked (it
- * is dead) or does not close one in time, the router cuts it.
+ * is dead) or does not close one in time, the router cuts it. Emits `settled` per batch once that is
+ * decided.
  */
-export class Rebalancer {
+export class Rebalancer extends EventEmitter<{ settled: [MigrationSettled] }> {
   readonly #o: RebalancerOptions;
   readonly #log: Logger;
 
   constructor(options: RebalancerOptions) {
+    super();
     this.#o = options;
     this.#log = options.logger.child({ subsystem: 'rebalancer' });
   }
@@ -51,7 +65,7 @@ export class Rebalancer {
 
   /**
    * Asks each connection's node to close it with 4002 within `windowMs` (POST /internal/sessions/close,
-   * in batches of CLOSE_BATCH ids); cuts what is left `forceAfterMs` after the window, and at once what
+   * in batches of `closeBatch` ids); cuts what is left `forceAfterMs` after the window, and at once what
    * its node could not be asked about (unknown, dead, refused the request).
    */
   async migrate(targets: ProxiedConnection[], windowMs: number): Promise<void> {
@@ -68,13 +82,27 @@ export class Rebalancer {
         const url = this.#o.members.member(nodeId)?.url;
         if (url === undefined) this.#log.warn({ node: nodeId }, 'node unknown: cutting its connections');
         const batches: ProxiedConnection[][] = [];
-        for (let i = 0; i < list.length; i += CLOSE_BATCH) batches.push(list.slice(i, i + CLOSE_BATCH));
+        const size = this.#o.closeBatch ?? CLOSE_BATCH;
+        for (let i = 0; i < list.length; i += size) batches.push(list.slice(i, i + size));
         await Promise.all(
           batches.map(async (batch) => {
             const asked = url !== undefined && (await this.#ask(nodeId, url, batch, window));
             if (asked) this.#o.metrics.migrations.inc({ result: 'asked' }, batch.length);
-            const cutAfter = asked ? window + (this.#o.forceAfterMs ?? FORCE_AFTER_MS) : 0;
-            setTimeout(() => this.#cut(batch), cutAfter).unref();
+            if (!asked) return this.#cut(nodeId, batch, false);
+            // Settled when the last one closes, or cut what is left after the window and a grace.
+            let open = batch.filter((c) => !c.client.destroyed).length;
+            if (open === 0) return this.#cut(nodeId, batch, true);
+            let done = false;
+            const settle = () => {
+              if (done) return;
+              done = true;
+              clearTimeout(timer);
+              this.#cut(nodeId, batch, true);
+            };
+            const timer = setTimeout(settle, window + (this.#o.forceAfterMs ?? FORCE_AFTER_MS)).unref();
+            for (const c of batch) {
+              if (!c.client.destroyed) c.client.once('close', () => --open === 0 && settle());
+            }
           }),
         );
       }),
@@ -98,12 +126,23 @@ export class Rebalancer {
   }
 
   /** Cuts the connections of `batch` that are still open. */
-  #cut(batch: ProxiedConnection[]): void {
+  #cut(nodeId: string, batch: ProxiedConnection[], asked: boolean): void {
+    let forced = 0;
     for (const c of batch) {
       if (c.client.destroyed) continue;
-      this.#o.metrics.migrations.inc({ result: 'forced' });
+      forced++;
       c.client.destroy();
       c.upstream.destroy();
     }
+    if (forced > 0) {
+      this.#o.metrics.migrations.inc({ result: 'forced' }, forced);
+      this.#log.warn(
+        { node: nodeId, forced, asked },
+        asked
+          ? 'node did not close migrated connections in time: cut'
+          : 'cut connections of a node not asked',
+      );
+    }
+    this.emit('settled', { nodeId, asked, connections: batch.length, forced });
   }
 }
