@@ -24,7 +24,7 @@ export class RouterMetrics {
     const registers = [registry];
     this.upgrades = new Counter({
       name: 'chat_router_upgrades_total',
-      help: 'WebSocket upgrade requests by result (ok, bad_request, not_found, unauthorized, rate_limited, no_node, upstream_refused, upstream_timeout, upstream_rejected, client_gone).',
+      help: 'WebSocket upgrade requests by result (ok, bad_request, not_found, unauthorized, origin_forbidden, rate_limited, no_node, upstream_refused, upstream_timeout, upstream_rejected, client_gone).',
       labelNames: ['result'],
       registers,
     });
@@ -85,7 +85,7 @@ export class RouterMetrics {
     });
     this.authFailures = new Counter({
       name: 'chat_router_auth_failures_total',
-      help: 'Upgrades refused for their token or origin, by error code (AUTH_ERR_*).',
+      help: 'Requests refused for their token or origin, by error code: upgrades (AUTH_ERR_*; a browser Origin outside the allowlist is AUTH_ERR_ORIGIN_FORBIDDEN) and the admin API (AUTH_ERR_UNAUTHORIZED).',
       labelNames: ['code'],
       registers,
     });

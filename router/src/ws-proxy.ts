@@ -2,6 +2,7 @@ import { Agent, type ClientRequest, type IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { createProxyServer } from 'http-proxy-3';
 import {
+  CONNECTION_ID_HEADER,
   UserId,
   checkHandshake,
   rejectUpgrade,
@@ -11,11 +12,9 @@ import {
 } from '@chat/shared';
 import { AddressLimiter } from './address-limiter.js';
 import type { ConnectionTable } from './connections.js';
+import { LogThrottle } from './log-throttle.js';
 import type { MemberTable } from './member-table.js';
 import type { RouterMetrics } from './metrics.js';
-
-/** Header naming the proxied connection for the node (the node closes it by this id on migration). */
-export const CONNECTION_ID_HEADER = 'x-chat-connection-id';
 
 export interface WsProxyOptions {
   readonly routerId: string;
@@ -28,6 +27,10 @@ export interface WsProxyOptions {
   readonly connections: ConnectionTable;
   readonly metrics: RouterMetrics;
   readonly logger: Logger;
+  /** At most one log line per refusal code per this many milliseconds (default 10 s). */
+  readonly refusalLogIntervalMs?: number;
+  /** The clock of the refusal log's rate limit (default `Date.now`). */
+  readonly now?: () => number;
 }
 
 const CHAT_PATH = /^\/chat\/([^/]*)$/;
@@ -80,12 +83,19 @@ export class WsProxy {
   /** Per client socket: stop the early reading and give back what was read (see handle()). */
   readonly #early = new WeakMap<Socket, () => void>();
   readonly #handshakes: AddressLimiter;
+  readonly #refusalLog: LogThrottle;
   #seq = 0;
 
   constructor(options: WsProxyOptions) {
     this.#o = options;
     this.#log = options.logger.child({ subsystem: 'proxy' });
-    this.#handshakes = new AddressLimiter(options.handshakeRatePerSec, options.handshakeRatePerSec * 2);
+    this.#handshakes = new AddressLimiter(options.handshakeRatePerSec, options.handshakeRatePerSec * 2, {
+      ...(options.now ? { now: options.now } : {}),
+    });
+    this.#refusalLog = new LogThrottle({
+      intervalMs: options.refusalLogIntervalMs ?? 10_000,
+      ...(options.now ? { now: options.now } : {}),
+    });
     this.#proxy.on('proxyReqWs', (proxyReq: ClientRequest, req: IncomingMessage) => {
       const p = this.#pending.get(req);
       if (!p) return;
@@ -159,7 +169,12 @@ export class WsProxy {
     const auth = await checkHandshake(req, userId, this.#o.handshake);
     if (!auth.ok) {
       this.#o.metrics.authFailures.inc({ code: auth.code });
-      return this.#refuse(client, auth.status, auth.code, 'unauthorized');
+      const origin = auth.code === 'AUTH_ERR_ORIGIN_FORBIDDEN';
+      this.#logRefusal(auth.code, origin ? 'warn' : 'info', {
+        user: userId,
+        ...(origin ? { origin: req.headers.origin?.slice(0, 200) } : {}),
+      });
+      return this.#refuse(client, auth.status, auth.code, origin ? 'origin_forbidden' : 'unauthorized');
     }
     if (client.destroyed) {
       this.#o.metrics.upgrades.inc({ result: 'client_gone' });
@@ -172,6 +187,17 @@ export class WsProxy {
       return this.#refuse(client, 503, 'ROUTER_ERR_NO_NODE', 'no_node', { 'Retry-After': '1' });
     }
     await this.#connect(req, client, head, key, candidates);
+  }
+
+  /**
+   * Logs why a handshake was refused, at most one line per code per interval (a flood of bad tokens or a
+   * foreign origin cannot fill the logs); the line counts those suppressed since the previous one. A
+   * browser cannot see the refusal's status or body, so this line and the metrics are how to tell why.
+   */
+  #logRefusal(code: ErrorCode, level: 'info' | 'warn', fields: Record<string, unknown>): void {
+    const decision = this.#refusalLog.hit(code);
+    if (!decision.log) return;
+    this.#log[level]({ code, ...fields, suppressed: decision.suppressed }, 'handshake refused');
   }
 
   #refuse(
