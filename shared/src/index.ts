@@ -11,3 +11,4 @@ export * from './retry.js';
 export * from './http.js';
 export * from './cluster/liveness.js';
 export * from './cluster/internal-api.js';
+export * from './cluster/shards.js';
