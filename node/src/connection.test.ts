@@ -28,7 +28,9 @@ async function pair(t: TestContext, flavor: Flavor = 'v1', exp?: number): Promis
   const { port } = wss.address() as AddressInfo;
   const client = new WebSocket(`ws://127.0.0.1:${port}`);
   t.after(() => client.terminate());
-  const [[server]] = (await Promise.all([once(wss, 'connection'), once(client, 'open')])) as [[WebSocket]];
+  const [[server]] = (await Promise.all([once(wss, 'connection'), once(client, 'open')])) as unknown as [
+    [WebSocket],
+  ];
   t.after(() => server.terminate());
   const received: string[] = [];
   client.on('message', (data: Buffer) => received.push(data.toString()));
