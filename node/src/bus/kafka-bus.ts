@@ -140,6 +140,7 @@ export class KafkaBus implements ChatBus {
       await step('connect', () => admin.connect());
       await step('create topics', () => this.#ensureTopics(admin));
       const highWatermarks = await step('read directory offsets', () => this.#directoryHighWatermarks(admin));
+      await step('pin message offsets', () => this.#pinMessageOffsets(admin));
       await step('connect producer', () => this.#newProducer());
       this.#producerHealthy = true;
       await step('start directory consumer', () => this.#startDirectory(highWatermarks));
@@ -198,6 +199,34 @@ export class KafkaBus implements ChatBus {
       const leaderless = topic.partitions.filter((p) => p.leader < 0).length;
       if (topic.partitions.length === 0 || leaderless > 0)
         throw unavailable(`topic ${topic.name} has no leader yet for ${leaderless} partition(s)`);
+    }
+  }
+
+  get #messageGroup(): string {
+    return `${this.#o.topicPrefix}.node.${this.#o.nodeId}`;
+  }
+
+  /**
+   * A node's first start: its message group has no committed offsets, and kafkajs would resolve "latest"
+   * only at its first fetch, after start() resolved, losing what was published in between. Commit the
+   * current end of each partition for the group first, so every message published after start() resolves
+   * is delivered. A restarted node resumes from its own commits instead (at least once).
+   */
+  async #pinMessageOffsets(admin: Admin): Promise<void> {
+    const topic = this.#topics.messages;
+    const [committed] = await admin.fetchOffsets({ groupId: this.#messageGroup, topics: [topic] });
+    const unset = new Set(committed?.partitions.filter((p) => Number(p.offset) < 0).map((p) => p.partition));
+    if (unset.size === 0) return;
+    const ends = (await admin.fetchTopicOffsets(topic)).filter((p) => unset.has(p.partition));
+    try {
+      await admin.setOffsets({
+        groupId: this.#messageGroup,
+        topic,
+        partitions: ends.map((p) => ({ partition: p.partition, offset: p.high })),
+      });
+    } catch (err) {
+      // A previous incarnation's member still in the group: kafkajs refuses; start from "latest" then.
+      this.#log.warn({ err: (err as Error).message }, 'could not pin the message group offsets');
     }
   }
 
@@ -322,7 +351,7 @@ export class KafkaBus implements ChatBus {
 
   async #startMessages(): Promise<void> {
     const consumer = this.#kafka.consumer({
-      groupId: `${this.#o.topicPrefix}.node.${this.#o.nodeId}`,
+      groupId: this.#messageGroup,
       sessionTimeout: 10_000,
       heartbeatInterval: 1000,
       allowAutoTopicCreation: false,

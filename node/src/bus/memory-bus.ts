@@ -139,8 +139,11 @@ export class MemoryBus implements ChatBus {
   }
 
   async #publish(action: () => void): Promise<void> {
+    // Taken or refused when called, like Kafka's batcher: a publish in flight when stop() begins is
+    // still carried out.
+    const started = this.#handlers !== undefined;
     await Promise.resolve();
-    if (!this.#handlers) throw unavailable('in-process bus not started');
+    if (!started) throw unavailable('in-process bus not started or stopped');
     if (!this.#hub.available) {
       this.updateReady();
       throw unavailable('in-process bus marked unavailable');

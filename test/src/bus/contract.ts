@@ -1,0 +1,328 @@
+// One contract suite for every ChatBus implementation (socket.io-redis-adapter's test/test-runner.ts runs
+// one suite per adapter; centrifuge runs shared suites per broker). Each guarantee written in
+// node/src/bus/types.ts is checked here, against the in-process bus and against Kafka, so the two cannot
+// drift. Where a difference is inherent, the fixture says so and why.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, test, type TestContext } from 'node:test';
+import { isChatError, type BusMessage, type MemberHeartbeat, type PresenceRecord } from '@chat/shared';
+import type { BusHandlers, ChatBus } from '@chat/node';
+import { pollUntil } from '../poll.js';
+
+/** One isolated backend (a hub, a topic prefix) for one test. */
+export interface BusBackend {
+  /** A bus for node `nodeId` on this backend, not started; the backend stops it when the test ends. */
+  connect(nodeId: string): ChatBus;
+  /**
+   * Makes the backend refuse publishes (`true`) or take them again (`false`). Absent when the backend
+   * cannot do it cheaply and honestly; `BusContractOptions.unavailableSkip` then says why.
+   */
+  setAvailable?(available: boolean): void | Promise<void>;
+}
+
+export interface BusContractOptions {
+  /** Creates a fresh backend for one test; registers its cleanup on `t`. */
+  createBackend(t: TestContext): Promise<BusBackend>;
+  /** Why the "backend unavailable" case is skipped for this bus (when `setAvailable` is absent). */
+  readonly unavailableSkip?: string;
+  /** How long to wait for a record to arrive (default 10 s). */
+  readonly deliveryTimeoutMs?: number;
+}
+
+/** Everything a started bus reported, in order. */
+export interface Recorder {
+  readonly bus: ChatBus;
+  readonly messages: BusMessage[];
+  readonly presence: { nodeId: string; userId: string; record: PresenceRecord | null }[];
+  readonly members: { id: string; heartbeat: MemberHeartbeat | null }[];
+  readonly readyChanges: boolean[];
+  /** Presence folded "latest wins": key `nodeId/userId` to its record. */
+  presenceView(): Map<string, PresenceRecord>;
+  /** Members folded "latest wins". */
+  memberView(): Map<string, MemberHeartbeat>;
+}
+
+function record(bus: ChatBus): { recorder: Recorder; handlers: BusHandlers } {
+  const recorder: Recorder = {
+    bus,
+    messages: [],
+    presence: [],
+    members: [],
+    readyChanges: [],
+    presenceView() {
+      const view = new Map<string, PresenceRecord>();
+      for (const { nodeId, userId, record } of this.presence) {
+        if (record) view.set(`${nodeId}/${userId}`, record);
+        else view.delete(`${nodeId}/${userId}`);
+      }
+      return view;
+    },
+    memberView() {
+      const view = new Map<string, MemberHeartbeat>();
+      for (const { id, heartbeat } of this.members) {
+        if (heartbeat) view.set(id, heartbeat);
+        else view.delete(id);
+      }
+      return view;
+    },
+  };
+  const handlers: BusHandlers = {
+    onMessage: (message) => recorder.messages.push(message),
+    onPresence: (nodeId, userId, rec) => recorder.presence.push({ nodeId, userId, record: rec }),
+    onMember: (id, heartbeat) => recorder.members.push({ id, heartbeat }),
+    onReadyChange: (ready) => recorder.readyChanges.push(ready),
+  };
+  return { recorder, handlers };
+}
+
+let seq = 0;
+
+/** A valid cross-node message. */
+export function message(origin: string, from: string, to: string, body: string): BusMessage {
+  const id = `m-${randomBytes(4).toString('hex')}-${seq++}`;
+  const ts = Date.now();
+  return { v: 1, id, origin, from, to, ts, frame: { type: 'message', id, from, to, body, ts } };
+}
+
+function presence(nodeId: string, userId: string): PresenceRecord {
+  return { v: 1, userId, nodeId, epoch: 'e1' };
+}
+
+function heartbeat(id: string, state: 'active' | 'draining' = 'active'): MemberHeartbeat {
+  return {
+    v: 1,
+    id,
+    url: `http://127.0.0.1:1/${id}`,
+    weight: 1,
+    state,
+    epoch: 'e1',
+    ts: Date.now(),
+    intervalMs: 1000,
+  };
+}
+
+async function rejectsUnavailable(promise: Promise<unknown>, what: string): Promise<void> {
+  await assert.rejects(
+    promise,
+    (err: unknown) => isChatError(err) && err.code === 'KAFKA_ERR_UNAVAILABLE' && err.retryable,
+    `${what} should reject with a retryable KAFKA_ERR_UNAVAILABLE`,
+  );
+}
+
+/** Registers the ChatBus contract for one implementation. */
+export function busContractSuite(name: string, options: BusContractOptions): void {
+  const timeoutMs = options.deliveryTimeoutMs ?? 10_000;
+  const waitFor = <T>(check: () => T | undefined | false, what: string) =>
+    pollUntil(check, { timeoutMs, intervalMs: 5, what });
+
+  async function setup(t: TestContext) {
+    const backend = await options.createBackend(t);
+    const start = async (nodeId: string) => {
+      const bus = backend.connect(nodeId);
+      const { recorder, handlers } = record(bus);
+      await bus.start(handlers);
+      return recorder;
+    };
+    return { backend, start };
+  }
+
+  describe(`ChatBus contract: ${name}`, () => {
+    describe('start', () => {
+      test('resolves ready: isReady() true and onReadyChange(true) reported once', async (t) => {
+        const { start } = await setup(t);
+        const a = await start('a');
+        assert.equal(a.bus.isReady(), true);
+        assert.deepEqual(a.readyChanges, [true]);
+      });
+
+      test('publishing on a bus that was never started rejects as unavailable', async (t) => {
+        const { backend } = await setup(t);
+        const bus = backend.connect('idle');
+        await rejectsUnavailable(bus.publishMessage(message('idle', 'x', 'y', 'hi')), 'publishMessage');
+        await rejectsUnavailable(bus.publishPresence([{ userId: 'x', record: null }]), 'publishPresence');
+        await rejectsUnavailable(bus.publishHeartbeat(heartbeat('idle')), 'publishHeartbeat');
+        assert.equal(bus.isReady(), false);
+      });
+    });
+
+    describe('publishMessage / onMessage', () => {
+      test('a published message reaches every started bus, its own included, with the same content', async (t) => {
+        const { start } = await setup(t);
+        const [a, b] = await Promise.all([start('a'), start('b')]);
+        const sent = message('a', 'alice', 'bob', 'hello bob');
+        await a.bus.publishMessage(sent);
+        const got = await waitFor(() => b.messages.find((m) => m.id === sent.id), 'the message on b');
+        assert.deepEqual(got, sent);
+        assert.deepEqual(
+          await waitFor(() => a.messages.find((m) => m.id === sent.id), 'the message on a'),
+          sent,
+        );
+      });
+
+      test('per receiver, messages arrive in publish order (also when published without waiting)', async (t) => {
+        const { start } = await setup(t);
+        const [a, b] = await Promise.all([start('a'), start('b')]);
+        const sent: BusMessage[] = [];
+        for (let i = 0; i < 60; i++) sent.push(message('a', 'alice', i % 3 === 0 ? 'carol' : 'bob', `#${i}`));
+        await Promise.all(sent.map((m) => a.bus.publishMessage(m)));
+        await waitFor(() => b.messages.length >= sent.length, 'all messages on b');
+        for (const to of ['bob', 'carol']) {
+          assert.deepEqual(
+            b.messages.filter((m) => m.to === to).map((m) => m.frame.body),
+            sent.filter((m) => m.to === to).map((m) => m.frame.body),
+            `order for ${to}`,
+          );
+        }
+        assert.equal(b.messages.length, sent.length, 'nothing twice');
+      });
+
+      test('an invalid record is skipped, not delivered, and the next one still is', async (t) => {
+        const { start } = await setup(t);
+        const [a, b] = await Promise.all([start('a'), start('b')]);
+        // What another version might produce during a rolling deploy: a field this version does not know.
+        const bad = { ...message('a', 'alice', 'bob', 'bad'), extra: true } as unknown as BusMessage;
+        const good = message('a', 'alice', 'bob', 'good');
+        await a.bus.publishMessage(bad);
+        await a.bus.publishMessage(good);
+        await waitFor(() => b.messages.some((m) => m.id === good.id), 'the valid message');
+        assert.deepEqual(
+          b.messages.map((m) => m.frame.body),
+          ['good'],
+        );
+      });
+    });
+
+    describe('publishPresence / onPresence', () => {
+      test('set and remove are seen by another bus, and the latest state is replayed to a later bus', async (t) => {
+        const { start } = await setup(t);
+        const [a, b] = await Promise.all([start('a'), start('b')]);
+        await a.bus.publishPresence([
+          { userId: 'alice', record: presence('a', 'alice') },
+          { userId: 'carol', record: presence('a', 'carol') },
+        ]);
+        await a.bus.publishPresence([{ userId: 'carol', record: null }]);
+        await waitFor(
+          () => b.presence.some((p) => p.userId === 'carol' && p.record === null),
+          'the removal of carol on b',
+        );
+        assert.deepEqual(
+          b.presence.filter((p) => p.nodeId === 'a').map((p) => [p.userId, p.record]),
+          [
+            ['alice', presence('a', 'alice')],
+            ['carol', presence('a', 'carol')],
+            ['carol', null],
+          ],
+        );
+        // A bus started later has the latest state as soon as start() resolves: no waiting.
+        const c = await start('c');
+        assert.deepEqual([...c.presenceView()], [['a/alice', presence('a', 'alice')]]);
+      });
+
+      test('an entry arrives with its node and user apart (user ids with dots and @)', async (t) => {
+        const { start } = await setup(t);
+        const [a, b] = await Promise.all([start('a'), start('b')]);
+        // UserId allows dots, dashes and @: the presence key must still split into node and user.
+        await a.bus.publishPresence([
+          { userId: 'dana@example.org', record: presence('a', 'dana@example.org') },
+        ]);
+        await waitFor(() => b.presence.length > 0, 'presence on b');
+        assert.deepEqual(b.presence[0], {
+          nodeId: 'a',
+          userId: 'dana@example.org',
+          record: presence('a', 'dana@example.org'),
+        });
+      });
+    });
+
+    describe('publishHeartbeat / onMember', () => {
+      test('heartbeat and tombstone are seen, and the latest state is replayed to a later bus', async (t) => {
+        const { start } = await setup(t);
+        const [a, b, x] = await Promise.all([start('a'), start('b'), start('x')]);
+        const hbA = heartbeat('a');
+        const hbX = heartbeat('x', 'draining');
+        await a.bus.publishHeartbeat(hbA);
+        await x.bus.publishHeartbeat(hbX);
+        await x.bus.publishHeartbeat(null);
+        await waitFor(() => b.members.some((m) => m.id === 'x' && m.heartbeat === null), 'x tombstone on b');
+        assert.deepEqual(
+          b.members.filter((m) => m.id === 'x').map((m) => m.heartbeat),
+          [hbX, null],
+        );
+        assert.deepEqual(
+          await waitFor(() => b.members.find((m) => m.id === 'a')?.heartbeat, 'a heartbeat on b'),
+          hbA,
+        );
+        const c = await start('c');
+        assert.deepEqual([...c.memberView()], [['a', hbA]]);
+      });
+    });
+
+    describe('when the backend is unavailable', () => {
+      test(
+        'publishes reject with a retryable KAFKA_ERR_UNAVAILABLE and readiness says so; then it recovers',
+        { skip: options.unavailableSkip },
+        async (t) => {
+          const { backend, start } = await setup(t);
+          const setAvailable = backend.setAvailable?.bind(backend);
+          assert.ok(setAvailable, 'backend.setAvailable');
+          const [a, b] = await Promise.all([start('a'), start('b')]);
+          await setAvailable(false);
+          await rejectsUnavailable(
+            a.bus.publishMessage(message('a', 'alice', 'bob', 'lost')),
+            'publishMessage',
+          );
+          await rejectsUnavailable(
+            a.bus.publishPresence([{ userId: 'alice', record: presence('a', 'alice') }]),
+            'publishPresence',
+          );
+          await rejectsUnavailable(a.bus.publishHeartbeat(heartbeat('a')), 'publishHeartbeat');
+          assert.equal(a.bus.isReady(), false);
+          assert.deepEqual(a.readyChanges, [true, false]);
+          await setAvailable(true);
+          await a.bus.publishHeartbeat(heartbeat('a'));
+          await waitFor(() => a.bus.isReady(), 'a ready again');
+          assert.deepEqual(a.readyChanges, [true, false, true]);
+          const after = message('a', 'alice', 'bob', 'after');
+          await a.bus.publishMessage(after);
+          await waitFor(() => b.messages.some((m) => m.id === after.id), 'the message after recovery');
+          assert.equal(b.messages.filter((m) => m.frame.body === 'lost').length, 0);
+        },
+      );
+    });
+
+    describe('stop', () => {
+      test('resolves, reports not ready, later publishes reject and no handler is called after it', async (t) => {
+        const { start } = await setup(t);
+        const [a, b] = await Promise.all([start('a'), start('b')]);
+        const pending = a.bus.publishMessage(message('a', 'alice', 'bob', 'in flight'));
+        await a.bus.stop();
+        // What was pending when stop() began is flushed, not dropped.
+        await pending;
+        await waitFor(() => b.messages.some((m) => m.frame.body === 'in flight'), 'the flushed message');
+        assert.equal(a.bus.isReady(), false);
+        assert.deepEqual(a.readyChanges, [true, false]);
+        await rejectsUnavailable(
+          a.bus.publishMessage(message('a', 'alice', 'bob', 'late')),
+          'publishMessage',
+        );
+        await rejectsUnavailable(
+          a.bus.publishPresence([{ userId: 'alice', record: null }]),
+          'publishPresence',
+        );
+        await rejectsUnavailable(a.bus.publishHeartbeat(null), 'publishHeartbeat');
+        const seen = { messages: a.messages.length, presence: a.presence.length, members: a.members.length };
+        const fromB = message('b', 'bob', 'alice', 'to a stopped bus');
+        await b.bus.publishMessage(fromB);
+        await b.bus.publishPresence([{ userId: 'bob', record: presence('b', 'bob') }]);
+        await b.bus.publishHeartbeat(heartbeat('b'));
+        await waitFor(() => b.members.some((m) => m.id === 'b'), 'b sees its own heartbeat');
+        await waitFor(() => b.messages.some((m) => m.id === fromB.id), 'b sees its own message');
+        assert.deepEqual(
+          { messages: a.messages.length, presence: a.presence.length, members: a.members.length },
+          seen,
+        );
+        assert.deepEqual(a.readyChanges, [true, false]);
+      });
+    });
+  });
+}
