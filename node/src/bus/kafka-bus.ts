@@ -140,11 +140,11 @@ export class KafkaBus implements ChatBus {
       await step('connect', () => admin.connect());
       await step('create topics', () => this.#ensureTopics(admin));
       const highWatermarks = await step('read directory offsets', () => this.#directoryHighWatermarks(admin));
-      await step('pin message offsets', () => this.#pinMessageOffsets(admin));
+      const messageEnds = await step('read message offsets', () => this.#uncommittedMessageEnds(admin));
       await step('connect producer', () => this.#newProducer());
       this.#producerHealthy = true;
       await step('start directory consumer', () => this.#startDirectory(highWatermarks));
-      await step('start message consumer', () => this.#startMessages());
+      await step('start message consumer', () => this.#startMessages(messageEnds));
       await this.#readyBy(deadline);
     } catch (err) {
       await this.stop();
@@ -208,26 +208,18 @@ export class KafkaBus implements ChatBus {
 
   /**
    * A node's first start: its message group has no committed offsets, and kafkajs would resolve "latest"
-   * only at its first fetch, after start() resolved, losing what was published in between. Commit the
-   * current end of each partition for the group first, so every message published after start() resolves
-   * is delivered. A restarted node resumes from its own commits instead (at least once).
+   * only at its first fetch, after start() resolved, losing what was published in between. So the end
+   * of each such partition is read now and the consumer seeks there (see #startMessages): every message
+   * published after start() resolves is delivered. A restarted node resumes from its own commits instead.
    */
-  async #pinMessageOffsets(admin: Admin): Promise<void> {
+  async #uncommittedMessageEnds(admin: Admin): Promise<{ partition: number; offset: string }[]> {
     const topic = this.#topics.messages;
     const [committed] = await admin.fetchOffsets({ groupId: this.#messageGroup, topics: [topic] });
     const unset = new Set(committed?.partitions.filter((p) => Number(p.offset) < 0).map((p) => p.partition));
-    if (unset.size === 0) return;
-    const ends = (await admin.fetchTopicOffsets(topic)).filter((p) => unset.has(p.partition));
-    try {
-      await admin.setOffsets({
-        groupId: this.#messageGroup,
-        topic,
-        partitions: ends.map((p) => ({ partition: p.partition, offset: p.high })),
-      });
-    } catch (err) {
-      // A previous incarnation's member still in the group: kafkajs refuses; start from "latest" then.
-      this.#log.warn({ err: (err as Error).message }, 'could not pin the message group offsets');
-    }
+    if (unset.size === 0) return [];
+    return (await admin.fetchTopicOffsets(topic))
+      .filter((p) => unset.has(p.partition))
+      .map((p) => ({ partition: p.partition, offset: p.high }));
   }
 
   async #directoryHighWatermarks(admin: Admin): Promise<Map<string, bigint>> {
@@ -349,7 +341,7 @@ export class KafkaBus implements ChatBus {
     );
   }
 
-  async #startMessages(): Promise<void> {
+  async #startMessages(ends: readonly { partition: number; offset: string }[]): Promise<void> {
     const consumer = this.#kafka.consumer({
       groupId: this.#messageGroup,
       sessionTimeout: 10_000,
@@ -398,6 +390,9 @@ export class KafkaBus implements ChatBus {
           await payload.heartbeat();
         },
       });
+      // Applied before the first fetch of each partition (the group is this node's alone).
+      for (const { partition, offset } of ends)
+        consumer.seek({ topic: this.#topics.messages, partition, offset });
     });
   }
 
@@ -471,12 +466,14 @@ export class KafkaBus implements ChatBus {
     clearTimeout(this.#catchUpFallback);
     this.#updateReady();
     await this.#batcher.drain().catch(() => undefined);
-    // Consumer disconnect commits the offsets of what was processed.
-    for (const client of [this.#messages, this.#directory, this.#producer]) {
-      await client
+    const disconnect = (client: { disconnect(): Promise<void> } | undefined) =>
+      client
         ?.disconnect()
         .catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'disconnect failed'));
-    }
+    // Consumer disconnect commits the offsets of what was processed; each waits for its fetch in flight,
+    // so both at once.
+    await Promise.all([disconnect(this.#messages), disconnect(this.#directory)]);
+    await disconnect(this.#producer);
     this.#handlers = undefined;
   }
 }
