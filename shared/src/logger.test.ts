@@ -71,6 +71,7 @@ test('kafkajs errors that are expected and retried are logged below error; real 
     'Failed to send messages: There is no leader for this topic-partition as we are in the middle of a leadership election',
   );
   error('Runner', 'The coordinator is not aware of this member, re-joining the group', { groupId: 'g' });
+  error('Connection', 'Response CreateTopics(key: 19, version: 3)', { error: 'Topic creation errors' });
   // Real trouble.
   error('Connection', 'Response Produce(key: 0, version: 7)', {
     error: 'Disk error when trying to access log file on the disk',
@@ -79,7 +80,7 @@ test('kafkajs errors that are expected and retried are logged below error; real 
   error('Consumer', 'Crash: KafkaJSNonRetriableError: Topic authorization failed');
   assert.deepEqual(
     lines.map((l) => l.level),
-    ['debug', 'debug', 'debug', 'warn', 'warn', 'warn', 'warn', 'error', 'error', 'error'],
+    ['debug', 'debug', 'debug', 'warn', 'warn', 'warn', 'warn', 'warn', 'error', 'error', 'error'],
   );
   assert.equal(lines[0]?.error, 'This server does not host this topic-partition');
 });

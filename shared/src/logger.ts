@@ -98,6 +98,9 @@ function kafkaErrorLevel(message: string, fields: Record<string, unknown>): 'err
   if (isTransient(text)) return message.startsWith('Response ') ? 'debug' : 'warn';
   // A consumer restarting after a crash it can recover from (the crash itself was logged just before).
   if (message.startsWith('Restarting the consumer')) return 'warn';
+  // Nodes starting together all create the topics; all but one get TOPIC_ALREADY_EXISTS, which kafkajs
+  // reports only as this aggregate (and then answers false). A real creation failure fails our start.
+  if (message.startsWith('Response CreateTopics') && fields.error === 'Topic creation errors') return 'warn';
   return 'error';
 }
 
