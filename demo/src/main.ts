@@ -115,7 +115,9 @@ console.log(`  Endpoint:  ${endpoint}`);
 console.log(`  Admin API: http://${routerConfig.adminHost}:${adminPort}/members`);
 console.log(`  Nodes:     ${urls.map((u) => `${u.id} ${u.url}`).join(', ')}`);
 if (devAuth)
-  console.log(`  Auth:      JWT (HS256), development secret in ${DEV_SECRET_FILE}; npm run token -- alice`);
+  console.log(
+    `  Auth:      JWT (HS256), development secret in ${DEV_SECRET_FILE}; npm run --silent token -- alice`,
+  );
 else if (env.CHAT_AUTH_MODE === 'off') console.log('  Auth:      OFF (CHAT_AUTH_MODE=off)');
 console.log(
   `Chat from two more terminals:  npm run chat alice  /  npm run chat bob   (then type: @bob hello)`,
