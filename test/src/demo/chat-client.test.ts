@@ -83,6 +83,15 @@ describe('the terminal chat client against the demo cluster', () => {
     ((await (await fetch(`${admin}/members`)).json()) as { ringSize: number }).ringSize;
   const nodeAction = (id: string, verb: 'drain' | 'undrain') =>
     fetch(`${admin}/nodes/${id}/${verb}`, { method: 'POST' });
+  /**
+   * Undrains and waits until the router's ring has all three nodes again: a node that was drained comes
+   * back only after its next probe, and the ring change that brings it back migrates connections (4002),
+   * which must not hit the next test's clients.
+   */
+  const restore = async (...ids: string[]) => {
+    for (const id of ids) await nodeAction(id, 'undrain');
+    await pollUntil(async () => (await ringSize()) === 3, { what: 'all three nodes back in the ring' });
+  };
 
   test('a bad token: exits 1 at once, naming the status and the code, without retrying', async (t) => {
     const term = chat(t, ['alice', url], { CHAT_TOKEN: 'not-a-jwt' });
@@ -107,9 +116,7 @@ describe('the terminal chat client against the demo cluster', () => {
 
   test('no node in the ring: retries after Retry-After (503), connects once a node is back', async (t) => {
     const nodes = ['node-1', 'node-2', 'node-3'];
-    t.after(async () => {
-      for (const id of nodes) await nodeAction(id, 'undrain');
-    });
+    t.after(() => restore(...nodes));
     for (const id of nodes) assert.equal((await nodeAction(id, 'drain')).status, 200);
     await pollUntil(async () => (await ringSize()) === 0, { what: 'an empty ring' });
     const term = chat(t, ['alice', url], { CHAT_AUTH_HS256_SECRET: SECRET });
@@ -125,7 +132,7 @@ describe('the terminal chat client against the demo cluster', () => {
     const term = chat(t, ['carol', url], { CHAT_TOKEN: await token('carol') });
     await term.line(/^connected as carol/);
     const { node } = (await (await fetch(`${admin}/lookup?key=carol`)).json()) as { node: string };
-    t.after(() => nodeAction(node, 'undrain'));
+    t.after(() => restore(node));
     await nodeAction(node, 'drain');
     await term.line(/disconnected: 4002 moved retry_after_ms=\d+; reconnecting/);
     await pollUntil(() => term.out.filter((l) => l.startsWith('connected as carol')).length === 2, {

@@ -79,6 +79,12 @@ test('every dashboard panel and alert expression evaluates against a live cluste
       '',
     ].join('\n'),
   );
+  const version = spawnSync('prometheus', ['--version'], { encoding: 'utf8' });
+  assert.equal(
+    version.status,
+    0,
+    `no usable prometheus binary (${version.error?.message ?? version.stderr}); .ci/run installs Debian's package`,
+  );
   const prom = spawn(
     'prometheus',
     [
@@ -91,7 +97,11 @@ test('every dashboard panel and alert expression evaluates against a live cluste
   );
   let promLog = '';
   prom.stderr.on('data', (b: Buffer) => (promLog = (promLog + b.toString()).slice(-4000)));
-  const promExited = new Promise((r) => prom.once('exit', r));
+  // 'error' without 'exit' when the process could not be spawned at all.
+  const promExited = new Promise((r) => {
+    prom.once('exit', r);
+    prom.once('error', r);
+  });
   t.after(async () => {
     if (prom.exitCode === null) prom.kill('SIGTERM');
     await promExited;
