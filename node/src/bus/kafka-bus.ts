@@ -1,14 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import {
-  Kafka,
-  Partitioners,
-  type Admin,
-  type Consumer,
-  type EachBatchPayload,
-  type KafkaMessage,
-  type Producer,
-  type Message,
-} from 'kafkajs';
+import { Kafka, type Admin, type Consumer, type EachBatchPayload, type KafkaMessage } from 'kafkajs';
 import {
   ChatError,
   kafkaLogCreator,
@@ -19,7 +10,7 @@ import {
   type MemberHeartbeat,
 } from '@chat/shared';
 import type { NodeMetrics } from '../metrics.js';
-import { Batcher } from './batcher.js';
+import { KafkaProducer, unavailable, withTimeout, type RecordKind } from './kafka-producer.js';
 import {
   decodeHeartbeat,
   decodeMessage,
@@ -45,25 +36,7 @@ export interface KafkaBusOptions {
   readonly metrics: NodeMetrics;
 }
 
-type Kind = 'message' | 'presence' | 'heartbeat';
-
 const CATCH_UP_FALLBACK_MS = 15_000;
-
-function unavailable(message: string, cause?: unknown): ChatError {
-  return new ChatError('KAFKA_ERR_UNAVAILABLE', message, {}, cause === undefined ? undefined : { cause });
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(unavailable(`${what}: no answer from Kafka within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /**
  * The Kafka bus. Three topics under the prefix: `messages` (key = receiver; every node reads it in its
@@ -79,10 +52,7 @@ export class KafkaBus implements ChatBus {
   readonly #log: Logger;
   readonly #kafka: Kafka;
   readonly #topics: ReturnType<typeof topicNames>;
-  readonly #batcher: Batcher<Message>;
-  #producer: Producer | undefined;
-  #producerHealthy = false;
-  #producerBroken = false;
+  readonly #producer: KafkaProducer;
   #messages: Consumer | undefined;
   #directory: Consumer | undefined;
   #handlers: BusHandlers | undefined;
@@ -113,10 +83,15 @@ export class KafkaBus implements ChatBus {
         restartOnFailure: () => Promise.resolve(true),
       },
     });
-    this.#batcher = new Batcher<Message>({
-      windowMs: options.batchWindowMs,
-      max: options.batchMax,
-      flush: (messages) => this.#send(this.#topics.messages, messages, 'message'),
+    this.#producer = new KafkaProducer({
+      kafka: this.#kafka,
+      messagesTopic: this.#topics.messages,
+      publishTimeoutMs: options.publishTimeoutMs,
+      batchWindowMs: options.batchWindowMs,
+      batchMax: options.batchMax,
+      metrics: options.metrics,
+      logger: options.logger,
+      onHealthChange: () => this.#updateReady(),
     });
   }
 
@@ -141,8 +116,7 @@ export class KafkaBus implements ChatBus {
       await step('create topics', () => this.#ensureTopics(admin));
       const highWatermarks = await step('read directory offsets', () => this.#directoryHighWatermarks(admin));
       const messageEnds = await step('read message offsets', () => this.#uncommittedMessageEnds(admin));
-      await step('connect producer', () => this.#newProducer());
-      this.#producerHealthy = true;
+      await step('connect producer', () => this.#producer.connect());
       await step('start directory consumer', () => this.#startDirectory(highWatermarks));
       await step('start message consumer', () => this.#startMessages(messageEnds));
       await this.#readyBy(deadline);
@@ -232,22 +206,6 @@ export class KafkaBus implements ChatBus {
     return marks;
   }
 
-  async #newProducer(): Promise<void> {
-    const old = this.#producer;
-    this.#producer = undefined;
-    if (old) await old.disconnect().catch(() => undefined);
-    const producer = this.#kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      allowAutoTopicCreation: false,
-      createPartitioner: Partitioners.DefaultPartitioner,
-      retry: { initialRetryTime: 100, maxRetryTime: 1000, retries: 3 },
-    });
-    await withTimeout(producer.connect(), this.#o.publishTimeoutMs, 'producer connect');
-    this.#producer = producer;
-    this.#producerBroken = false;
-  }
-
   async #startDirectory(highWatermarks: Map<string, bigint>): Promise<void> {
     const consumer = this.#kafka.consumer({
       // A fresh group per process: the directory is rebuilt from the start of the compacted topics.
@@ -317,19 +275,32 @@ export class KafkaBus implements ChatBus {
     const handlers = this.#handlers;
     const key = message.key?.toString('utf8');
     if (!handlers || key === undefined) return;
-    const kind: Kind = topic === this.#topics.members ? 'heartbeat' : 'presence';
+    const kind: RecordKind = topic === this.#topics.members ? 'heartbeat' : 'presence';
     this.#o.metrics.busConsumed.inc({ kind });
     const value = message.value?.toString('utf8') ?? null;
+    let deliver: () => void;
     try {
       if (kind === 'heartbeat') {
         const { id, heartbeat } = decodeHeartbeat(key, value);
-        handlers.onMember(id, heartbeat);
+        deliver = () => handlers.onMember(id, heartbeat);
       } else {
         const { nodeId, userId, record } = decodePresence(key, value);
-        handlers.onPresence(nodeId, userId, record);
+        deliver = () => handlers.onPresence(nodeId, userId, record);
       }
     } catch (err) {
       this.#invalidRecord(topic, message, err);
+      return;
+    }
+    this.#dispatch(topic, message, deliver);
+  }
+
+  /** Calls a handler; one that throws is a bug in the node: logged and counted, and reading goes on. */
+  #dispatch(topic: string, message: KafkaMessage, deliver: () => void): void {
+    try {
+      deliver();
+    } catch (err) {
+      this.#o.metrics.busConsumeErrors.inc({ reason: 'handler_error' });
+      this.#log.error({ err, topic, offset: message.offset }, 'bus record handler failed');
     }
   }
 
@@ -377,7 +348,11 @@ export class KafkaBus implements ChatBus {
             } catch (err) {
               this.#invalidRecord(this.#topics.messages, message, err);
             }
-            if (parsed) this.#handlers?.onMessage(parsed);
+            const handlers = this.#handlers;
+            if (parsed && handlers) {
+              const decoded = parsed;
+              this.#dispatch(this.#topics.messages, message, () => handlers.onMessage(decoded));
+            }
             payload.resolveOffset(message.offset);
           }
           const last = batch.messages.at(-1);
@@ -397,62 +372,37 @@ export class KafkaBus implements ChatBus {
   }
 
   #updateReady(): void {
-    const ready = !this.#stopping && this.#joined && this.#caughtUp && this.#producerHealthy;
+    const ready = !this.#stopping && this.#joined && this.#caughtUp && this.#producer.healthy;
     if (ready === this.#ready) return;
     this.#ready = ready;
     this.#log.info(
-      { ready, joined: this.#joined, caughtUp: this.#caughtUp, producer: this.#producerHealthy },
+      { ready, joined: this.#joined, caughtUp: this.#caughtUp, producer: this.#producer.healthy },
       'bus readiness changed',
     );
     this.#handlers?.onReadyChange(ready);
     if (ready) this.#whenReady?.();
   }
 
-  async #send(topic: string, messages: Message[], kind: Kind): Promise<void> {
-    const producer = this.#producer;
-    if (!producer) throw unavailable('Kafka producer not connected');
-    const started = process.hrtime.bigint();
-    try {
-      await withTimeout(producer.send({ topic, acks: -1, messages }), this.#o.publishTimeoutMs, 'produce');
-    } catch (err) {
-      this.#o.metrics.busProduceErrors.inc({ kind }, messages.length);
-      if (this.#producerHealthy) this.#log.warn({ kind, err: (err as Error).message }, 'produce failed');
-      this.#producerHealthy = false;
-      this.#producerBroken = true;
-      this.#updateReady();
-      throw err instanceof ChatError ? err : unavailable('produce failed', err);
-    }
-    this.#o.metrics.busProduceSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    this.#o.metrics.busProduced.inc({ kind }, messages.length);
-    if (!this.#producerHealthy) {
-      this.#producerHealthy = true;
-      this.#log.info({ kind }, 'produce works again');
-      this.#updateReady();
-    }
-  }
-
   publishMessage(message: BusMessage): Promise<void> {
-    if (!this.#producerHealthy || this.#stopping) {
-      this.#o.metrics.busProduceErrors.inc({ kind: 'message' });
-      return Promise.reject(unavailable('Kafka is unavailable'));
-    }
-    return this.#batcher.add(encodeMessage(message));
+    if (this.#stopping) return Promise.reject(unavailable('Kafka bus stopped'));
+    return this.#producer.publish(encodeMessage(message));
   }
 
   publishPresence(updates: readonly PresenceUpdate[]): Promise<void> {
     if (this.#stopping) return Promise.reject(unavailable('Kafka bus stopped'));
     const messages = updates.map(({ userId, record }) => encodePresence(this.#o.nodeId, userId, record));
-    return this.#send(this.#topics.presence, messages, 'presence');
+    return this.#producer.send(this.#topics.presence, messages, 'presence');
   }
 
   async publishHeartbeat(heartbeat: MemberHeartbeat | null): Promise<void> {
     if (this.#stopping) throw unavailable('Kafka bus stopped');
     // The heartbeat is the probe that brings a broken producer back.
-    if (this.#producerBroken)
-      await this.#newProducer().catch((err: unknown) =>
-        Promise.reject(unavailable('producer reconnect failed', err)),
-      );
-    await this.#send(this.#topics.members, [encodeHeartbeat(this.#o.nodeId, heartbeat)], 'heartbeat');
+    await this.#producer.probe();
+    await this.#producer.send(
+      this.#topics.members,
+      [encodeHeartbeat(this.#o.nodeId, heartbeat)],
+      'heartbeat',
+    );
   }
 
   isReady(): boolean {
@@ -465,7 +415,7 @@ export class KafkaBus implements ChatBus {
     this.#whenReady?.(unavailable('Kafka bus stopped while starting'));
     clearTimeout(this.#catchUpFallback);
     this.#updateReady();
-    await this.#batcher.drain().catch(() => undefined);
+    await this.#producer.stop();
     const disconnect = (client: { disconnect(): Promise<void> } | undefined) =>
       client
         ?.disconnect()
@@ -473,7 +423,6 @@ export class KafkaBus implements ChatBus {
     // Consumer disconnect commits the offsets of what was processed; each waits for its fetch in flight,
     // so both at once.
     await Promise.all([disconnect(this.#messages), disconnect(this.#directory)]);
-    await disconnect(this.#producer);
     this.#handlers = undefined;
   }
 }
