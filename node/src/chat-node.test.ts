@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import WebSocket from 'ws';
-import { createLogger, loadConfig, nodeConfigSchema } from '@chat/shared';
+import { createLogger, loadConfig, mintToken, nodeConfigSchema } from '@chat/shared';
 import { MemoryBusHub } from './bus/memory-bus.js';
 import { createChatNode, type ChatNode } from './chat-node.js';
 import { newEpoch } from './bus/kafka-bus.js';
@@ -263,4 +263,26 @@ test('a blank frame is ignored for a seed client and refused for a v1 client', a
   const v1 = await connect(t, n.url('v1-blank'));
   v1.ws.send('');
   assert.equal((await v1.next((f) => f.type === 'error')).code, 'PROTO_ERR_MALFORMED');
+});
+
+test('concurrent handshakes of one user cannot exceed the per-user limit (checked again after the token)', async (t) => {
+  const secret = 'per-user-limit-test-secret-0123456789';
+  const n = await startNode(t, new MemoryBusHub(), 'a', {
+    CHAT_AUTH_MODE: 'jwt',
+    CHAT_AUTH_HS256_SECRET: secret,
+    CHAT_NODE_MAX_CONNECTIONS_PER_USER: '3',
+  });
+  const token = await mintToken({ secret, sub: 'many', ttlSec: 600 });
+  // Ten at once: the token check is asynchronous, so all ten pass the first limit check together.
+  const attempts = Array.from({ length: 10 }, () =>
+    connect(t, n.url('many'), {}, ['chat.v1', `bearer.${token}`]).then(
+      () => 'open',
+      (err: Error) => (/429/.test(err.message) ? '429' : err.message),
+    ),
+  );
+  const results = await Promise.all(attempts);
+  assert.deepEqual(
+    [results.filter((r) => r === 'open').length, results.filter((r) => r === '429').length],
+    [3, 7],
+  );
 });

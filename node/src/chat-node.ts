@@ -17,8 +17,6 @@ import { NodeMetrics } from './metrics.js';
 import { PresenceDirectory } from './presence-directory.js';
 import { SessionRegistry } from './session-registry.js';
 
-export { isLoopback } from './http-api.js';
-
 export type NodeConfig = ConfigOf<typeof nodeConfigSchema>;
 
 export interface ChatNodeDeps {
@@ -129,6 +127,7 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
   const server: Server = createServer(
     createHttpApi({
       nodeId: config.nodeId,
+      logger: log,
       internalToken: config.internalToken,
       metrics,
       status,

@@ -64,22 +64,13 @@ export class ClientGateway {
   }
 
   async #upgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
-    const { metrics, sessions } = this.#o;
+    const { metrics } = this.#o;
     const path = (req.url ?? '').split('?')[0] ?? '';
     const match = CHAT_PATH.exec(path);
     if (!match) return rejectUpgrade(socket, 404, 'NODE_ERR_BAD_PATH');
     const userId = match[1] ?? '';
     if (!UserId.safeParse(userId).success) return rejectUpgrade(socket, 400, 'NODE_ERR_BAD_PATH');
-    // Starting or draining: no. Kafka down: yes, local delivery works and cross-node sends say why not.
-    if (!this.#o.accepting()) return rejectUpgrade(socket, 503, 'NODE_ERR_NOT_READY', { 'Retry-After': '1' });
-    if (sessions.sessionCount >= this.#o.maxConnections) {
-      metrics.limitHits.inc({ limit: 'node_connections' });
-      return rejectUpgrade(socket, 503, 'NODE_ERR_FULL', { 'Retry-After': '5' });
-    }
-    if (sessions.sessionsOf(userId).size >= this.#o.maxConnectionsPerUser) {
-      metrics.limitHits.inc({ limit: 'user_connections' });
-      return rejectUpgrade(socket, 429, 'NODE_ERR_TOO_MANY_CONNECTIONS');
-    }
+    if (this.#refused(socket, userId)) return;
     // Checked again here, whatever the router did: a node may be reached without it.
     const auth = await checkHandshake(req, userId, this.#o.handshake);
     if (!auth.ok) {
@@ -87,9 +78,33 @@ export class ClientGateway {
       return rejectUpgrade(socket, auth.status, auth.code);
     }
     if (socket.destroyed) return;
+    // Again after the token check, which may take a while (a JWKS fetch): the node may have begun to
+    // shut down, or other handshakes of the same user may have filled the limits meanwhile.
+    if (this.#refused(socket, userId)) return;
     const header = req.headers[CONNECTION_ID_HEADER];
     const connectionId = ConnectionId.safeParse(header).success ? (header as string) : undefined;
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(ws, userId, connectionId, auth.token?.exp));
+  }
+
+  /** Refuses the upgrade when the node does not accept or a connection limit is reached; true if it did. */
+  #refused(socket: Socket, userId: string): boolean {
+    const { metrics, sessions } = this.#o;
+    // Starting or draining: no. Kafka down: yes, local delivery works and cross-node sends say why not.
+    if (!this.#o.accepting()) {
+      rejectUpgrade(socket, 503, 'NODE_ERR_NOT_READY', { 'Retry-After': '1' });
+      return true;
+    }
+    if (sessions.sessionCount >= this.#o.maxConnections) {
+      metrics.limitHits.inc({ limit: 'node_connections' });
+      rejectUpgrade(socket, 503, 'NODE_ERR_FULL', { 'Retry-After': '5' });
+      return true;
+    }
+    if (sessions.sessionsOf(userId).size >= this.#o.maxConnectionsPerUser) {
+      metrics.limitHits.inc({ limit: 'user_connections' });
+      rejectUpgrade(socket, 429, 'NODE_ERR_TOO_MANY_CONNECTIONS');
+      return true;
+    }
+    return false;
   }
 
   #open(ws: WebSocket, userId: string, connectionId: string | undefined, exp: number | undefined): void {

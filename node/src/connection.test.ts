@@ -114,8 +114,15 @@ describe('Connection writes', { concurrency: true }, () => {
       while (p.server.bufferedAmount === 0) p.conn.deliver(filler, 'local');
       p.limits.maxBufferedBytes = p.server.bufferedAmount; // At the limit, not over it.
       assert.equal(p.server.readyState, WebSocket.OPEN);
+      const codes: number[] = [];
+      const close = p.server.close.bind(p.server);
+      p.server.close = (code?: number, reason?: string | Buffer) => {
+        codes.push(code ?? 0);
+        close(code, reason);
+      };
       write(p.conn);
-      assert.equal(p.server.readyState, WebSocket.CLOSING, 'closing with 4009');
+      assert.deepEqual(codes, [4009]);
+      assert.equal(p.server.readyState, WebSocket.CLOSING);
       assert.equal(await counter(p.metrics, 'chat_node_limit_hits_total', { limit: 'slow_consumer' }), 1);
       // The close frame cannot get through to a reader that does not read: the socket is dropped.
       await once(p.server, 'close');
@@ -180,13 +187,17 @@ describe('Connection.admit', () => {
 
 describe('Connection.armExpiry', () => {
   test('an expired token closes with 4003; a refresh replaces the timer', async (t) => {
-    const p = await pair(t, 'v1', Math.floor(Date.now() / 1000) + 3600);
-    p.conn.armExpiry(Math.floor(Date.now() / 1000) - 1);
+    const now = Math.floor(Date.now() / 1000);
+    const p = await pair(t, 'v1', now + 3600);
+    p.conn.armExpiry(now - 1); // due at once...
+    p.conn.armExpiry(now + 3600); // ...but refreshed before it fired
+    p.conn.armExpiry(now - 1);
     const [code] = (await once(p.client, 'close')) as [number];
     assert.equal(code, 4003);
     assert.equal(
       await counter(p.metrics, 'chat_node_auth_failures_total', { code: 'AUTH_ERR_TOKEN_EXPIRED' }),
       1,
+      'the replaced timer never fired',
     );
   });
 });
@@ -206,6 +217,15 @@ describe('Connection.heartbeat', () => {
 });
 
 describe('Connection.closeAfter', () => {
+  test('a second request while one is pending changes nothing', async (t) => {
+    const p = await pair(t);
+    const first = p.conn.closeAfter(5, 'MOVED', 10);
+    const second = p.conn.closeAfter(0, 'DRAINING', 20);
+    const [code, reason] = (await once(p.client, 'close')) as [number, Buffer];
+    assert.deepEqual([code, reason.toString()], [4002, 'moved retry_after_ms=10']);
+    await Promise.all([first, second]);
+  });
+
   test('closes with the code after the delay and resolves once closed', async (t) => {
     const p = await pair(t);
     const clientClosed = once(p.client, 'close') as Promise<[number, Buffer]>;

@@ -66,6 +66,9 @@ export class Connection {
   #lastSeen: number;
   #expiryTimer: NodeJS.Timeout | undefined;
   #closing = false;
+  /** A close scheduled by `closeAfter` (one at a time: the first one scheduled wins). */
+  #scheduledClose: NodeJS.Timeout | undefined;
+  readonly #closed: Promise<void>;
 
   constructor(socket: WebSocket, init: ConnectionInit, deps: ConnectionDeps) {
     this.id = init.id;
@@ -79,7 +82,13 @@ export class Connection {
     this.#lastSeen = this.#now();
     this.armExpiry(init.exp);
     socket.on('pong', () => this.seen());
-    socket.on('close', () => clearTimeout(this.#expiryTimer));
+    this.#closed = new Promise((resolve) =>
+      socket.once('close', () => {
+        clearTimeout(this.#expiryTimer);
+        clearTimeout(this.#scheduledClose);
+        resolve();
+      }),
+    );
   }
 
   get isOpen(): boolean {
@@ -118,6 +127,7 @@ export class Connection {
       this.#socket.terminate();
     } else if (this.isOpen) {
       this.#socket.ping();
+      this.#afterWrite('ping');
     }
   }
 
@@ -144,7 +154,8 @@ export class Connection {
   armExpiry(exp: number | undefined): void {
     clearTimeout(this.#expiryTimer);
     this.#expiryTimer = undefined;
-    if (exp === undefined) return;
+    // A refresh that finished after the socket closed arms nothing.
+    if (exp === undefined || this.#closing || !this.isOpen) return;
     const ms = (exp + this.#d.limits.authClockToleranceSec) * 1000 - this.#now();
     this.#expiryTimer = setTimeout(
       () => {
@@ -164,19 +175,21 @@ export class Connection {
     this.#socket.close(CLOSE_CODES[name].code, closeReason(name, retryAfterMs));
   }
 
-  /** Closes with `name` after `delayMs`; resolves when the socket has closed (whoever closed it). */
+  /**
+   * Closes with `name` after `delayMs`; resolves when the socket has closed (whoever closed it). Only one
+   * close is scheduled at a time: asking again while one is pending changes nothing.
+   */
   closeAfter(delayMs: number, name: CloseCodeName, retryAfterMs?: number): Promise<void> {
-    const closed = this.whenClosed();
-    const timer = setTimeout(() => this.close(name, retryAfterMs), delayMs);
-    timer.unref();
-    void closed.then(() => clearTimeout(timer));
-    return closed;
+    if (this.#scheduledClose === undefined && !this.#closing) {
+      this.#scheduledClose = setTimeout(() => this.close(name, retryAfterMs), delayMs);
+      this.#scheduledClose.unref();
+    }
+    return this.#closed;
   }
 
   /** Resolves once the socket has closed. */
   whenClosed(): Promise<void> {
-    if (this.#socket.readyState === this.#socket.CLOSED) return Promise.resolve();
-    return new Promise((resolve) => this.#socket.once('close', () => resolve()));
+    return this.#closed;
   }
 
   /** Drops the socket without a close handshake (dead peers, the end of the shutdown grace). */
@@ -189,9 +202,14 @@ export class Connection {
   #write(text: string, type: string): boolean {
     if (!this.isOpen) return false;
     this.#socket.send(text);
+    this.#afterWrite(type);
+    return true;
+  }
+
+  /** Counts what was written and cuts the reader if its buffer went over the limit. */
+  #afterWrite(type: string): void {
     this.#d.metrics.framesOut.inc({ type });
     if (this.#socket.bufferedAmount > this.#d.limits.maxBufferedBytes) this.#cutSlowReader();
-    return true;
   }
 
   /** A reader slower than what it is sent is cut (4009), so memory stays bounded. */

@@ -12,11 +12,13 @@ import {
   type NodeErrorBody,
   type PresenceResponse,
   type ReadyzBody,
+  type Logger,
 } from '@chat/shared';
 import type { NodeMetrics } from './metrics.js';
 
 export interface HttpApiDeps {
   readonly nodeId: string;
+  readonly logger: Logger;
   /** The internal API's bearer token; empty: loopback callers only. */
   readonly internalToken: string;
   readonly metrics: NodeMetrics;
@@ -99,5 +101,10 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
     }
   }
 
-  return (req, res) => void handle(req, res);
+  return (req, res) =>
+    void handle(req, res).catch((err: unknown) => {
+      deps.logger.error({ err, path: req.url }, 'HTTP handler failed');
+      if (!res.headersSent) json(res, 500, { error: 'NODE_ERR_INTERNAL' });
+      else res.destroy();
+    });
 }

@@ -43,13 +43,13 @@ export class NodeMetrics {
     });
     this.framesIn = new Counter({
       name: 'chat_node_frames_in_total',
-      help: 'Client frames received, by decoded type (ping, send, legacy, invalid, binary).',
+      help: 'Client frames received, by decoded type (ping, send, legacy, auth, invalid, binary, blank: a seed client’s whitespace-only frame, draining, protocol_error).',
       labelNames: ['type'],
       registers,
     });
     this.framesOut = new Counter({
       name: 'chat_node_frames_out_total',
-      help: 'Frames written to client sockets, by type (pong, message, legacy, ack, error).',
+      help: 'Frames written to client sockets, by type (message, legacy, ack, error, auth_ok, pong, ping).',
       labelNames: ['type'],
       registers,
     });
@@ -85,7 +85,7 @@ export class NodeMetrics {
     });
     this.busConsumeErrors = new Counter({
       name: 'chat_node_bus_consume_errors_total',
-      help: 'Bus records skipped or consumer failures, by reason (invalid_record, consumer_crash).',
+      help: 'Bus records skipped or consumer failures, by reason (invalid_record, handler_error, consumer_crash).',
       labelNames: ['reason'],
       registers,
     });
@@ -146,7 +146,8 @@ export class NodeMetrics {
       this.busProduceErrors.inc({ kind }, 0);
       this.busConsumed.inc({ kind }, 0);
     }
-    for (const reason of ['invalid_record', 'consumer_crash']) this.busConsumeErrors.inc({ reason }, 0);
+    for (const reason of ['invalid_record', 'handler_error', 'consumer_crash'])
+      this.busConsumeErrors.inc({ reason }, 0);
     for (const path of ['local', 'bus']) this.deliveries.inc({ path }, 0);
     for (const status of ['delivered', 'accepted', 'offline']) this.acks.inc({ status }, 0);
     for (const limit of [

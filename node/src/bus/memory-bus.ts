@@ -31,6 +31,8 @@ export class MemoryBusHub {
   readonly published = { message: 0, presence: 0, heartbeat: 0 };
   /** Records a bus skipped because they did not validate (Kafka counts them in a metric). */
   invalidRecords = 0;
+  /** Records whose handler threw (counted, then the next record is delivered as usual). */
+  handlerErrors = 0;
 
   /** When false, every publish fails as if Kafka were down and the buses report not ready. */
   get available(): boolean {
@@ -83,21 +85,34 @@ export class MemoryBus implements ChatBus {
     return Promise.resolve();
   }
 
-  /** @internal One record arrives from the hub: validated like Kafka's, then handed to the node. */
+  /**
+   * @internal One record arrives from the hub: validated like Kafka's, then handed to the node. A record
+   * that does not decode is skipped and counted; a handler that throws is counted apart (a bug in the
+   * node, not a bad record) and the next record is still delivered.
+   */
   receive(kind: 'message' | 'presence' | 'heartbeat', { key, value }: EncodedRecord): void {
     const handlers = this.#handlers;
     if (!handlers) return;
+    let deliver: () => void;
     try {
-      if (kind === 'message') handlers.onMessage(decodeMessage(value));
-      else if (kind === 'heartbeat') {
+      if (kind === 'message') {
+        const message = decodeMessage(value);
+        deliver = () => handlers.onMessage(message);
+      } else if (kind === 'heartbeat') {
         const { id, heartbeat } = decodeHeartbeat(key, value);
-        handlers.onMember(id, heartbeat);
+        deliver = () => handlers.onMember(id, heartbeat);
       } else {
         const { nodeId, userId, record } = decodePresence(key, value);
-        handlers.onPresence(nodeId, userId, record);
+        deliver = () => handlers.onPresence(nodeId, userId, record);
       }
     } catch {
       this.#hub.invalidRecords++;
+      return;
+    }
+    try {
+      deliver();
+    } catch {
+      this.#hub.handlerErrors++;
     }
   }
 

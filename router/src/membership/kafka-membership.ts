@@ -83,7 +83,12 @@ export class KafkaMembership implements MembershipSource {
     this.#admin = admin;
     try {
       await retry('connect', () => admin.connect());
-      if (await this.#topicReady(admin)) {
+      // A topic a node created a moment ago may have no leader yet, and listTopics can fail for a moment.
+      let exists = false;
+      await retry('check the members topic', async () => {
+        exists = await this.#topicReady(admin);
+      });
+      if (exists) {
         await retry('subscribe', () => this.#follow(kafka));
         await admin.disconnect();
       } else {

@@ -32,8 +32,11 @@ export const ReadyzBody = z.object({
 /** `/healthz`: the process is alive. */
 export const HealthzBody = z.object({ status: z.literal('ok'), nodeId: NodeId });
 
-/** `POST /internal/sessions/close`: close these connections with 4002, spread over `windowMs`. */
-export const CloseSessionsRequest = z.strictObject({
+/**
+ * `POST /internal/sessions/close`: close these connections with 4002, spread over `windowMs`. Unknown
+ * fields are ignored, so a newer router can add some without older nodes refusing the request.
+ */
+export const CloseSessionsRequest = z.object({
   connections: z.array(ConnectionId).max(100_000),
   windowMs: z.number().int().min(0).max(600_000).default(0),
 });
@@ -115,7 +118,8 @@ export async function callNode<K extends WithResponse>(
   options: CallNodeOptions = {},
 ): Promise<NodeAnswer<ResponseOf<K>>> {
   const spec: { method: string; path: string; response: z.ZodType } = NODE_API[endpoint];
-  const url = new URL(spec.path, baseUrl);
+  // Joined, not resolved: a node behind a path-routed ingress (http://host/nodes/n1) keeps its path.
+  const url = new URL(`${baseUrl.replace(/\/+$/, '')}${spec.path}`);
   for (const [k, v] of Object.entries(options.query ?? {})) url.searchParams.set(k, v);
   let res: Response;
   try {

@@ -192,6 +192,45 @@ export function busContractSuite(name: string, options: BusContractOptions): voi
       });
     });
 
+    describe('a handler that throws', () => {
+      test('does not stop delivery: the records after it still arrive, on every topic', async (t) => {
+        const { backend, start } = await setup(t);
+        const a = await start('a');
+        const bus = backend.connect('b');
+        const { recorder: b, handlers } = record(bus);
+        // A bug in the node: every handler throws on its first record.
+        const thrown = new Set<string>();
+        const once =
+          <A extends unknown[]>(name: string, f: (...args: A) => void) =>
+          (...args: A) => {
+            if (!thrown.has(name)) {
+              thrown.add(name);
+              throw new Error(`handler bug (${name})`);
+            }
+            f(...args);
+          };
+        await bus.start({
+          ...handlers,
+          onMessage: once('message', (m: BusMessage) => handlers.onMessage(m)),
+          onPresence: once('presence', (n: string, u: string, r: PresenceRecord | null) =>
+            handlers.onPresence(n, u, r),
+          ),
+          onMember: once('member', (id: string, hb: MemberHeartbeat | null) => handlers.onMember(id, hb)),
+        });
+        const [first, second] = [message('a', 'x', 'y', 'first'), message('a', 'x', 'y', 'second')];
+        await a.bus.publishMessage(first);
+        await a.bus.publishMessage(second);
+        await a.bus.publishPresence([{ userId: 'u1', record: presence('a', 'u1') }]);
+        await a.bus.publishPresence([{ userId: 'u2', record: presence('a', 'u2') }]);
+        await a.bus.publishHeartbeat(heartbeat('a'));
+        await a.bus.publishHeartbeat(heartbeat('a', 'draining'));
+        await waitFor(() => b.messages.some((m) => m.id === second.id), 'the message after the throw');
+        await waitFor(() => b.presenceView().has('a/u2'), 'the presence entry after the throw');
+        await waitFor(() => b.memberView().get('a')?.state === 'draining', 'the heartbeat after the throw');
+        assert.equal(bus.isReady(), true, 'the bus is still up');
+      });
+    });
+
     describe('publishPresence / onPresence', () => {
       test('set and remove are seen by another bus, and the latest state is replayed to a later bus', async (t) => {
         const { start } = await setup(t);
