@@ -51,7 +51,7 @@ function busFor(nodeId: string, epoch: string, metrics: NodeMetrics, log: Logger
     topicPrefix: nodeBase.kafkaTopicPrefix,
     nodeId,
     epoch,
-    messagePartitions: nodeBase.kafkaMessagePartitions,
+    shards: nodeBase.clusterShards,
     batchWindowMs: nodeBase.busBatchWindowMs,
     batchMax: nodeBase.busBatchMax,
     publishTimeoutMs: nodeBase.busPublishTimeoutMs,

@@ -26,7 +26,7 @@ const bus: ChatBus =
         topicPrefix: config.kafkaTopicPrefix,
         nodeId: config.nodeId,
         epoch,
-        messagePartitions: config.kafkaMessagePartitions,
+        shards: config.clusterShards,
         batchWindowMs: config.busBatchWindowMs,
         batchMax: config.busBatchMax,
         publishTimeoutMs: config.busPublishTimeoutMs,

@@ -27,7 +27,8 @@ export interface KafkaBusOptions {
   readonly nodeId: string;
   /** This process's incarnation id (also in heartbeats and presence records). */
   readonly epoch: string;
-  readonly messagePartitions: number;
+  /** The cluster's shard count: the message topic has exactly this many partitions. */
+  readonly shards: number;
   readonly batchWindowMs: number;
   readonly batchMax: number;
   readonly publishTimeoutMs: number;
@@ -155,7 +156,7 @@ export class KafkaBus implements ChatBus {
       { name: 'delete.retention.ms', value: '3600000' },
     ];
     const wanted = [
-      { topic: this.#topics.messages, numPartitions: this.#o.messagePartitions, configEntries: [] },
+      { topic: this.#topics.messages, numPartitions: this.#o.shards, configEntries: [] },
       { topic: this.#topics.presence, numPartitions: 6, configEntries: compacted },
       { topic: this.#topics.members, numPartitions: 1, configEntries: compacted },
     ].filter((t) => !existing.has(t.topic));

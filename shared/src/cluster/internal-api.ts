@@ -13,6 +13,13 @@ import { NodeId } from './records.js';
 /** Header through which a router names the connection it proxies, so it can ask for a migration. */
 export const CONNECTION_ID_HEADER = 'x-chat-connection-id';
 
+/**
+ * Header through which a router tells the node the affinity key it placed the connection by (token claim,
+ * query parameter where allowed, or the user id), so the node files the session under the same shard. A
+ * client that connects to a node directly and sets it only chooses where messages to itself are routed.
+ */
+export const AFFINITY_HEADER = 'x-chat-affinity-key';
+
 /** A router's connection id: `${routerId}:${seq}` and the like. */
 export const ConnectionId = z.string().regex(/^[A-Za-z0-9._:-]{1,100}$/);
 

@@ -46,6 +46,8 @@ export const PresenceRecord = z.strictObject({
   userId: UserId,
   nodeId: NodeId,
   epoch: z.string().min(1).max(64),
+  /** The shard of the user's affinity key: where messages to them go (absent from version 1 nodes). */
+  shard: z.number().int().min(0).max(65_535).optional(),
 });
 
 export type BusMessage = z.infer<typeof BusMessage>;

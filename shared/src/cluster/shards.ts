@@ -42,6 +42,18 @@ export function murmur2(data: Uint8Array): number {
 const encoder = new TextEncoder();
 
 /**
+ * The affinity key a connection is placed by: the token's signed claim first, then the `affinity` query
+ * parameter where the deployment allows it, then the user id. All devices of one user carry the same key.
+ */
+export function affinityKeyOf(
+  claim: string | undefined,
+  query: string | null | undefined,
+  userId: string,
+): string {
+  return claim ?? query ?? userId;
+}
+
+/**
  * The shard of an affinity key: `(murmur2(UTF-8 bytes of key) & 0x7fffffff) % shardCount`, which is the
  * partition Kafka's default partitioner picks for that key, so any Kafka tool can compute it too.
  */

@@ -28,12 +28,12 @@ export const commonConfigSchema = {
     patternDoc: '1-100 characters of A-Z, a-z, 0-9, dot, underscore or dash',
     doc: 'Prefix of every Kafka topic the cluster uses, so several clusters can share one broker.',
   }),
-  kafkaMessagePartitions: int({
-    env: 'CHAT_KAFKA_MESSAGE_PARTITIONS',
-    default: 12,
+  clusterShards: int({
+    env: 'CHAT_CLUSTER_SHARDS',
+    default: 128,
     min: 1,
-    max: 10_000,
-    doc: 'Partitions of the message topic when a node creates it (existing topics are left as they are).',
+    max: 4096,
+    doc: 'Shards of the cluster, fixed for its life: the unit of placement and the partitions of the message topic (a node refuses a topic with another count). Every router and node must use the same value.',
   }),
   authMode: oneOf({
     env: 'CHAT_AUTH_MODE',

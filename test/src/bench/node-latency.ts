@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   const env = {
     CHAT_KAFKA_BROKERS: brokers,
     CHAT_KAFKA_TOPIC_PREFIX: `bench-${Date.now()}`,
-    CHAT_KAFKA_MESSAGE_PARTITIONS: '6',
+    CHAT_CLUSTER_SHARDS: '6',
     // A benchmark measures the data path, not the per-connection rate limit.
     CHAT_NODE_RATE_PER_SEC: '1000000',
     CHAT_NODE_RATE_BURST: '1000000',

@@ -186,7 +186,7 @@ async function chatCluster(
   const env = {
     CHAT_KAFKA_BROKERS: kafka,
     CHAT_KAFKA_TOPIC_PREFIX: `bench-${mode}-${Date.now()}`,
-    CHAT_KAFKA_MESSAGE_PARTITIONS: '6',
+    CHAT_CLUSTER_SHARDS: '6',
     CHAT_LOG_LEVEL: 'warn',
     CHAT_NODE_DELIVERY_MODE: mode,
     CHAT_NODE_MAX_CONNECTIONS_PER_USER: '10',

@@ -19,7 +19,7 @@ busContractSuite('Kafka bus', {
           topicPrefix,
           nodeId,
           epoch: newEpoch(),
-          messagePartitions: 2,
+          shards: 2,
           batchWindowMs: 2,
           batchMax: 100,
           publishTimeoutMs: 5000,

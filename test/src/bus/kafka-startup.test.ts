@@ -23,7 +23,7 @@ test('on a freshly started broker, two nodes and a router started at once all st
   const env = {
     CHAT_KAFKA_BROKERS: kafka.brokers,
     CHAT_KAFKA_TOPIC_PREFIX: prefix,
-    CHAT_KAFKA_MESSAGE_PARTITIONS: '2',
+    CHAT_CLUSTER_SHARDS: '2',
     CHAT_NODE_HEARTBEAT_INTERVAL_MS: '300',
   };
   const [n1, n2, router] = await Promise.all([
@@ -61,7 +61,7 @@ test('a router started before any node (no topics yet) becomes ready once a node
     env: {
       CHAT_KAFKA_BROKERS: kafka.brokers,
       CHAT_KAFKA_TOPIC_PREFIX: prefix,
-      CHAT_KAFKA_MESSAGE_PARTITIONS: '1',
+      CHAT_CLUSTER_SHARDS: '1',
       CHAT_NODE_HEARTBEAT_INTERVAL_MS: '300',
     },
   });

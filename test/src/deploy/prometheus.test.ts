@@ -44,7 +44,7 @@ test('every dashboard panel and alert expression evaluates against a live cluste
     ...auth,
     CHAT_KAFKA_BROKERS: kafka.brokers,
     CHAT_KAFKA_TOPIC_PREFIX: kafka.uniqueName('prom'),
-    CHAT_KAFKA_MESSAGE_PARTITIONS: '2',
+    CHAT_CLUSTER_SHARDS: '2',
     CHAT_NODE_RATE_PER_SEC: '20',
     CHAT_NODE_RATE_BURST: '20',
   };

@@ -22,7 +22,7 @@ describe('chat nodes on Kafka', () => {
     clusterEnv = {
       CHAT_KAFKA_BROKERS: kafka.brokers,
       CHAT_KAFKA_TOPIC_PREFIX: kafka.uniqueName('delivery'),
-      CHAT_KAFKA_MESSAGE_PARTITIONS: '4',
+      CHAT_CLUSTER_SHARDS: '4',
       // These tests send bursts of 1,000 on one connection; the rate limit has its own tests.
       CHAT_NODE_RATE_PER_SEC: '100000',
       CHAT_NODE_RATE_BURST: '100000',

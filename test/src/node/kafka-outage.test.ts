@@ -15,7 +15,7 @@ test('Kafka down: local delivery continues, remote sends get a retryable error; 
   const env = {
     CHAT_KAFKA_BROKERS: kafka.brokers,
     CHAT_KAFKA_TOPIC_PREFIX: kafka.uniqueName('outage'),
-    CHAT_KAFKA_MESSAGE_PARTITIONS: '2',
+    CHAT_CLUSTER_SHARDS: '2',
     CHAT_NODE_HEARTBEAT_INTERVAL_MS: '300',
     CHAT_NODE_HEARTBEAT_TIMEOUT_MS: '2000',
     CHAT_NODE_BUS_PUBLISH_TIMEOUT_MS: '1500',

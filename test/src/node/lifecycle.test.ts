@@ -13,7 +13,7 @@ describe('chat node lifecycle', () => {
     const env = {
       CHAT_KAFKA_BROKERS: kafka.brokers,
       CHAT_KAFKA_TOPIC_PREFIX: kafka.uniqueName('lifecycle'),
-      CHAT_KAFKA_MESSAGE_PARTITIONS: '2',
+      CHAT_CLUSTER_SHARDS: '2',
       CHAT_NODE_HEARTBEAT_INTERVAL_MS: '300',
       CHAT_NODE_DRAIN_WINDOW_MS: '600',
     };
@@ -82,7 +82,7 @@ test('nodes started at the same moment on new topics all come up (one creates, t
   const env = {
     CHAT_KAFKA_BROKERS: kafka.brokers,
     CHAT_KAFKA_TOPIC_PREFIX: kafka.uniqueName('race'),
-    CHAT_KAFKA_MESSAGE_PARTITIONS: '8',
+    CHAT_CLUSTER_SHARDS: '8',
   };
   const nodes = await Promise.all(['r1', 'r2', 'r3'].map((nodeId) => startNode(t, { nodeId, env })));
   for (const n of nodes) assert.equal(await n.ready(), true);

@@ -44,7 +44,7 @@ describe('router cluster on Kafka membership', () => {
     const common = {
       CHAT_KAFKA_BROKERS: kafka.brokers,
       CHAT_KAFKA_TOPIC_PREFIX: kafka.uniqueName('routing'),
-      CHAT_KAFKA_MESSAGE_PARTITIONS: '4',
+      CHAT_CLUSTER_SHARDS: '4',
     };
     nodeEnv = { ...common, CHAT_NODE_HEARTBEAT_INTERVAL_MS: '300', CHAT_NODE_HEARTBEAT_TIMEOUT_MS: '2000' };
     routerEnv = {

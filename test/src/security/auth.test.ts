@@ -45,7 +45,7 @@ describe('authentication through router and node', () => {
     Object.assign(auth, {
       CHAT_KAFKA_BROKERS: kafka.brokers,
       CHAT_KAFKA_TOPIC_PREFIX: kafka.uniqueName('auth'),
-      CHAT_KAFKA_MESSAGE_PARTITIONS: '2',
+      CHAT_CLUSTER_SHARDS: '2',
     });
     [n1, n2] = await Promise.all([
       startNode(cleanup, { nodeId: 'a1', env: auth }),
