@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { UserId, callNode, readJsonBody, type Logger } from '@chat/shared';
+import { UserId, callNode, readJsonBody, shardOf, type Logger } from '@chat/shared';
 import type { ConnectionTable } from './connections.js';
 import type { MemberTable } from './member-table.js';
 
@@ -16,10 +16,11 @@ const MAX_LOOKUP_KEYS = 100_000;
 
 /**
  * The admin API, on its own listener (loopback by default):
- *   GET  /members                  members with health, drain state, ring membership; ring version
+ *   GET  /members                  members with health, drain state, shards owned; owner table version
  *   GET  /ring                     ring version, size and members
- *   GET  /lookup?key=K             the node owning key K and the fallback order
- *   POST /lookup  {"keys":[...]}   owners of many keys at once
+ *   GET  /shards                   every shard with its owner and this router's connections on it
+ *   GET  /lookup?key=K             key K's shard and the node owning it
+ *   POST /lookup  {"keys":[...]}   shards and owners of many keys at once
  *   POST /nodes/{id}/drain         the node leaves the ring; its sessions migrate (4002)
  *   POST /nodes/{id}/undrain       the node is back in the ring
  *   GET  /metrics                  Prometheus metrics (served by router.ts on the same listener)
@@ -33,11 +34,14 @@ export function createAdminHandler(o: AdminApiOptions) {
         .writeHead(status, { 'content-type': 'application/json' })
         .end(`${JSON.stringify(body, null, 2)}\n`);
     const ring = o.members.ring;
+    const owners = o.members.owners;
 
     if (req.method === 'GET' && url.pathname === '/members') {
       const perNode = new Map<string, number>();
       for (const c of o.connections.all()) perNode.set(c.nodeId, (perNode.get(c.nodeId) ?? 0) + 1);
       return json(200, {
+        ownerTableVersion: owners.version,
+        shards: owners.shardCount,
         ringVersion: ring.version,
         ringSize: ring.size,
         members: o.members.members().map((m) => ({ ...m, connections: perNode.get(m.id) ?? 0 })),
@@ -46,16 +50,26 @@ export function createAdminHandler(o: AdminApiOptions) {
     if (req.method === 'GET' && url.pathname === '/ring') {
       return json(200, { version: ring.version, size: ring.size, members: ring.members });
     }
+    if (req.method === 'GET' && url.pathname === '/shards') {
+      const perShard = new Array<number>(owners.shardCount).fill(0);
+      for (const c of o.connections.all()) perShard[c.shard] = (perShard[c.shard] ?? 0) + 1;
+      return json(200, {
+        ownerTableVersion: owners.version,
+        shards: perShard.map((connections, shard) => ({
+          shard,
+          owner: owners.ownerOf(shard) ?? null,
+          connections,
+        })),
+      });
+    }
     if (url.pathname === '/lookup') {
       if (req.method === 'GET') {
         const key = url.searchParams.get('key') ?? '';
         if (!UserId.safeParse(key).success) return json(400, { error: 'ROUTER_ERR_BAD_AFFINITY' });
-        return json(200, {
-          key,
-          node: ring.get(key) ?? null,
-          candidates: ring.candidates(key, ring.size),
-          ringVersion: ring.version,
-        });
+        const shard = shardOf(key, owners.shardCount);
+        const owner = owners.ownerOf(shard) ?? null;
+        // `node` repeats `owner` for version 1 callers.
+        return json(200, { key, shard, owner, ownerTableVersion: owners.version, node: owner });
       }
       if (req.method === 'POST') {
         const body = await readJsonBody(req, 8 * 1024 * 1024).catch(() => undefined);
@@ -67,9 +81,11 @@ export function createAdminHandler(o: AdminApiOptions) {
         ) {
           return json(400, { error: 'ROUTER_ERR_BAD_REQUEST' });
         }
+        const shards = keys.map((k) => shardOf(k, owners.shardCount));
         return json(200, {
-          ringVersion: ring.version,
-          nodes: keys.map((k) => ring.get(k) ?? null),
+          ownerTableVersion: owners.version,
+          shards,
+          nodes: shards.map((s) => owners.ownerOf(s) ?? null),
         });
       }
     }
@@ -92,7 +108,13 @@ export function createAdminHandler(o: AdminApiOptions) {
         );
       }
       log.info({ node: id, verb, nodeTold }, 'admin action');
-      return json(200, { id, drained: verb === 'drain', nodeTold, ringVersion: o.members.ring.version });
+      return json(200, {
+        id,
+        drained: verb === 'drain',
+        nodeTold,
+        ringVersion: o.members.ring.version,
+        ownerTableVersion: o.members.owners.version,
+      });
     }
     return json(404, { error: 'ROUTER_ERR_NOT_FOUND' });
   };

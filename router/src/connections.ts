@@ -1,9 +1,12 @@
 import type { Socket } from 'node:net';
 
-/** One proxied WebSocket: the client's socket and the node's, and why it is on that node. */
+/** One proxied WebSocket: the client's socket and the node's, and why it is on that node (its shard). */
 export interface ProxiedConnection {
   readonly id: string;
+  /** The affinity key it was placed by (token claim, allowed query parameter, or the user id). */
   readonly key: string;
+  /** `shardOf(key, shardCount)`: the shard whose owner it was placed on. */
+  readonly shard: number;
   readonly nodeId: string;
   readonly client: Socket;
   readonly upstream: Socket;

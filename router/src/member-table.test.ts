@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
-import { ChatRing, createLogger, type ReadyzBody } from '@chat/shared';
+import { ChatRing, OwnerTable, createLogger, type ReadyzBody } from '@chat/shared';
 import { MemberTable, type MemberTableOptions } from './member-table.js';
 import type { MemberInfo } from './membership/types.js';
 import { RouterMetrics } from './metrics.js';
@@ -79,6 +79,7 @@ const info = (node: FakeNode, extra: Partial<MemberInfo> = {}): MemberInfo => ({
 function table(t: TestContext, options: Partial<MemberTableOptions> = {}) {
   const metrics = new RouterMetrics({ defaultMetrics: false });
   const members = new MemberTable({
+    shardCount: 16,
     probeIntervalMs: 60_000,
     probeTimeoutMs: 1000,
     probeFailures: 2,
@@ -87,13 +88,14 @@ function table(t: TestContext, options: Partial<MemberTableOptions> = {}) {
     ...options,
   });
   t.after(() => members.stop());
-  const rings: [ChatRing, ChatRing][] = [];
-  members.on('ring', (next, previous) => rings.push([next, previous]));
+  /** Every `owners` event: [new table, old table]. */
+  const rings: [OwnerTable, OwnerTable][] = [];
+  members.on('owners', (next, previous) => rings.push([next, previous]));
   const probeFailures = async () => (await metrics.probeFailures.get()).values[0]?.value ?? 0;
   return { members, metrics, rings, probeFailures };
 }
 
-const ids = (ring: ChatRing) => ring.members.map((m) => m.id).sort();
+const ids = (ring: { members: readonly { id: string }[] }) => ring.members.map((m) => m.id).sort();
 
 describe('MemberTable#setMembers', () => {
   test('probes new members at once and puts the accepting ones on the ring', async (t) => {
@@ -107,7 +109,12 @@ describe('MemberTable#setMembers', () => {
     assert.equal(b.requests, 1);
     assert.deepEqual(ids(members.ring), ['a']);
     assert.equal(rings.length, 1);
-    assert.deepEqual(ids(rings[0]?.[1] ?? new ChatRing([])), [], 'the event carries the previous ring');
+    assert.deepEqual(
+      ids(rings[0]?.[1] ?? { members: [{ id: 'x' }] }),
+      [],
+      'the event carries the previous table',
+    );
+    assert.equal(rings[0]?.[0], members.owners, 'and the new one');
   });
 
   test('members the source no longer lists leave the table and the ring', async (t) => {
@@ -283,9 +290,9 @@ describe('MemberTable#member and #members', () => {
     await members.probeAll();
     members.drain('c');
     assert.deepEqual(members.members(), [
-      { ...info(a), healthy: false, adminDrained: false, inRing: false },
-      { ...info(b, { weight: 2 }), healthy: true, adminDrained: false, inRing: true },
-      { ...info(c), healthy: true, adminDrained: true, inRing: false },
+      { ...info(a), healthy: false, adminDrained: false, inRing: false, shards: 0 },
+      { ...info(b, { weight: 2 }), healthy: true, adminDrained: false, inRing: true, shards: 16 },
+      { ...info(c), healthy: true, adminDrained: true, inRing: false, shards: 0 },
     ]);
     assert.deepEqual(members.member('b'), members.members()[1]);
     assert.equal(members.member('nobody'), undefined);
@@ -305,5 +312,83 @@ describe('MemberTable#ring', () => {
     ]);
     assert.equal(members.ring.version, reference.version);
     for (let i = 0; i < 50; i++) assert.equal(members.ring.get(`k${i}`), reference.get(`k${i}`));
+  });
+});
+
+describe('MemberTable#owners', () => {
+  test('is the owner table of exactly the eligible members (active, healthy, not drained), with the shard count', async (t) => {
+    const a = await fakeNode(t, 'a');
+    const b = await fakeNode(t, 'b');
+    const sick = await fakeNode(t, 'sick', readyz('sick', { accepting: false, ready: false }));
+    const leaving = await fakeNode(t, 'leaving');
+    const drained = await fakeNode(t, 'drained');
+    const { members } = table(t);
+    assert.equal(members.owners.size, 0);
+    assert.equal(members.owners.ownerOf(0), undefined, 'an empty table owns nothing');
+    members.setMembers([
+      info(a),
+      info(b, { weight: 2 }),
+      info(sick),
+      info(leaving, { state: 'draining' }),
+      info(drained),
+    ]);
+    members.drain('drained');
+    await members.probeAll();
+    const reference = new OwnerTable(
+      [
+        { id: 'b', weight: 2 },
+        { id: 'a', weight: 1 },
+      ],
+      16,
+    );
+    assert.equal(members.owners.version, reference.version);
+    assert.equal(members.owners.shardCount, 16);
+    for (let shard = 0; shard < 16; shard++) {
+      assert.equal(members.owners.ownerOf(shard), reference.ownerOf(shard), `shard ${shard}`);
+    }
+    assert.deepEqual(
+      members.members().map((m) => [m.id, m.shards]),
+      [
+        ['a', reference.shardsOf('a').length],
+        ['b', reference.shardsOf('b').length],
+        ['drained', 0],
+        ['leaving', 0],
+        ['sick', 0],
+      ],
+    );
+    assert.equal(reference.shardsOf('a').length + reference.shardsOf('b').length, 16);
+  });
+
+  test('a change emits the new and old tables once, sets the version metric and counts the moved shards', async (t) => {
+    const nodes = await Promise.all(['a', 'b', 'c', 'd'].map((id) => fakeNode(t, id)));
+    const { members, metrics, rings } = table(t, { shardCount: 128 });
+    members.setMembers(nodes.slice(0, 3).map((n) => info(n)));
+    await members.probeAll();
+    const three = members.owners;
+    members.setMembers(nodes.map((n) => info(n)));
+    await members.probeAll();
+    const four = members.owners;
+    assert.deepEqual(
+      rings.map(([next, previous]) => [previous.size, next.size]),
+      [
+        [0, 3],
+        [3, 4],
+      ],
+    );
+    assert.equal(rings[1]?.[1], three);
+    const moved = three.movedTo(four).length;
+    assert.ok(moved >= 0.8 * 32 && moved <= 1.35 * 32, `${moved} of 128 shards moved`);
+    assert.equal(
+      (await metrics.shardsMoved.get()).values[0]?.value,
+      128 + moved,
+      'all at first, then the moved',
+    );
+    assert.deepEqual(
+      (await metrics.ownerTableVersion.get()).values.map((v) => [v.labels.version, v.value]),
+      [[four.version, 1]],
+      'one series: the current version',
+    );
+    await members.probeAll();
+    assert.equal(rings.length, 2, 'no event when nothing changed');
   });
 });

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { ChatRing, callNode, type Logger } from '@chat/shared';
+import { ChatRing, OwnerTable, callNode, type Logger } from '@chat/shared';
 import type { RouterMetrics } from './metrics.js';
 import type { MemberInfo } from './membership/types.js';
 
@@ -9,9 +9,13 @@ export interface MemberStatus extends MemberInfo {
   /** Drained through this router's admin API. */
   readonly adminDrained: boolean;
   readonly inRing: boolean;
+  /** Shards this member owns in the router's owner table (0 when it is not in the table). */
+  readonly shards: number;
 }
 
 export interface MemberTableOptions {
+  /** Shards of the cluster (`CHAT_CLUSTER_SHARDS`): the owner table's size. */
+  readonly shardCount: number;
   readonly probeIntervalMs: number;
   readonly probeTimeoutMs: number;
   readonly probeFailures: number;
@@ -27,15 +31,18 @@ interface Entry {
 
 /**
  * Joins what the membership source says (who exists, active or draining) with this router's own probes
- * of each member's /readyz and the admin drains, and keeps the hash ring of the members that are active,
- * healthy and not drained. Emits `ring` (new ring, old ring) whenever the ring's version changes.
+ * of each member's /readyz and the admin drains, and keeps the owner table (`OwnerTable`, shared with the
+ * nodes) of the members that are active, healthy and not drained: placement is owner(shard(key)). The
+ * hash ring of the same members is kept beside it for its version and member list. Emits `owners` (new
+ * table, old table) whenever the table's version changes (a member joined, left or changed weight).
  */
-export class MemberTable extends EventEmitter<{ ring: [ChatRing, ChatRing] }> {
+export class MemberTable extends EventEmitter<{ owners: [OwnerTable, OwnerTable] }> {
   readonly #o: MemberTableOptions;
   readonly #log: Logger;
   readonly #entries = new Map<string, Entry>();
   readonly #drained = new Set<string>();
   #ring = new ChatRing([]);
+  #owners: OwnerTable;
   #timer: NodeJS.Timeout | undefined;
   #round: Promise<void> | undefined;
 
@@ -43,10 +50,17 @@ export class MemberTable extends EventEmitter<{ ring: [ChatRing, ChatRing] }> {
     super();
     this.#o = options;
     this.#log = options.logger.child({ subsystem: 'members' });
+    this.#owners = new OwnerTable([], options.shardCount);
   }
 
+  /** The eligible members as a hash ring (its members and version); placement uses `owners`. */
   get ring(): ChatRing {
     return this.#ring;
+  }
+
+  /** Who owns each shard, over the eligible members: where every connection is placed. */
+  get owners(): OwnerTable {
+    return this.#owners;
   }
 
   /** Replaces the member list (from the membership source). New members are probed at once. */
@@ -80,7 +94,7 @@ export class MemberTable extends EventEmitter<{ ring: [ChatRing, ChatRing] }> {
     return [...this.#entries.values()].map((e) => this.#status(e)).sort((a, b) => (a.id < b.id ? -1 : 1));
   }
 
-  /** Admin drain: the member leaves this router's ring. */
+  /** Admin drain: the member leaves this router's owner table. */
   drain(id: string): void {
     this.#drained.add(id);
     this.#recompute();
@@ -137,24 +151,39 @@ export class MemberTable extends EventEmitter<{ ring: [ChatRing, ChatRing] }> {
       healthy: entry.healthy,
       adminDrained: this.#drained.has(entry.info.id),
       inRing: this.#ring.has(entry.info.id),
+      shards: this.#owners.shardsOf(entry.info.id).length,
     };
   }
 
   #recompute(): void {
-    const next = new ChatRing(
-      [...this.#entries.values()]
-        .filter((e) => this.#eligible(e))
-        .map((e) => ({ id: e.info.id, weight: e.info.weight })),
-    );
-    if (next.version === this.#ring.version) return;
-    const previous = this.#ring;
-    this.#ring = next;
+    const eligible = [...this.#entries.values()]
+      .filter((e) => this.#eligible(e))
+      .map((e) => ({ id: e.info.id, weight: e.info.weight }));
+    const ring = new ChatRing(eligible);
+    // The table's version is a digest of the ring's and the (fixed) shard count: they change together.
+    if (ring.version === this.#ring.version) return;
+    const next = new OwnerTable(ring.members, this.#o.shardCount);
+    const previous = this.#owners;
+    this.#ring = ring;
+    this.#owners = next;
+    const moved = previous.movedTo(next).length;
     const { metrics } = this.#o;
-    metrics.ringMembers.set(next.size);
+    metrics.ringMembers.set(ring.size);
     metrics.ringVersion.reset();
-    metrics.ringVersion.set({ version: next.version }, 1);
+    metrics.ringVersion.set({ version: ring.version }, 1);
     metrics.ringChanges.inc();
-    this.#log.info({ version: next.version, members: next.members.map((m) => m.id) }, 'ring changed');
-    this.emit('ring', next, previous);
+    metrics.ownerTableVersion.reset();
+    metrics.ownerTableVersion.set({ version: next.version }, 1);
+    metrics.shardsMoved.inc(moved);
+    this.#log.info(
+      {
+        version: next.version,
+        ringVersion: ring.version,
+        members: next.members.map((m) => `${m.id}:${next.shardsOf(m.id).length}`),
+        movedShards: moved,
+      },
+      'owner table changed',
+    );
+    this.emit('owners', next, previous);
   }
 }

@@ -7,11 +7,12 @@ export class RouterMetrics {
   readonly proxied: Gauge;
   readonly sockets: Gauge<'side'>;
   readonly proxyErrors: Counter<'kind'>;
-  readonly retries: Counter;
   readonly closed: Counter<'by'>;
   readonly ringMembers: Gauge;
   readonly ringVersion: Gauge<'version'>;
   readonly ringChanges: Counter;
+  readonly ownerTableVersion: Gauge<'version'>;
+  readonly shardsMoved: Counter;
   readonly migrations: Counter<'result'>;
   readonly probeFailures: Counter;
   readonly badRequests: Counter<'reason'>;
@@ -45,11 +46,6 @@ export class RouterMetrics {
       labelNames: ['kind'],
       registers,
     });
-    this.retries = new Counter({
-      name: 'chat_router_upstream_retries_total',
-      help: 'Upgrades retried on the next ring position because the chosen node refused the connection.',
-      registers,
-    });
     this.closed = new Counter({
       name: 'chat_router_connections_closed_total',
       help: 'Proxied connections ended, by the side whose TCP connection closed first (client, upstream, router).',
@@ -58,7 +54,7 @@ export class RouterMetrics {
     });
     this.ringMembers = new Gauge({
       name: 'chat_router_ring_members',
-      help: 'Nodes on the hash ring (healthy, active, not drained).',
+      help: 'Nodes on the hash ring and in the owner table (healthy, active, not drained).',
       registers,
     });
     this.ringVersion = new Gauge({
@@ -72,9 +68,20 @@ export class RouterMetrics {
       help: 'Times the ring changed (member joined, left, drained, weight changed).',
       registers,
     });
+    this.ownerTableVersion = new Gauge({
+      name: 'chat_router_owner_table_version_info',
+      help: 'Always 1; the `version` label is the current owner table digest (members, weights, shard count): equal on routers and nodes that place every shard alike.',
+      labelNames: ['version'],
+      registers,
+    });
+    this.shardsMoved = new Counter({
+      name: 'chat_router_shards_moved_total',
+      help: 'Shards whose owner changed (to, from or between members) when the owner table changed.',
+      registers,
+    });
     this.migrations = new Counter({
       name: 'chat_router_migrations_total',
-      help: 'Connections moved after a ring change, by result (asked: the node closed them with 4002; forced: the router cut them).',
+      help: 'Connections moved because their shard moved to another node, by result (asked: the node closed them with 4002; forced: the router cut them).',
       labelNames: ['result'],
       registers,
     });

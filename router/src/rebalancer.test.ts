@@ -5,13 +5,14 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
-import { ChatRing, createLogger, type ReadyzBody } from '@chat/shared';
+import { OwnerTable, createLogger, shardOf, type ReadyzBody } from '@chat/shared';
 import { ConnectionTable, type ProxiedConnection } from './connections.js';
 import { MemberTable } from './member-table.js';
 import { RouterMetrics } from './metrics.js';
 import { Rebalancer, type MigrationSettled, type RebalancerOptions } from './rebalancer.js';
 
 const logger = createLogger({ name: 'test', level: 'silent' });
+const SHARDS = 32;
 const TOKEN = 'Bearer internal-secret';
 
 /** How a fake node answers POST /internal/sessions/close. */
@@ -97,6 +98,7 @@ function setup(t: TestContext, options: Partial<RebalancerOptions> = {}) {
   const metrics = new RouterMetrics({ defaultMetrics: false });
   const connections = new ConnectionTable();
   const members = new MemberTable({
+    shardCount: SHARDS,
     probeIntervalMs: 60_000,
     probeTimeoutMs: 1000,
     probeFailures: 1,
@@ -121,10 +123,11 @@ function setup(t: TestContext, options: Partial<RebalancerOptions> = {}) {
   const untilSettled = async (n: number) => {
     while (settled.length < n) await once(rebalancer, 'settled');
   };
-  /** Adds a proxied connection on `nodeId` for affinity key `key`, with real sockets. */
+  /** Adds a proxied connection on `nodeId` for affinity key `key` (and its shard), with real sockets. */
   const add = async (id: string, key: string, nodeId: string): Promise<ProxiedConnection> => {
     const [client, upstream] = await socketPair(t);
-    const c: ProxiedConnection = { id, key, nodeId, client, upstream, migrating: false };
+    const shard = shardOf(key, SHARDS);
+    const c: ProxiedConnection = { id, key, shard, nodeId, client, upstream, migrating: false };
     connections.add(c);
     live.set(id, c);
     return c;
@@ -134,27 +137,40 @@ function setup(t: TestContext, options: Partial<RebalancerOptions> = {}) {
   return { rebalancer, members, connections, live, settled, untilSettled, add, migrations };
 }
 
-const ring = (...ids: string[]) => new ChatRing(ids.map((id) => ({ id, weight: 1 })));
+const table = (...ids: string[]) =>
+  new OwnerTable(
+    ids.map((id) => ({ id, weight: 1 })),
+    SHARDS,
+  );
 
-/** Affinity keys that `r` places on `nodeId`. */
-function keysOn(r: ChatRing, nodeId: string, count: number): string[] {
+/** `count` affinity keys of `shard`. */
+function keysOf(shard: number, count: number): string[] {
   const keys: string[] = [];
-  for (let i = 0; keys.length < count; i++) if (r.get(`key-${i}`) === nodeId) keys.push(`key-${i}`);
+  for (let i = 0; keys.length < count; i++) if (shardOf(`key-${i}`, SHARDS) === shard) keys.push(`key-${i}`);
   return keys;
 }
 
 describe('Rebalancer#moved', () => {
-  test('returns exactly the connections the ring places elsewhere, and none already migrating', async (t) => {
+  test('returns exactly the connections of moved shards, none already migrating or on the new owner', async (t) => {
     const s = setup(t);
-    const before = ring('a', 'b');
-    const after = ring('a', 'b', 'c');
-    const toC = keysOn(after, 'c', 3).filter((k) => before.get(k) !== undefined);
-    const staysA = keysOn(after, 'a', 2);
-    const moving = await Promise.all(toC.map((k, i) => s.add(`m${i}`, k, before.get(k) ?? '')));
-    for (const [i, k] of staysA.entries()) await s.add(`s${i}`, k, 'a');
+    const before = table('a', 'b', 'c');
+    const after = table('a', 'b', 'c', 'd');
+    const movedShards = before.movedTo(after);
+    assert.ok(movedShards.length > 0);
+    const stayShard = after.shardsOf('a').find((shard) => !movedShards.includes(shard)) ?? -1;
+    const moving: ProxiedConnection[] = [];
+    for (const shard of movedShards) {
+      for (const [i, key] of keysOf(shard, 2).entries()) {
+        moving.push(await s.add(`m${shard}-${i}`, key, before.ownerOf(shard) ?? ''));
+      }
+    }
+    for (const [i, key] of keysOf(stayShard, 3).entries()) await s.add(`s${i}`, key, 'a');
+    // A connection of a moved shard that already sits on its new owner (a handshake raced the change).
+    const early = movedShards[0] ?? -1;
+    await s.add('early', keysOf(early, 1)[0] ?? '', after.ownerOf(early) ?? '');
     assert.deepEqual(
       s.rebalancer
-        .moved(after)
+        .moved(before, after)
         .map((c) => c.id)
         .sort(),
       moving.map((c) => c.id).sort(),
@@ -162,12 +178,62 @@ describe('Rebalancer#moved', () => {
     const first = moving[0];
     assert.ok(first);
     first.migrating = true;
-    assert.equal(s.rebalancer.moved(after).length, moving.length - 1);
-    assert.deepEqual(s.rebalancer.moved(before), [], 'nothing moves on the ring they were placed by');
+    assert.equal(s.rebalancer.moved(before, after).length, moving.length - 1);
+    assert.deepEqual(s.rebalancer.moved(after, after), [], 'nothing moves when no shard changed owner');
   });
 });
 
-describe('Rebalancer#onRingChange', () => {
+describe('Rebalancer#onOwnersChange', () => {
+  test('a 4th member: only the connections of moved shards (about 1/4) move, and only their nodes are asked', async (t) => {
+    const s = setup(t);
+    const nodes = new Map<string, FakeNode>();
+    for (const id of ['a', 'b', 'c', 'd']) nodes.set(id, await fakeNode(t, id, s.live));
+    const info = (id: string) => ({ id, url: nodes.get(id)?.url ?? '', weight: 1, state: 'active' as const });
+    // Wired as router.ts wires it.
+    s.members.on('owners', (next, previous) => void s.rebalancer.onOwnersChange(next, previous));
+    s.members.setMembers(['a', 'b', 'c'].map(info));
+    await s.members.probeAll();
+    const three = s.members.owners;
+    assert.equal(three.version, table('a', 'b', 'c').version);
+    // Two connections on every shard, each on its shard's owner (as the proxy places them).
+    const byShard = new Map<number, ProxiedConnection[]>();
+    for (let shard = 0; shard < SHARDS; shard++) {
+      const keys = keysOf(shard, 2);
+      byShard.set(
+        shard,
+        await Promise.all(keys.map((k, i) => s.add(`${shard}-${i}`, k, three.ownerOf(shard) ?? ''))),
+      );
+    }
+
+    s.members.setMembers(['a', 'b', 'c', 'd'].map(info));
+    await s.members.probeAll();
+    const four = s.members.owners;
+    const moved = three.movedTo(four);
+    t.diagnostic(`${moved.length} of ${SHARDS} shards moved`);
+    assert.ok(moved.length >= SHARDS / 4 && moved.length <= 1.35 * (SHARDS / 4), `${moved.length} moved`);
+    assert.deepEqual(
+      four.shardsOf('d').filter((shard) => !moved.includes(shard)),
+      [],
+      'd gets moved shards only',
+    );
+    const losers = new Set(moved.map((shard) => three.ownerOf(shard)));
+    await s.untilSettled(losers.size);
+
+    const expected = moved.flatMap((shard) => (byShard.get(shard) ?? []).map((c) => c.id)).sort();
+    const asked = [...nodes.values()].flatMap((n) => n.calls.flatMap((c) => c.body.connections)).sort();
+    assert.deepEqual(asked, expected, 'exactly the connections of moved shards');
+    for (const [id, node] of nodes) {
+      assert.equal(node.calls.length, losers.has(id) ? 1 : 0, `${id} asked ${node.calls.length} times`);
+    }
+    for (const [shard, list] of byShard) {
+      for (const c of list) {
+        assert.equal(c.client.destroyed, moved.includes(shard), `connection ${c.id} of shard ${shard}`);
+      }
+    }
+    assert.equal(await s.migrations('asked'), expected.length);
+    assert.equal(await s.migrations('forced'), 0);
+  });
+
   test('asks only the nodes holding moved connections, with only those ids, once', async (t) => {
     const s = setup(t);
     const a = await fakeNode(t, 'a', s.live);
@@ -176,14 +242,18 @@ describe('Rebalancer#onRingChange', () => {
       { id: 'a', url: a.url, weight: 1, state: 'active' },
       { id: 'b', url: b.url, weight: 1, state: 'active' },
     ]);
-    // a leaves the ring: everything on a moves to b; what is on b stays.
-    const both = ring('a', 'b');
-    const onA = keysOn(both, 'a', 2);
-    const onB = keysOn(both, 'b', 2);
+    // a leaves: all of a's shards move to b; what is on b stays.
+    const both = table('a', 'b');
+    const onA = [both.shardsOf('a')[0] ?? -1, both.shardsOf('a')[1] ?? -1].map(
+      (sh) => keysOf(sh, 1)[0] ?? '',
+    );
+    const onB = [both.shardsOf('b')[0] ?? -1, both.shardsOf('b')[1] ?? -1].map(
+      (sh) => keysOf(sh, 1)[0] ?? '',
+    );
     for (const [i, k] of onA.entries()) await s.add(`a${i}`, k, 'a');
     for (const [i, k] of onB.entries()) await s.add(`b${i}`, k, 'b');
-    await s.rebalancer.onRingChange(ring('b'));
-    assert.equal(b.calls.length, 0, 'connections whose key did not move are not touched');
+    await s.rebalancer.onOwnersChange(table('b'), both);
+    assert.equal(b.calls.length, 0, 'connections whose shard did not move are not touched');
     assert.equal(a.calls.length, 1);
     assert.deepEqual(a.calls[0]?.body, { connections: ['a0', 'a1'], windowMs: 250 });
     assert.equal(a.calls[0]?.authorization, TOKEN, 'the internal token rides along');
@@ -191,17 +261,17 @@ describe('Rebalancer#onRingChange', () => {
     assert.deepEqual(s.settled, [{ nodeId: 'a', asked: true, connections: 2, forced: 0 }]);
     assert.equal(await s.migrations('asked'), 2);
     assert.equal(await s.migrations('forced'), 0);
-    // The same ring change again (e.g. a second event) asks nobody again.
-    await s.rebalancer.onRingChange(ring('b'));
+    // The same change again (e.g. a second event) asks nobody again.
+    await s.rebalancer.onOwnersChange(table('b'), both);
     assert.equal(a.calls.length, 1);
   });
 
-  test('does nothing when no connection moved', async (t) => {
+  test('does nothing when no shard moved', async (t) => {
     const s = setup(t);
     const a = await fakeNode(t, 'a', s.live);
     s.members.setMembers([{ id: 'a', url: a.url, weight: 1, state: 'active' }]);
     await s.add('x', 'key-1', 'a');
-    await s.rebalancer.onRingChange(ring('a'));
+    await s.rebalancer.onOwnersChange(table('a'), table('a'));
     assert.equal(a.calls.length, 0);
     assert.equal(s.settled.length, 0);
   });

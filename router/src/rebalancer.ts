@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { callNode, type ChatRing, type Logger } from '@chat/shared';
+import { callNode, type Logger, type OwnerTable } from '@chat/shared';
 import type { ConnectionTable, ProxiedConnection } from './connections.js';
 import type { MemberTable } from './member-table.js';
 import type { RouterMetrics } from './metrics.js';
@@ -34,10 +34,11 @@ const FORCE_AFTER_MS = 3000;
 const CLOSE_BATCH = 10_000;
 
 /**
- * When the ring changes, moves exactly the connections whose affinity key now maps to another node: the
- * node holding each is asked (POST /internal/sessions/close) to close it with 4002 at a random moment in
- * the migration window, so the clients come back through the router to the new owner without a
- * reconnect storm. Connections whose key did not move are not touched. If the node cannot be asked (it
+ * When the owner table changes, moves exactly the connections of the shards whose owner changed
+ * (`previous.movedTo(next)`): the node holding each is asked (POST /internal/sessions/close) to close it
+ * with 4002 at a random moment in the migration window, so the clients come back through the router to
+ * the shard's new owner without a reconnect storm. Connections of shards that did not move are never
+ * touched. If the node cannot be asked (it
  * is dead) or does not close one in time, the router cuts it. Emits `settled` per batch once that is
  * decided.
  */
@@ -51,15 +52,26 @@ export class Rebalancer extends EventEmitter<{ settled: [MigrationSettled] }> {
     this.#log = options.logger.child({ subsystem: 'rebalancer' });
   }
 
-  /** The connections that `ring` places elsewhere than where they are. */
-  moved(ring: ChatRing): ProxiedConnection[] {
-    return this.#o.connections.all().filter((c) => !c.migrating && ring.get(c.key) !== c.nodeId);
+  /**
+   * The connections (not already migrating) on the shards whose owner differs between `previous` and
+   * `next`, except any already on the new owner. A connection of a shard that kept its owner stays.
+   */
+  moved(previous: OwnerTable, next: OwnerTable): ProxiedConnection[] {
+    const shards = new Set(previous.movedTo(next));
+    if (shards.size === 0) return [];
+    return this.#o.connections
+      .all()
+      .filter((c) => !c.migrating && shards.has(c.shard) && c.nodeId !== next.ownerOf(c.shard));
   }
 
-  async onRingChange(ring: ChatRing): Promise<void> {
-    const moved = this.moved(ring);
+  /** Moves the connections of the shards that changed owner from `previous` to `next` (see `moved`). */
+  async onOwnersChange(next: OwnerTable, previous: OwnerTable): Promise<void> {
+    const moved = this.moved(previous, next);
     if (moved.length === 0) return;
-    this.#log.info({ connections: moved.length, version: ring.version }, 'migrating connections');
+    this.#log.info(
+      { connections: moved.length, shards: new Set(moved.map((c) => c.shard)).size, version: next.version },
+      'migrating connections of moved shards',
+    );
     await this.migrate(moved, this.#o.windowMs);
   }
 

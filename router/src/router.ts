@@ -66,6 +66,7 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
   const membership = deps.membership ?? membershipFromConfig(config, deps.logger);
   const connections = new ConnectionTable();
   const members = new MemberTable({
+    shardCount: config.clusterShards,
     probeIntervalMs: config.probeIntervalMs,
     probeTimeoutMs: config.probeTimeoutMs,
     probeFailures: config.probeFailures,
@@ -84,7 +85,7 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
     metrics,
     logger: deps.logger,
   });
-  members.on('ring', (ring) => void rebalancer.onRingChange(ring));
+  members.on('owners', (next, previous) => void rebalancer.onOwnersChange(next, previous));
   const verifier = createTokenVerifier(config);
   if (!verifier) log.warn('authentication is OFF (CHAT_AUTH_MODE=off): any client can connect as any user');
   if (!config.adminToken && !isLoopbackHost(config.adminHost)) {
@@ -107,6 +108,7 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
     connections,
     metrics,
     logger: deps.logger,
+    onMisplaced: (connection) => void rebalancer.migrate([connection], config.migrationWindowMs),
   });
   let stopping = false;
 
@@ -126,11 +128,12 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
       void res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
     if (path === '/healthz') return json(200, { status: 'ok' });
     if (path === '/readyz') {
-      const ready = !stopping && members.ring.size > 0;
+      const ready = !stopping && members.owners.size > 0;
       return json(ready ? 200 : 503, {
         ready,
         ringSize: members.ring.size,
         ringVersion: members.ring.version,
+        ownerTableVersion: members.owners.version,
       });
     }
     return json(404, { error: 'ROUTER_ERR_NOT_FOUND' });

@@ -1,16 +1,29 @@
-// What the router's WebSocket hop does with a refused handshake, on a real server on 127.0.0.1 port 0:
-// the status and code the client gets, the metrics, and the (rate-limited) log line. Placement and
-// proxying are covered end to end in test/src/router/.
+// The router's WebSocket hop on a real server on 127.0.0.1 port 0, in front of stand-in nodes (real HTTP
+// servers that answer /readyz and the upgrade): a refused handshake's status, code, metrics and
+// (rate-limited) log line; placement on the owner of the affinity key's shard, the headers the node gets,
+// and a refusing owner. The proxying itself is covered end to end in test/src/router/.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
-import { ChatError, createLogger, type TokenVerifier } from '@chat/shared';
-import { ConnectionTable } from './connections.js';
+import {
+  AFFINITY_HEADER,
+  CONNECTION_ID_HEADER,
+  ChatError,
+  createLogger,
+  shardOf,
+  type ReadyzBody,
+  type TokenVerifier,
+} from '@chat/shared';
+import { ConnectionTable, type ProxiedConnection } from './connections.js';
 import { MemberTable } from './member-table.js';
 import { RouterMetrics } from './metrics.js';
-import { WsProxy } from './ws-proxy.js';
+import { WsProxy, type WsProxyOptions } from './ws-proxy.js';
+
+const SHARDS = 16;
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC11B65';
 
 const ALLOWED = 'https://chat.example.com';
 
@@ -19,7 +32,89 @@ const rejectAll: TokenVerifier = {
   verify: () => Promise.reject(new ChatError('AUTH_ERR_INVALID_TOKEN', 'bad signature')),
 };
 
-async function startProxy(t: TestContext) {
+/**
+ * Accepts `Bearer <sub>` and `Bearer <sub>|<aff>` (the affinity claim) for any user; rejects the rest.
+ */
+const claims: TokenVerifier = {
+  verify: (token) => {
+    const [sub = '', aff] = token.split('|');
+    if (!sub) return Promise.reject(new ChatError('AUTH_ERR_INVALID_TOKEN', 'empty'));
+    return Promise.resolve({ sub, exp: Date.now() / 1000 + 60, affinity: aff });
+  },
+};
+
+/** A stand-in chat node: answers /readyz, records every upgrade's headers and completes it with a 101. */
+interface FakeNode {
+  readonly id: string;
+  readonly url: string;
+  readonly upgrades: IncomingHttpHeaders[];
+  /** While set, upgrades are held (no answer) until `release()`. */
+  hold: boolean;
+  release(): void;
+  /** Resolves when `n` upgrades have arrived. */
+  until(n: number): Promise<void>;
+  /** Stops listening: the port refuses connections. */
+  close(): Promise<void>;
+}
+
+async function fakeNode(t: TestContext, id: string): Promise<FakeNode> {
+  const held: (() => void)[] = [];
+  const waiters: { n: number; resolve: () => void }[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((req, res) => {
+    const body: ReadyzBody = { ready: true, accepting: true, draining: false, bus: true, nodeId: id };
+    if (req.url === '/readyz')
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    else res.writeHead(404).end();
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.once('close', () => sockets.delete(socket));
+    node.upgrades.push(req.headers);
+    for (const w of waiters.filter((w) => node.upgrades.length >= w.n)) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve();
+    }
+    const accept = createHash('sha1')
+      .update(`${String(req.headers['sec-websocket-key'])}${WS_GUID}`)
+      .digest('base64');
+    const answer = () =>
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          `Sec-WebSocket-Accept: ${accept}\r\n\r\n`,
+      );
+    if (node.hold) held.push(answer);
+    else answer();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    for (const socket of sockets) socket.destroy();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  t.after(close);
+  const node: FakeNode = {
+    id,
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    upgrades: [],
+    hold: false,
+    release: () => held.splice(0).forEach((answer) => answer()),
+    until: (n) =>
+      node.upgrades.length >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve })),
+    close,
+  };
+  return node;
+}
+
+async function startProxy(
+  t: TestContext,
+  o: { nodes?: readonly FakeNode[]; proxy?: Partial<WsProxyOptions> } = {},
+) {
   let now = 1_000_000;
   const lines: Record<string, unknown>[] = [];
   const logger = createLogger({
@@ -29,12 +124,19 @@ async function startProxy(t: TestContext) {
   });
   const metrics = new RouterMetrics({ defaultMetrics: false });
   const members = new MemberTable({
+    shardCount: SHARDS,
     probeIntervalMs: 60_000,
     probeTimeoutMs: 1000,
-    probeFailures: 1,
+    // A node that went away stays in the table (no probe in these tests removes it): the proxy decides.
+    probeFailures: 100,
     metrics,
     logger,
   });
+  t.after(() => members.stop());
+  const nodes = o.nodes ?? [];
+  members.setMembers(nodes.map((n) => ({ id: n.id, url: n.url, weight: 1, state: 'active' as const })));
+  await members.probeAll();
+  const connections = new ConnectionTable();
   const proxy = new WsProxy({
     routerId: 'r1',
     handshake: { verifier: rejectAll, allowQueryToken: false, allowedOrigins: [ALLOWED] },
@@ -42,11 +144,12 @@ async function startProxy(t: TestContext) {
     affinityQuery: false,
     handshakeTimeoutMs: 1000,
     members,
-    connections: new ConnectionTable(),
+    connections,
     metrics,
     logger,
     refusalLogIntervalMs: 10_000,
     now: () => now,
+    ...o.proxy,
   });
   const server = createServer();
   server.on('upgrade', (req, socket: Socket, head: Buffer) => proxy.handle(req, socket, head));
@@ -58,7 +161,10 @@ async function startProxy(t: TestContext) {
     proxy.close();
   });
   const port = (server.address() as AddressInfo).port;
-  const value = async (counter: 'upgrades' | 'authFailures', labels: Record<string, string>) =>
+  const value = async (
+    counter: 'upgrades' | 'authFailures' | 'proxyErrors',
+    labels: Record<string, string>,
+  ) =>
     (await metrics[counter].get()).values
       .filter((v) => Object.entries(labels).every(([k, x]) => (v.labels as Record<string, unknown>)[k] === x))
       .reduce((n, v) => n + v.value, 0);
@@ -66,24 +172,41 @@ async function startProxy(t: TestContext) {
     lines,
     refusals: () => lines.filter((l) => l.msg === 'handshake refused'),
     advance: (ms: number) => void (now += ms),
-    upgrade: (headers: string) => upgrade(t, port, headers),
+    upgrade: (headers: string, path = '/chat/alice') => upgrade(t, port, headers, path, 'close'),
+    /** Resolves with the answer's head once it is complete (the 101 leaves the socket open). */
+    open: (headers: string, path: string) => upgrade(t, port, headers, path, 'head'),
+    members,
+    connections,
     value,
   };
 }
 
-/** Sends an upgrade for /chat/alice with extra header lines; resolves with the whole answer. */
-async function upgrade(t: TestContext, port: number, headers: string): Promise<string> {
+/**
+ * Sends an upgrade for `path` with extra header lines; resolves with the whole answer once the socket
+ * closes, or with the answer's head as soon as it is complete.
+ */
+async function upgrade(
+  t: TestContext,
+  port: number,
+  headers: string,
+  path: string,
+  until: 'close' | 'head',
+): Promise<string> {
   const socket = connect(port, '127.0.0.1');
   t.after(() => socket.destroy());
   socket.on('error', () => undefined);
   socket.write(
-    'GET /chat/alice HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
       `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${headers}\r\n`,
   );
   let answer = '';
-  socket.on('data', (b: Buffer) => (answer += b.toString()));
-  await once(socket, 'close');
-  return answer;
+  return new Promise((resolve) => {
+    socket.on('data', (b: Buffer) => {
+      answer += b.toString();
+      if (until === 'head' && answer.includes('\r\n\r\n')) resolve(answer);
+    });
+    socket.once('close', () => resolve(answer));
+  });
 }
 
 describe('WsProxy#handle: refused handshakes', () => {
@@ -142,5 +265,142 @@ describe('WsProxy#handle: refused handshakes', () => {
     const p = await startProxy(t);
     await p.upgrade(`Origin: https://${'x'.repeat(5000)}.example\r\n`);
     assert.equal(String(p.refusals()[0]?.origin).length, 200);
+  });
+});
+
+/** Three stand-in nodes and keys whose shards three different nodes own: user, query and claim. */
+async function placementSetup(t: TestContext, proxy: Partial<WsProxyOptions> = {}) {
+  const nodes = await Promise.all(['n1', 'n2', 'n3'].map((id) => fakeNode(t, id)));
+  const p = await startProxy(t, {
+    nodes,
+    proxy: {
+      handshake: { verifier: claims, allowQueryToken: false, allowedOrigins: [] },
+      affinityQuery: true,
+      ...proxy,
+    },
+  });
+  const owners = p.members.owners;
+  assert.equal(owners.size, 3);
+  const ownerOf = (key: string) => owners.ownerOfKey(key) ?? '';
+  // Pick keys so that each source of the key leads to another node: a wrong precedence cannot pass.
+  const user = 'user-0';
+  let query = '';
+  for (let i = 0; !query; i++) if (ownerOf(`team-${i}`) !== ownerOf(user)) query = `team-${i}`;
+  let claim = '';
+  for (let i = 0; !claim; i++) {
+    const o = ownerOf(`aff-${i}`);
+    if (o !== ownerOf(user) && o !== ownerOf(query)) claim = `aff-${i}`;
+  }
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  /** Opens a connection and returns the node that got it, with the headers it saw. */
+  const place = async (token: string, q = '', extraHeaders = '') => {
+    const before = nodes.map((n) => n.upgrades.length);
+    const head = await p.open(`Authorization: Bearer ${token}\r\n${extraHeaders}`, `/chat/${user}${q}`);
+    assert.match(head, /^HTTP\/1\.1 101 /);
+    const reached = nodes.filter((n, i) => n.upgrades.length > (before[i] ?? 0));
+    assert.equal(reached.length, 1, 'exactly one node got the upgrade');
+    const node = reached[0];
+    assert.ok(node);
+    return { node: node.id, headers: node.upgrades.at(-1) ?? {} };
+  };
+  return { ...p, nodes, byId, owners, ownerOf, user, query, claim, place };
+}
+
+describe('WsProxy#handle: placement on the owner of the key’s shard', () => {
+  test('the key is the token claim, else the query parameter, else the user id: placed on OwnerTable.ownerOfKey', async (t) => {
+    const s = await placementSetup(t);
+    const byClaim = await s.place(`${s.user}|${s.claim}`, `?affinity=${s.query}`);
+    assert.equal(byClaim.node, s.ownerOf(s.claim), 'the signed claim wins over the query');
+    const byQuery = await s.place(s.user, `?affinity=${s.query}`);
+    assert.equal(byQuery.node, s.ownerOf(s.query));
+    const byUser = await s.place(s.user);
+    assert.equal(byUser.node, s.ownerOf(s.user));
+    // The node is told the key it was placed by, and the id the router knows the connection by.
+    assert.deepEqual(
+      [byClaim, byQuery, byUser].map((x) => x.headers[AFFINITY_HEADER]),
+      [s.claim, s.query, s.user],
+    );
+    const entries = s.connections.all();
+    assert.deepEqual(
+      entries.map((c) => [c.key, c.shard, c.nodeId]),
+      [s.claim, s.query, s.user].map((k) => [k, shardOf(k, SHARDS), s.ownerOf(k)]),
+      'the connection table records each connection’s key, shard and node',
+    );
+    assert.deepEqual(
+      [byClaim, byQuery, byUser].map((x) => x.headers[CONNECTION_ID_HEADER]),
+      entries.map((c) => c.id),
+    );
+    assert.equal(await s.value('upgrades', { result: 'ok' }), 3);
+  });
+
+  test('with the query parameter not allowed, it is ignored: the user id places', async (t) => {
+    const s = await placementSetup(t, { affinityQuery: false });
+    const placed = await s.place(s.user, `?affinity=${s.query}`);
+    assert.equal(placed.node, s.ownerOf(s.user));
+    assert.equal(placed.headers[AFFINITY_HEADER], s.user);
+  });
+
+  test('a client’s own affinity or connection-id header is replaced by the router’s', async (t) => {
+    const s = await placementSetup(t);
+    const placed = await s.place(
+      s.user,
+      '',
+      `${AFFINITY_HEADER}: ${s.claim}\r\n${CONNECTION_ID_HEADER}: forged\r\n`,
+    );
+    assert.equal(placed.node, s.ownerOf(s.user));
+    assert.equal(placed.headers[AFFINITY_HEADER], s.user);
+    assert.equal(placed.headers[CONNECTION_ID_HEADER], s.connections.all()[0]?.id);
+  });
+
+  test('the owner refuses the connection: 502 ROUTER_ERR_UPSTREAM_REFUSED with Retry-After, no other node tried', async (t) => {
+    const s = await placementSetup(t);
+    const owner = s.byId.get(s.ownerOf(s.user));
+    assert.ok(owner);
+    await owner.close();
+    assert.equal(s.members.owners.ownerOfKey(s.user), owner.id, 'still the owner in the table');
+    const answer = await s.upgrade(`Authorization: Bearer ${s.user}\r\n`, `/chat/${s.user}`);
+    assert.match(answer, /^HTTP\/1\.1 502 /);
+    assert.match(answer, /\r\nRetry-After: 1\r\n/);
+    assert.match(answer, /"error":"ROUTER_ERR_UPSTREAM_REFUSED"/);
+    assert.deepEqual(
+      s.nodes.map((n) => n.upgrades.length),
+      [0, 0, 0],
+      'placing on a non-owner would lose its messages',
+    );
+    assert.equal(await s.value('upgrades', { result: 'upstream_refused' }), 1);
+    assert.equal(await s.value('proxyErrors', { kind: 'connect_failed' }), 1);
+    assert.equal(s.connections.size, 0);
+  });
+
+  test('an empty owner table: 503 ROUTER_ERR_NO_NODE with Retry-After', async (t) => {
+    const p = await startProxy(t, {
+      proxy: { handshake: { verifier: undefined, allowQueryToken: false, allowedOrigins: [] } },
+    });
+    const answer = await p.upgrade('');
+    assert.match(answer, /^HTTP\/1\.1 503 /);
+    assert.match(answer, /\r\nRetry-After: 1\r\n/);
+    assert.match(answer, /"error":"ROUTER_ERR_NO_NODE"/);
+    assert.equal(await p.value('upgrades', { result: 'no_node' }), 1);
+  });
+
+  test('the shard changes owner while the handshake is in flight: the connection is handed to onMisplaced', async (t) => {
+    const misplaced: ProxiedConnection[] = [];
+    const s = await placementSetup(t, { onMisplaced: (c) => misplaced.push(c) });
+    const owner = s.byId.get(s.ownerOf(s.user));
+    assert.ok(owner);
+    // A connection placed while the table stands still is not reported.
+    await s.place(s.user);
+    assert.equal(misplaced.length, 0);
+    owner.hold = true;
+    const head = s.open(`Authorization: Bearer ${s.user}\r\n`, `/chat/${s.user}`);
+    await owner.until(2);
+    s.members.drain(owner.id); // the table changes before the 101: the rebalancer saw no such connection
+    assert.notEqual(s.members.owners.ownerOfKey(s.user), owner.id);
+    owner.release();
+    assert.match(await head, /^HTTP\/1\.1 101 /);
+    assert.deepEqual(
+      misplaced.map((c) => [c.key, c.nodeId]),
+      [[s.user, owner.id]],
+    );
   });
 });

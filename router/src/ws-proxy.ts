@@ -2,16 +2,19 @@ import { Agent, type ClientRequest, type IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { createProxyServer } from 'http-proxy-3';
 import {
+  AFFINITY_HEADER,
   CONNECTION_ID_HEADER,
   UserId,
+  affinityKeyOf,
   checkHandshake,
+  shardOf,
   rejectUpgrade,
   type ErrorCode,
   type HandshakeCheck,
   type Logger,
 } from '@chat/shared';
 import { AddressLimiter } from './address-limiter.js';
-import type { ConnectionTable } from './connections.js';
+import type { ConnectionTable, ProxiedConnection } from './connections.js';
 import { LogThrottle } from './log-throttle.js';
 import type { MemberTable } from './member-table.js';
 import type { RouterMetrics } from './metrics.js';
@@ -27,6 +30,11 @@ export interface WsProxyOptions {
   readonly connections: ConnectionTable;
   readonly metrics: RouterMetrics;
   readonly logger: Logger;
+  /**
+   * Called with a connection whose shard changed owner while its handshake was in flight (the owner
+   * table's change event came before the connection was in the table): the router migrates it.
+   */
+  readonly onMisplaced?: (connection: ProxiedConnection) => void;
   /** At most one log line per refusal code per this many milliseconds (default 10 s). */
   readonly refusalLogIntervalMs?: number;
   /** The clock of the refusal log's rate limit (default `Date.now`). */
@@ -58,6 +66,7 @@ function connectTo(url: string, timeoutMs: number): Promise<Socket> {
 interface Pending {
   readonly id: string;
   readonly key: string;
+  readonly shard: number;
   readonly nodeId: string;
   readonly client: Socket;
   readonly upstream: Socket;
@@ -68,10 +77,11 @@ interface Pending {
 }
 
 /**
- * The WebSocket hop. Validates the upgrade, derives the affinity key, picks the node on the ring, opens
- * the TCP connection to it itself (so a refusal can be retried once on the next ring position), and hands
- * both sockets to http-proxy-3, which forwards the handshake and pipes the bytes; the router never parses
- * frames. Every way an upgrade can fail ends with an HTTP status (or a close after the 101), a metric,
+ * The WebSocket hop. Validates the upgrade, derives the affinity key, places the connection on the owner
+ * of the key's shard (the node that reads that shard's Kafka partition), opens the TCP connection to it
+ * itself (a refusal is a retryable 502: no other node may take the shard), and hands both sockets to
+ * http-proxy-3, which forwards the handshake with the connection id and the affinity key and pipes the
+ * bytes; the router never parses frames. Every way an upgrade can fail ends with an HTTP status (or a close after the 101), a metric,
  * and both sockets gone: the client leaving before the node answered aborts the proxied request (which
  * http-proxy-3 alone would leak), and a handshake the node never answers gets 504.
  */
@@ -181,12 +191,15 @@ export class WsProxy {
       return;
     }
     // Affinity precedence: the signed claim, then the query parameter (where allowed), then the user.
-    const key = auth.token?.affinity ?? queryAffinity ?? userId;
-    const candidates = this.#o.members.ring.candidates(key, 2);
-    if (candidates.length === 0) {
+    const key = affinityKeyOf(auth.token?.affinity, queryAffinity, userId);
+    const owners = this.#o.members.owners;
+    const shard = shardOf(key, owners.shardCount);
+    const nodeId = owners.ownerOf(shard);
+    const member = nodeId === undefined ? undefined : this.#o.members.member(nodeId);
+    if (nodeId === undefined || member === undefined) {
       return this.#refuse(client, 503, 'ROUTER_ERR_NO_NODE', 'no_node', { 'Retry-After': '1' });
     }
-    await this.#connect(req, client, head, key, candidates);
+    await this.#connect(req, client, head, { key, shard, nodeId, url: member.url });
   }
 
   /**
@@ -211,30 +224,26 @@ export class WsProxy {
     rejectUpgrade(client, status, code, headers);
   }
 
+  /**
+   * Connects to the shard's owner. Only the owner reads the shard's partition, so placing the connection
+   * anywhere else would lose its messages: when the owner refuses, the client gets a retryable 502 and
+   * comes back once the probes have updated the owner table.
+   */
   async #connect(
     req: IncomingMessage,
     client: Socket,
     head: Buffer,
-    key: string,
-    candidates: string[],
+    target: { key: string; shard: number; nodeId: string; url: string },
   ): Promise<void> {
-    const { metrics, members, handshakeTimeoutMs } = this.#o;
+    const { metrics, handshakeTimeoutMs } = this.#o;
+    const { key, shard, nodeId, url } = target;
     const started = Date.now();
     let upstream: Socket | undefined;
-    let nodeId = '';
-    for (const [i, candidate] of candidates.entries()) {
-      const member = members.member(candidate);
-      if (!member) continue;
-      if (i > 0) metrics.retries.inc();
-      try {
-        upstream = await connectTo(member.url, Math.max(1, handshakeTimeoutMs - (Date.now() - started)));
-        nodeId = candidate;
-        break;
-      } catch (err) {
-        metrics.proxyErrors.inc({ kind: 'connect_failed' });
-        this.#log.warn({ node: candidate, err: (err as Error).message }, 'node refused the connection');
-      }
-      if (client.destroyed) break;
+    try {
+      upstream = await connectTo(url, handshakeTimeoutMs);
+    } catch (err) {
+      metrics.proxyErrors.inc({ kind: 'connect_failed' });
+      this.#log.warn({ node: nodeId, shard, err: (err as Error).message }, 'node refused the connection');
     }
     if (client.destroyed) {
       upstream?.destroy();
@@ -242,7 +251,11 @@ export class WsProxy {
       metrics.proxyErrors.inc({ kind: 'client_gone' });
       return;
     }
-    if (!upstream) return this.#refuse(client, 502, 'ROUTER_ERR_UPSTREAM_REFUSED', 'upstream_refused');
+    if (!upstream) {
+      return this.#refuse(client, 502, 'ROUTER_ERR_UPSTREAM_REFUSED', 'upstream_refused', {
+        'Retry-After': '1',
+      });
+    }
 
     metrics.sockets.inc({ side: 'upstream' });
     upstream.once('close', () => metrics.sockets.dec({ side: 'upstream' }));
@@ -251,6 +264,7 @@ export class WsProxy {
     const p: Pending = {
       id,
       key,
+      shard,
       nodeId,
       client,
       upstream,
@@ -276,16 +290,16 @@ export class WsProxy {
       p.proxyReq?.destroy();
       upstream.destroy();
     });
-    const member = members.member(nodeId);
     const agent = Object.assign(new Agent({ keepAlive: false }), { createConnection: () => upstream });
     this.#proxy.ws(
       req,
       client,
       head,
       {
-        target: member?.url ?? `http://${upstream.remoteAddress}:${upstream.remotePort}`,
+        target: url,
         agent,
-        headers: { [CONNECTION_ID_HEADER]: id },
+        // Set by the router only: a client's own copy of either header is replaced.
+        headers: { [CONNECTION_ID_HEADER]: id, [AFFINITY_HEADER]: key },
       },
       (err: Error) => {
         if (!p.upgraded) {
@@ -316,15 +330,17 @@ export class WsProxy {
     // Runs before http-proxy-3's own upgrade listener pipes the sockets.
     this.#early.get(p.client)?.();
     this.#finish(p, 'ok');
-    const { connections, metrics } = this.#o;
-    connections.add({
+    const { connections, metrics, members } = this.#o;
+    const connection: ProxiedConnection = {
       id: p.id,
       key: p.key,
+      shard: p.shard,
       nodeId: p.nodeId,
       client: p.client,
       upstream: p.upstream,
       migrating: false,
-    });
+    };
+    connections.add(connection);
     metrics.proxied.set(connections.size);
     let endedBy: 'client' | 'upstream' | undefined;
     p.client.once('close', () => (endedBy ??= 'client'));
@@ -342,6 +358,10 @@ export class WsProxy {
     };
     p.client.once('close', cleanup);
     p.upstream.once('close', cleanup);
+    if (members.owners.ownerOf(p.shard) !== p.nodeId) {
+      this.#log.info({ node: p.nodeId, shard: p.shard }, 'shard moved during the handshake');
+      this.#o.onMisplaced?.(connection);
+    }
   }
 
   close(): void {
