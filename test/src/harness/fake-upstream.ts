@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { NODE_API, type ReadyzBody } from '@chat/shared';
@@ -12,11 +12,13 @@ import type { Cleanup } from '../kafka/harness.js';
  *   silent-*  never answers the upgrade
  *   reset-*   destroys the socket without answering
  *   die-*     completes the upgrade, then destroys the socket after 50 ms
- * It counts the upgrade sockets it holds, so tests can check that nothing leaked.
+ * It counts the upgrade sockets it holds, so tests can check that nothing leaked, and keeps every
+ * upgrade's path and headers (what the router told it).
  */
 export class FakeUpstream {
   readonly server: Server;
   readonly sockets = new Set<Socket>();
+  readonly upgrades: { url: string; headers: IncomingHttpHeaders }[] = [];
   port = 0;
 
   private constructor(readonly nodeId: string) {
@@ -29,6 +31,7 @@ export class FakeUpstream {
     });
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       this.sockets.add(socket);
+      this.upgrades.push({ url: req.url ?? '', headers: req.headers });
       socket.once('close', () => this.sockets.delete(socket));
       socket.on('error', () => undefined);
       // http.Server sockets allow half-open: close ours when the router closes its side.

@@ -1,7 +1,9 @@
 // Routers and nodes as real processes, membership from the nodes' heartbeats on a real Kafka broker:
-// rebalancing when a node joins, identical placement through two routers, drain, and kill -9 failover.
+// placement on the owner table that shared/ computes, rebalancing by moved shards when a node joins,
+// identical placement through two routers, drain, and kill -9 failover.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { OwnerTable, shardOf } from '@chat/shared';
 import { startNode, type NodeProcess } from '../harness/node-process.js';
 import { startRouter, type RouterProcess } from '../harness/router-process.js';
 import { TestClient, isMessage } from '../harness/ws-client.js';
@@ -9,6 +11,14 @@ import { useKafka } from '../kafka/harness.js';
 import { pollUntil } from '../poll.js';
 
 const MIGRATION_WINDOW_MS = 1000;
+const SHARDS = 32;
+
+/** The owner table routers and nodes must compute for these equal-weight members. */
+const tableOf = (...ids: string[]) =>
+  new OwnerTable(
+    ids.map((id) => ({ id, weight: 1 })),
+    SHARDS,
+  );
 
 describe('router cluster on Kafka membership', () => {
   const cleanups: (() => unknown)[] = [];
@@ -23,6 +33,25 @@ describe('router cluster on Kafka membership', () => {
     const node = await startNode(cleanup, { nodeId: id, env: nodeEnv });
     nodes.set(id, node);
     return node;
+  }
+
+  /** Every shard's owner as `router` says (GET /shards), and its owner table version. */
+  async function shardsOf(router: RouterProcess): Promise<{ version: string; owners: (string | null)[] }> {
+    const body = (await (await router.admin('/shards')).json()) as {
+      ownerTableVersion: string;
+      shards: { shard: number; owner: string | null }[];
+    };
+    return { version: body.ownerTableVersion, owners: body.shards.map((x) => x.owner) };
+  }
+
+  /** Asserts that `router` places every shard as shared/'s OwnerTable does for `table`'s members. */
+  async function agrees(router: RouterProcess, table: OwnerTable): Promise<void> {
+    const { version, owners } = await shardsOf(router);
+    assert.equal(version, table.version);
+    assert.deepEqual(
+      owners,
+      Array.from({ length: SHARDS }, (_, shard) => table.ownerOf(shard)),
+    );
   }
 
   async function ringOf(router: RouterProcess, ids: string[]): Promise<string> {
@@ -44,7 +73,7 @@ describe('router cluster on Kafka membership', () => {
     const common = {
       CHAT_KAFKA_BROKERS: kafka.brokers,
       CHAT_KAFKA_TOPIC_PREFIX: kafka.uniqueName('routing'),
-      CHAT_CLUSTER_SHARDS: '4',
+      CHAT_CLUSTER_SHARDS: String(SHARDS),
     };
     nodeEnv = { ...common, CHAT_NODE_HEARTBEAT_INTERVAL_MS: '300', CHAT_NODE_HEARTBEAT_TIMEOUT_MS: '2000' };
     routerEnv = {
@@ -69,9 +98,17 @@ describe('router cluster on Kafka membership', () => {
     for (const fn of cleanups.reverse()) await fn();
   });
 
-  test('adding a 4th node migrates about 1/4 of the connections (4002), exactly those whose key moved', async (t) => {
+  test('adding a 4th node moves about 1/4 of the shards and exactly their connections (4002)', async (t) => {
+    const three = tableOf('n1', 'n2', 'n3');
+    const four = tableOf('n1', 'n2', 'n3', 'n4');
+    await agrees(routerA, three);
+    await agrees(routerB, three);
     const users = Array.from({ length: 400 }, (_, i) => `mig-${i}`);
     const before = await routerA.lookup(users);
+    assert.deepEqual(
+      before,
+      users.map((u) => three.ownerOfKey(u)),
+    );
     const clients = new Map<string, TestClient>();
     for (const u of users) clients.set(u, await TestClient.connect(t, routerA.wsUrl(u)));
     await pollUntil(async () => (await routerA.metric('chat_router_proxied_connections')) === 400, {
@@ -79,15 +116,24 @@ describe('router cluster on Kafka membership', () => {
     });
 
     await addNode('n4');
-    const version = await ringOf(routerA, ['n1', 'n2', 'n3', 'n4']);
-    const afterOwners = await routerA.lookup(users);
-    const moved = new Set(users.filter((_, i) => before[i] !== afterOwners[i]));
+    await ringOf(routerA, ['n1', 'n2', 'n3', 'n4']);
+    await agrees(routerA, four);
+    const movedShards = three.movedTo(four);
     assert.ok(
-      users.every((_, i) => before[i] === afterOwners[i] || afterOwners[i] === 'n4'),
-      'keys move only to the new node',
+      movedShards.length >= SHARDS / 4 && movedShards.length <= 1.35 * (SHARDS / 4),
+      `moved ${movedShards.length} of ${SHARDS} shards`,
     );
-    assert.ok(moved.size >= 0.8 * 100 && moved.size <= 1.2 * 100, `moved ${moved.size} of 400`);
-    t.diagnostic(`ring change moved ${moved.size} of 400 connections`);
+    const afterOwners = await routerA.lookup(users);
+    const moved = new Set(users.filter((u) => movedShards.includes(shardOf(u, SHARDS))));
+    assert.deepEqual(
+      users.filter((_, i) => before[i] !== afterOwners[i]),
+      [...moved],
+      'a key changes owner exactly when its shard moved',
+    );
+    assert.ok(moved.size >= 0.6 * 100 && moved.size <= 1.6 * 100, `moved ${moved.size} of 400`);
+    t.diagnostic(
+      `adding n4 moved ${movedShards.length} of ${SHARDS} shards, ${moved.size} of 400 connections`,
+    );
 
     const closes = await Promise.all(
       [...moved].map(async (u) => {
@@ -111,13 +157,16 @@ describe('router cluster on Kafka membership', () => {
       if (!moved.has(u)) assert.equal(client.ws.readyState, client.ws.OPEN, `${u} was disturbed`);
     }
     assert.equal(await routerA.metric('chat_router_migrations_total', { result: 'asked' }), moved.size);
-    // The moved clients come back through the router and land on the new owner.
+    // The moved clients come back through the router and land on their shard's new owner.
     const sample = [...moved].slice(0, 10);
     for (const u of sample) clients.set(u, await TestClient.connect(t, routerA.wsUrl(u)));
-    const n4 = nodes.get('n4');
-    assert.ok(n4);
-    for (const u of sample) assert.equal((await n4.presence(u)).localSessions, 1, `${u} not on n4`);
-    assert.equal((await routerB.members()).ringVersion, version);
+    for (const u of sample) {
+      const owner = nodes.get(four.ownerOfKey(u) ?? '');
+      assert.ok(owner);
+      assert.equal((await owner.presence(u)).localSessions, 1, `${u} not on ${owner.nodeId}`);
+    }
+    await ringOf(routerB, ['n1', 'n2', 'n3', 'n4']);
+    await agrees(routerB, four);
     for (const client of clients.values()) await client.close();
   });
 
@@ -125,6 +174,7 @@ describe('router cluster on Kafka membership', () => {
     const keys = Array.from({ length: 10_000 }, (_, i) => `team-${i}`);
     const [a, b] = await Promise.all([routerA.lookup(keys), routerB.lookup(keys)]);
     assert.deepEqual(a, b);
+    assert.deepEqual(await shardsOf(routerA), await shardsOf(routerB));
     const counts = new Map<string, number>();
     for (const n of a) counts.set(String(n), (counts.get(String(n)) ?? 0) + 1);
     assert.deepEqual([...counts.keys()].sort(), ['n1', 'n2', 'n3', 'n4']);
@@ -151,9 +201,17 @@ describe('router cluster on Kafka membership', () => {
   test('draining a node moves its sessions elsewhere and they keep chatting', async (t) => {
     const users = Array.from({ length: 60 }, (_, i) => `drain-${i}`);
     const owners = await routerA.lookup(users);
+    const full = tableOf('n1', 'n2', 'n3', 'n4');
+    const drained = tableOf('n1', 'n3', 'n4');
+    assert.deepEqual(
+      owners,
+      users.map((u) => full.ownerOfKey(u)),
+    );
     const onN2 = users.filter((_, i) => owners[i] === 'n2');
-    const elsewhere = users.find((_, i) => owners[i] !== 'n2') ?? '';
-    assert.ok(onN2.length > 5);
+    // A peer whose shard keeps its owner (the quotas may move a few shards between the others too).
+    const elsewhere =
+      users.find((u) => full.ownerOfKey(u) !== 'n2' && full.ownerOfKey(u) === drained.ownerOfKey(u)) ?? '';
+    assert.ok(onN2.length > 5 && elsewhere);
     const clients = await Promise.all(onN2.map((u) => TestClient.connect(t, routerA.wsUrl(u))));
     const peer = await TestClient.connect(t, routerA.wsUrl(elsewhere));
 
@@ -163,6 +221,8 @@ describe('router cluster on Kafka membership', () => {
     // Both routers drop it: the node's heartbeat says draining.
     await ringOf(routerA, ['n1', 'n3', 'n4']);
     await ringOf(routerB, ['n1', 'n3', 'n4']);
+    await agrees(routerA, drained);
+    await agrees(routerB, drained);
     for (const c of await Promise.all(clients.map((c) => c.closed))) assert.equal(c.code, 4002);
 
     const back = await Promise.all(onN2.map((u) => TestClient.connect(t, routerA.wsUrl(u))));
@@ -181,8 +241,13 @@ describe('router cluster on Kafka membership', () => {
   test('kill -9 of a node: new upgrades avoid it within 3 s; sessions on other nodes undisturbed', async (t) => {
     const users = Array.from({ length: 40 }, (_, i) => `kill-${i}`);
     const owners = await routerA.lookup(users);
+    const without = tableOf('n1', 'n2', 'n4');
     const victimUser = users.find((_, i) => owners[i] === 'n3') ?? '';
-    const survivors = users.filter((_, i) => owners[i] !== 'n3').slice(0, 6);
+    // Sessions whose shard keeps its owner when n3 goes (the quotas may move a few others too).
+    const survivors = users
+      .filter((u, i) => owners[i] !== 'n3' && without.ownerOfKey(u) === owners[i])
+      .slice(0, 6);
+    assert.ok(victimUser && survivors.length === 6);
     const victim = await TestClient.connect(t, routerA.wsUrl(victimUser));
     const others = await Promise.all(survivors.map((u) => TestClient.connect(t, routerA.wsUrl(u))));
 
@@ -202,6 +267,7 @@ describe('router cluster on Kafka membership', () => {
     t.diagnostic(`killed node left the ring after ${elapsed} ms`);
     const closed = await victim.closed;
     assert.equal(closed.code, 1006, 'the dead node’s connection dropped');
+    await agrees(routerA, without);
     // New upgrade for the same key lands elsewhere.
     const again = await TestClient.connect(t, routerA.wsUrl(victimUser));
     again.send('ping');

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
+import { AFFINITY_HEADER, CONNECTION_ID_HEADER } from '@chat/shared';
 import { FakeUpstream } from '../harness/fake-upstream.js';
 import { startNode } from '../harness/node-process.js';
 import { rawConnect, rawRequest, upgradeRequest } from '../harness/raw-http.js';
@@ -150,33 +151,51 @@ describe('router fault handling', () => {
     await noLeaks();
   });
 
-  test('chosen node refuses the connection: one retry on the next ring position, counted; all refuse: 502', async (t) => {
-    const a = await FakeUpstream.start(t);
-    const b = await FakeUpstream.start(t);
+  test('the node is told the affinity key (query where allowed, else the user) and the connection id', async (t) => {
+    for (const [query, key] of [
+      [undefined, 'ok-hdr'],
+      ['affinity=team-x', 'team-x'],
+    ] as const) {
+      const client = await TestClient.connect(t, router.wsUrl('ok-hdr', query), []);
+      const seen = fake.upgrades.at(-1);
+      assert.equal(seen?.url.split('?')[0], '/chat/ok-hdr');
+      assert.equal(seen?.headers[AFFINITY_HEADER], key);
+      assert.match(String(seen?.headers[CONNECTION_ID_HEADER]), /^[0-9a-f]{6}-[0-9a-z]+$/);
+      await client.close();
+    }
+    await noLeaks();
+  });
+
+  test('the owner refuses the connection: 502 ROUTER_ERR_UPSTREAM_REFUSED with Retry-After, no other node tried', async (t) => {
+    const a = await FakeUpstream.start(t, 'a');
+    const b = await FakeUpstream.start(t, 'b');
     const r = await startRouter(t, {
       CHAT_ROUTER_NODES: `a=${a.url},b=${b.url}`,
-      // Probes so rare that the ring still holds a node after it went away: the retry path decides.
+      // Probes so rare that the table still holds a node after it went away: the connect path decides.
       CHAT_ROUTER_PROBE_INTERVAL_MS: '60000',
       CHAT_ROUTER_PROBE_FAILURES: '100',
     });
-    await pollUntil(async () => (await r.members()).ringSize === 2, { what: 'a and b in the ring' });
+    await pollUntil(async () => (await r.members()).ringSize === 2, { what: 'a and b in the table' });
     const keys = Array.from({ length: 50 }, (_, i) => `ok-${i}`);
     const owners = await r.lookup(keys);
     const keyOnA = keys.find((_, i) => owners[i] === 'a') ?? '';
+    const keyOnB = keys.find((_, i) => owners[i] === 'b') ?? '';
+    assert.ok(keyOnA && keyOnB);
     await a.close();
-    const client = await TestClient.connect(t, r.wsUrl(keyOnA), []);
-    client.send('via b');
-    await client.next((f) => f === 'via b');
-    assert.equal(await r.metric('chat_router_upstream_retries_total'), 1);
-    assert.equal(b.sockets.size, 1);
+    for (let i = 1; i <= 2; i++) {
+      const res = await rawRequest(r.port, upgradeRequest(`/chat/${keyOnA}`));
+      assert.equal(res.status, 502);
+      assert.equal(res.headers['retry-after'], '1', 'retryable: the client comes back');
+      assert.match(res.rest, /"error":"ROUTER_ERR_UPSTREAM_REFUSED"/, 'written with the head');
+      res.socket.destroy();
+      assert.equal(await r.metric('chat_router_upgrades_total', { result: 'upstream_refused' }), i);
+    }
+    // Only a's shards are refused, and b never got a's connections (it does not read their partitions).
+    assert.equal(b.sockets.size, 0);
+    const client = await TestClient.connect(t, r.wsUrl(keyOnB), []);
+    client.send('on b');
+    await client.next((f) => f === 'on b');
     await client.close();
-
-    await b.close();
-    const res = await rawRequest(r.port, upgradeRequest(`/chat/${keyOnA}`));
-    assert.equal(res.status, 502);
-    res.socket.destroy();
-    assert.equal(await r.metric('chat_router_upgrades_total', { result: 'upstream_refused' }), 1);
-    assert.equal(await r.metric('chat_router_upstream_retries_total'), 2);
     await noLeaks(r, b);
   });
 
