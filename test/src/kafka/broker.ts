@@ -89,6 +89,17 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** The scheduler state of `pid` from /proc (Linux): 'T' when stopped by SIGSTOP; undefined when gone. */
+function procState(pid: number): string | undefined {
+  try {
+    // "pid (comm) S ..." where comm may contain spaces and parentheses: the state follows the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+  } catch {
+    return undefined;
+  }
+}
+
 function tail(file: string, bytes = 3000): string {
   try {
     return readFileSync(file, 'utf8').slice(-bytes);
@@ -141,6 +152,7 @@ export class KafkaBroker {
   readonly #options: KafkaBrokerOptions;
   readonly #ownsDir: boolean;
   #pid: number | undefined;
+  #frozen = false;
 
   private constructor(
     dir: string,
@@ -185,6 +197,11 @@ export class KafkaBroker {
 
   get running(): boolean {
     return this.#pid !== undefined && isAlive(this.#pid);
+  }
+
+  /** True between freeze() and thaw(). */
+  get frozen(): boolean {
+    return this.#frozen;
   }
 
   state(): KafkaBrokerState {
@@ -265,10 +282,15 @@ export class KafkaBroker {
     this.#options.log?.(`Kafka broker ready at ${this.brokers} (pid ${pid}, log ${this.logFile})`);
   }
 
-  /** Controlled shutdown (SIGTERM), SIGKILL if it takes longer than `timeoutMs`. Keeps the data. */
+  /**
+   * Controlled shutdown (SIGTERM), SIGKILL if it takes longer than `timeoutMs`; resolves once the JVM has
+   * exited (so its port is free for restart()). Keeps the data. A frozen broker is thawed first (a
+   * stopped process does not act on SIGTERM).
+   */
   async stop(timeoutMs = 20_000): Promise<void> {
     const pid = this.#pid;
     if (pid === undefined) return;
+    if (this.#frozen) await this.thaw();
     await stopProcess(pid, timeoutMs);
     this.#pid = undefined;
   }
@@ -279,12 +301,47 @@ export class KafkaBroker {
     if (pid === undefined) return;
     await stopProcess(pid, 0);
     this.#pid = undefined;
+    this.#frozen = false;
   }
 
-  /** Starts the broker again on the same ports and data after stop() or kill(). */
+  /**
+   * Starts the broker again after stop() or kill(): same listener and controller ports, same log
+   * directory, so clients reconnect to the address they had and the data (topics, offsets, committed
+   * group offsets) survives. Resolves once it serves metadata. No-op while it runs.
+   */
   async restart(): Promise<void> {
     if (this.running) return;
     await this.#launch(await kafkaClasspath());
+  }
+
+  /**
+   * Freezes the broker (SIGSTOP on the JVM): its sockets stay open but nothing answers, as in a long GC
+   * pause or a hung host, unlike stop() where connections are refused. Resolves once the kernel reports
+   * the process stopped. thaw() undoes it; stop(), kill() and dispose() work on a frozen broker.
+   */
+  async freeze(): Promise<void> {
+    const pid = this.#pid;
+    if (pid === undefined) throw new Error('broker is not running');
+    process.kill(pid, 'SIGSTOP');
+    this.#frozen = true;
+    await pollUntil(() => procState(pid) === 'T' || procState(pid) === undefined, {
+      timeoutMs: 5000,
+      intervalMs: 10,
+      what: `broker pid ${pid} to stop (SIGSTOP)`,
+    });
+  }
+
+  /** Thaws a frozen broker (SIGCONT); resolves once the process runs again. No-op when not frozen. */
+  async thaw(): Promise<void> {
+    const pid = this.#pid;
+    if (pid === undefined || !this.#frozen) return;
+    process.kill(pid, 'SIGCONT');
+    this.#frozen = false;
+    await pollUntil(() => procState(pid) !== 'T', {
+      timeoutMs: 5000,
+      intervalMs: 10,
+      what: `broker pid ${pid} to continue (SIGCONT)`,
+    });
   }
 
   /** Stops the broker and removes its directory if this object created it. */

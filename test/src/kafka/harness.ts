@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel, type Admin, type ITopicConfig } from 'kafkajs';
-import { KafkaBroker } from './broker.js';
+import { KafkaBroker, type KafkaBrokerOptions } from './broker.js';
 
 /** Env var through which tools/run-tests.mjs hands one shared broker to every test file. */
 export const TEST_BROKERS_ENV = 'CHAT_TEST_KAFKA_BROKERS';
@@ -72,9 +72,29 @@ export async function useKafka(cleanup: Cleanup): Promise<KafkaFixture> {
   return useOwnKafka(cleanup);
 }
 
-/** A broker for this test alone: for tests that stop, kill or restart it. */
-export async function useOwnKafka(cleanup: Cleanup): Promise<KafkaFixture> {
-  const broker = await KafkaBroker.start();
+/**
+ * A broker for this test alone (never the run's shared one): for tests that stop, kill, restart, freeze
+ * or thaw it. Disposed (thawed if frozen, stopped, its directory removed) when the test or suite ends.
+ */
+export async function useOwnKafka(cleanup: Cleanup, options: KafkaBrokerOptions = {}): Promise<KafkaFixture> {
+  const broker = await KafkaBroker.start(options);
   cleanup.after(() => broker.dispose());
   return makeFixture(broker.brokers, broker, cleanup);
+}
+
+/** How a test takes its broker away: `stop` (SIGTERM, connections refused) or `freeze` (SIGSTOP, silence). */
+export type BrokerOutage = 'stop' | 'freeze';
+
+/**
+ * Takes `broker` out the `kind` way and resolves once it is out (the JVM has exited, or the kernel reports
+ * it stopped), with the function that brings it back: restart() on the same port and data after a stop
+ * (resolves once it serves metadata again), thaw() after a freeze (resolves once it runs).
+ */
+export async function interruptBroker(broker: KafkaBroker, kind: BrokerOutage): Promise<() => Promise<void>> {
+  if (kind === 'stop') {
+    await broker.stop();
+    return () => broker.restart();
+  }
+  await broker.freeze();
+  return () => broker.thaw();
 }
