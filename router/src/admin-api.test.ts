@@ -1,0 +1,175 @@
+// The admin API's shard views (GET /members, GET /shards, GET and POST /lookup) on a real listener on
+// 127.0.0.1 port 0, over a member table of stand-in nodes that answer /readyz.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { describe, test, type TestContext } from 'node:test';
+import { OwnerTable, createLogger, shardOf, type ReadyzBody } from '@chat/shared';
+import { createAdminHandler } from './admin-api.js';
+import { ConnectionTable } from './connections.js';
+import { MemberTable } from './member-table.js';
+import { RouterMetrics } from './metrics.js';
+
+const logger = createLogger({ name: 'test', level: 'silent' });
+const SHARDS = 16;
+
+async function listen(t: TestContext, server: ReturnType<typeof createServer>): Promise<string> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** A stand-in node that answers /readyz as accepting. */
+async function readyNode(t: TestContext, id: string): Promise<string> {
+  const body: ReadyzBody = { ready: true, accepting: true, draining: false, bus: true, nodeId: id };
+  return listen(
+    t,
+    createServer((_req, res) =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body)),
+    ),
+  );
+}
+
+/** A real socket (closed after the test) to stand in for a proxied connection's sockets. */
+async function socket(t: TestContext): Promise<Socket> {
+  const server = createServer();
+  const url = new URL(await listen(t, server));
+  const s = connect(Number(url.port), '127.0.0.1');
+  s.on('error', () => undefined);
+  t.after(() => s.destroy());
+  await once(s, 'connect');
+  return s;
+}
+
+async function setup(t: TestContext, ids: string[]) {
+  const members = new MemberTable({
+    shardCount: SHARDS,
+    probeIntervalMs: 60_000,
+    probeTimeoutMs: 1000,
+    probeFailures: 1,
+    metrics: new RouterMetrics({ defaultMetrics: false }),
+    logger,
+  });
+  t.after(() => members.stop());
+  const urls = await Promise.all(ids.map((id) => readyNode(t, id)));
+  members.setMembers(ids.map((id, i) => ({ id, url: urls[i] ?? '', weight: 1, state: 'active' as const })));
+  await members.probeAll();
+  const connections = new ConnectionTable();
+  const handler = createAdminHandler({ members, connections, logger, nodeHeaders: {} });
+  const base = await listen(
+    t,
+    createServer((req, res) => void handler(req, res)),
+  );
+  const get = async (path: string, init?: RequestInit) => {
+    const res = await fetch(`${base}${path}`, init);
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  /** Records a proxied connection of `key` on its owner. */
+  const add = async (id: string, key: string) => {
+    const s = await socket(t);
+    const shard = shardOf(key, SHARDS);
+    const nodeId = members.owners.ownerOf(shard) ?? '';
+    connections.add({ id, key, shard, nodeId, client: s, upstream: s, migrating: false });
+  };
+  return { members, connections, get, add };
+}
+
+describe('admin API: shards', () => {
+  test('GET /lookup?key=K: the key, its shard, the shard’s owner and the owner table version', async (t) => {
+    const s = await setup(t, ['a', 'b', 'c']);
+    const table = new OwnerTable(
+      ['a', 'b', 'c'].map((id) => ({ id, weight: 1 })),
+      SHARDS,
+    );
+    for (const key of ['alice', 'team-blue', 'k9']) {
+      const { status, body } = await s.get(`/lookup?key=${key}`);
+      assert.equal(status, 200);
+      assert.deepEqual(body, {
+        key,
+        shard: shardOf(key, SHARDS),
+        owner: table.ownerOfKey(key),
+        ownerTableVersion: table.version,
+        node: table.ownerOfKey(key),
+      });
+    }
+    assert.deepEqual(await s.get('/lookup?key=bad%20key'), {
+      status: 400,
+      body: { error: 'ROUTER_ERR_BAD_AFFINITY' },
+    });
+    assert.equal((await s.get('/lookup')).status, 400, 'no key');
+  });
+
+  test('POST /lookup: shards and owners of many keys in order; a bad body is 400', async (t) => {
+    const s = await setup(t, ['a', 'b']);
+    const keys = Array.from({ length: 50 }, (_, i) => `u-${i}`);
+    const { status, body } = await s.get('/lookup', { method: 'POST', body: JSON.stringify({ keys }) });
+    assert.equal(status, 200);
+    assert.equal(body.ownerTableVersion, s.members.owners.version);
+    assert.deepEqual(
+      body.shards,
+      keys.map((k) => shardOf(k, SHARDS)),
+    );
+    assert.deepEqual(
+      body.nodes,
+      keys.map((k) => s.members.owners.ownerOfKey(k)),
+    );
+    assert.deepEqual(new Set(body.nodes as string[]), new Set(['a', 'b']));
+    for (const bad of ['{"keys":"x"}', '{"keys":[1]}', 'not json', '{}']) {
+      assert.equal((await s.get('/lookup', { method: 'POST', body: bad })).status, 400, bad);
+    }
+  });
+
+  test('GET /shards: every shard with its owner and this router’s connections on it', async (t) => {
+    const s = await setup(t, ['a', 'b', 'c']);
+    await s.add('c1', 'alice');
+    await s.add('c2', 'alice');
+    await s.add('c3', 'bob');
+    const { status, body } = await s.get('/shards');
+    assert.equal(status, 200);
+    assert.equal(body.ownerTableVersion, s.members.owners.version);
+    const shards = body.shards as { shard: number; owner: string | null; connections: number }[];
+    assert.equal(shards.length, SHARDS);
+    const expected = new Array<number>(SHARDS).fill(0);
+    for (const k of ['alice', 'alice', 'bob'])
+      expected[shardOf(k, SHARDS)] = (expected[shardOf(k, SHARDS)] ?? 0) + 1;
+    assert.deepEqual(
+      shards,
+      expected.map((connections, shard) => ({ shard, owner: s.members.owners.ownerOf(shard), connections })),
+    );
+  });
+
+  test('GET /shards with an empty table: every shard without owner', async (t) => {
+    const s = await setup(t, []);
+    const { body } = await s.get('/shards');
+    assert.equal(body.ownerTableVersion, 'empty');
+    assert.ok((body.shards as { owner: unknown }[]).every((x) => x.owner === null));
+    assert.equal((await s.get('/lookup?key=alice')).body.owner, null);
+  });
+
+  test('GET /members: the owner table version, the shard count, shards owned per member', async (t) => {
+    const s = await setup(t, ['a', 'b', 'c']);
+    s.members.drain('c');
+    await s.add('x', 'alice');
+    const { body } = await s.get('/members');
+    assert.equal(body.ownerTableVersion, s.members.owners.version);
+    assert.equal(body.shards, SHARDS);
+    const list = body.members as { id: string; shards: number; connections: number; inRing: boolean }[];
+    assert.deepEqual(
+      list.map((m) => [m.id, m.shards, m.inRing]),
+      [
+        ['a', SHARDS / 2, true],
+        ['b', SHARDS / 2, true],
+        ['c', 0, false],
+      ],
+    );
+    assert.equal(
+      list.reduce((n, m) => n + m.connections, 0),
+      1,
+    );
+  });
+});
