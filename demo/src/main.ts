@@ -52,7 +52,6 @@ function busFor(nodeId: string, epoch: string, metrics: NodeMetrics, log: Logger
     nodeId,
     epoch,
     shards: nodeBase.clusterShards,
-    batchWindowMs: nodeBase.busBatchWindowMs,
     batchMax: nodeBase.busBatchMax,
     publishTimeoutMs: nodeBase.busPublishTimeoutMs,
     startTimeoutMs: nodeBase.busStartTimeoutMs,

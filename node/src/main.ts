@@ -27,7 +27,6 @@ const bus: ChatBus =
         nodeId: config.nodeId,
         epoch,
         shards: config.clusterShards,
-        batchWindowMs: config.busBatchWindowMs,
         batchMax: config.busBatchMax,
         publishTimeoutMs: config.busPublishTimeoutMs,
         startTimeoutMs: config.busStartTimeoutMs,

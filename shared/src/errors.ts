@@ -33,6 +33,11 @@ export const ERROR_CODES = {
     summary:
       'The receiver is connected to another node and Kafka did not confirm the message (down, or no answer within CHAT_NODE_BUS_PUBLISH_TIMEOUT_MS). Sessions of the receiver on this node got it; other nodes most likely did not, though after a timeout it can still arrive late.',
   },
+  NODE_ERR_BUS_TIMEOUT: {
+    retryable: true,
+    summary:
+      'The receiver is connected to another node and Kafka took the message but did not confirm it within CHAT_NODE_BUS_PUBLISH_TIMEOUT_MS: it may have been delivered (possibly late). Retry with the same cid; sessions of the receiver on this node already got it.',
+  },
   NODE_ERR_DRAINING: {
     retryable: true,
     summary:
@@ -156,6 +161,11 @@ export const ERROR_CODES = {
   KAFKA_ERR_UNAVAILABLE: {
     retryable: true,
     summary: 'The Kafka broker could not be reached or did not answer in time.',
+  },
+  KAFKA_ERR_TIMEOUT: {
+    retryable: true,
+    summary:
+      'A record was handed to Kafka and not confirmed within the publish timeout (no answer, or the request failed): it may still be written.',
   },
   KAFKA_ERR_START_FAILED: {
     retryable: false,

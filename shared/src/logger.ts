@@ -87,36 +87,117 @@ function isTransient(text: string): boolean {
 }
 
 /**
- * The level for a kafkajs error-level entry. kafkajs logs every failed broker response at error
- * (`Response Metadata(...)` with `error` in the fields) and again when it retries or restarts, although
- * the caller retries and reports for itself. Expected transient broker errors go down: the failed response
- * to debug (the layer above reports the outcome), the retry or restart of the operation to warn. Anything
- * else stays an error: that is what an operator must act on.
+ * The broker being away (stopped, restarting, frozen, unreachable): what every kafkajs client logs, many
+ * times over, until it is back. Each is a kind: at most one line per kind per window is logged (at warn),
+ * the rest are counted and reported as `suppressed`. The messages are kafkajs's own (`src/network`,
+ * `src/cluster`, `src/errors.js`) and Kafka's for the codes a restarting broker answers with.
  */
-function kafkaErrorLevel(message: string, fields: Record<string, unknown>): 'error' | 'warn' | 'debug' {
+const BROKER_AWAY: readonly (readonly [kind: string, RegExp])[] = [
+  ['connection refused', /ECONNREFUSED|connection refused/i],
+  ['connection reset', /ECONNRESET|EPIPE|socket hang up/i],
+  ['connection closed', /Closed connection|KafkaJSConnectionClosedError/],
+  ['connection timeout', /Connection timeout|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH/],
+  ['connection error', /Connection error/],
+  ['request timeout', /Request .* timed out|KafkaJSRequestTimeoutError/],
+  [
+    'broker not available',
+    /No broker available|KafkaJSNoBrokerAvailableError|broker is not available|BROKER_NOT_AVAILABLE/i,
+  ],
+  ['leader not available', /There is no leader for this topic-partition|LEADER_NOT_AVAILABLE/],
+  [
+    'coordinator not available',
+    /coordinator is not available|The coordinator is loading|COORDINATOR_NOT_AVAILABLE/i,
+  ],
+];
+
+/** The broker-away kind of `text`, if it is one. */
+function brokerAwayKind(text: string): string | undefined {
+  return BROKER_AWAY.find(([, re]) => re.test(text))?.[0];
+}
+
+type Level = 'error' | 'warn' | 'debug';
+
+/**
+ * How a kafkajs error-level entry is logged: `level`, and `kind` when it is a broker-away error (logged
+ * rate-limited). kafkajs logs every failed broker response at error (`Response Metadata(...)` with
+ * `error` in the fields) and again when it retries or restarts, although the caller retries and reports
+ * for itself. Expected transient errors go down: a failed response to debug (the layer above reports the
+ * outcome), the retry or restart of the operation to warn; while the broker is away, one warn line per
+ * kind per window. Anything else stays an error: that is what an operator must act on.
+ */
+function kafkaErrorLevel(message: string, fields: Record<string, unknown>): { level: Level; kind?: string } {
   const text = `${message} ${typeof fields.error === 'string' ? fields.error : ''}`;
-  if (isTransient(text)) return message.startsWith('Response ') ? 'debug' : 'warn';
+  const away = brokerAwayKind(text);
+  // Internal retries that ran out: transient only when what they retried is (a real error stays one).
+  if (text.includes('KafkaJSNumberOfRetriesExceeded') && !away && !isTransient(text))
+    return { level: 'error' };
+  if (message.startsWith('Response ') && (away || isTransient(text))) return { level: 'debug' };
+  if (away) return { level: 'warn', kind: away };
+  if (isTransient(text)) return { level: 'warn' };
   // A consumer restarting after a crash it can recover from (the crash itself was logged just before).
-  if (message.startsWith('Restarting the consumer')) return 'warn';
+  if (message.startsWith('Restarting the consumer')) return { level: 'warn', kind: 'consumer restart' };
   // Nodes starting together all create the topics; all but one get TOPIC_ALREADY_EXISTS, which kafkajs
   // reports only as this aggregate (and then answers false). A real creation failure fails our start.
-  if (message.startsWith('Response CreateTopics') && fields.error === 'Topic creation errors') return 'warn';
-  return 'error';
+  if (message.startsWith('Response CreateTopics') && fields.error === 'Topic creation errors')
+    return { level: 'warn' };
+  return { level: 'error' };
+}
+
+export interface KafkaLogOptions {
+  /** Log kafkajs INFO at info (default: at debug; kafkajs INFO is chatty, e.g. every group join). */
+  readonly infoAsInfo?: boolean;
+  /** At most one broker-away line per kind per this many ms (default 10 s). */
+  readonly windowMs?: number;
 }
 
 /**
  * A kafkajs `logCreator` that routes the client's logs into ours as structured fields. kafkajs INFO is
- * chatty (every group join), so it is logged at debug unless `infoAsInfo` is set; its errors that are
- * expected and retried (a fresh broker, a rebalance) are logged below error (see `kafkaErrorLevel`).
+ * logged at debug unless `infoAsInfo` is set; its errors that are expected and retried (a fresh broker, a
+ * rebalance, a broker that is away) are logged below error (see `kafkaErrorLevel`), and broker-away errors
+ * at most once per kind per `windowMs`: the first of a window is logged, the others are counted, and the
+ * count is logged when the window ends (`suppressed`, with the kind and the last message).
  */
-export function kafkaLogCreator(logger: Logger, infoAsInfo = false) {
+export function kafkaLogCreator(logger: Logger, options: boolean | KafkaLogOptions = {}) {
+  const { infoAsInfo = false, windowMs = 10_000 } =
+    typeof options === 'boolean' ? { infoAsInfo: options } : options;
   const child = logger.child({ subsystem: 'kafkajs' });
+  /** Per kind: the window in progress (a line was logged at its start) and what it suppressed since. */
+  const windows = new Map<string, { suppressed: number; last: string; namespace: string }>();
+  const limited = (kind: string, namespace: string, fields: Record<string, unknown>, message: string) => {
+    const open = windows.get(kind);
+    if (open) {
+      open.suppressed++;
+      open.last = message;
+      open.namespace = namespace;
+      return;
+    }
+    child.warn({ namespace, kind, ...fields }, message);
+    const window = { suppressed: 0, last: message, namespace };
+    windows.set(kind, window);
+    setTimeout(() => {
+      windows.delete(kind);
+      if (window.suppressed > 0)
+        child.warn(
+          { namespace: window.namespace, kind, suppressed: window.suppressed, windowMs, last: window.last },
+          'kafkajs: more of the same suppressed',
+        );
+    }, windowMs).unref();
+  };
   return () =>
     ({ namespace, level, log }: KafkaLogEntry): void => {
       const { message, timestamp: _ts, logger: _l, ...fields } = log;
       let target = KAFKAJS_LEVELS[level] ?? 'debug';
       if (target === 'info' && !infoAsInfo) target = 'debug';
-      if (target === 'error') target = kafkaErrorLevel(message, fields);
+      if (target === 'error') {
+        const { level: mapped, kind } = kafkaErrorLevel(message, fields);
+        if (kind) {
+          // The stack of an expected error says nothing new and makes every line several KiB.
+          const { stack: _stack, ...rest } = fields;
+          limited(kind, namespace, rest, message);
+          return;
+        }
+        target = mapped;
+      }
       child[target]({ namespace, ...fields }, message);
     };
 }

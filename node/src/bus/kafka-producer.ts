@@ -1,25 +1,44 @@
-import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
+import { Partitioners, type Admin, type Kafka, type Message, type Producer } from 'kafkajs';
 import { ChatError, type Logger } from '@chat/shared';
 import type { NodeMetrics } from '../metrics.js';
-import { Batcher } from './batcher.js';
+import { Coalescer } from './batcher.js';
 
-export type RecordKind = 'message' | 'presence' | 'heartbeat';
+/** What a record is, for metrics: a cross-node message, presence, a heartbeat, a shard's read position. */
+export type RecordKind = 'message' | 'presence' | 'heartbeat' | 'offset';
 
 export interface KafkaProducerOptions {
   readonly kafka: Kafka;
   /** Where cross-node messages go. */
   readonly messagesTopic: string;
+  /**
+   * Each record is answered within this time from its publish: resolved once Kafka confirmed it, else
+   * rejected (`KAFKA_ERR_UNAVAILABLE` when it was never handed to Kafka, `KAFKA_ERR_TIMEOUT` when it was).
+   */
   readonly publishTimeoutMs: number;
-  readonly batchWindowMs: number;
+  /** Ignored: records are sent at once, not after a window. Accepted until kafka-bus.ts stops passing it. */
+  readonly batchWindowMs?: number;
+  /** At most this many records in one produce request; more wait for the next. */
   readonly batchMax: number;
+  /** At most about this many bytes (keys and values) in one produce request (default 512 KiB). */
+  readonly maxRequestBytes?: number;
+  /** How often the broker is probed while nothing else showed it answering (default 500 ms). */
+  readonly probeIntervalMs?: number;
+  /** A probe unanswered after this long marks the producer unhealthy (default 1200 ms). */
+  readonly probeTimeoutMs?: number;
   readonly metrics: NodeMetrics;
   readonly logger: Logger;
-  /** The producer started or stopped working (a produce failed, or one got through again). */
+  /** The producer became usable, or stopped being usable (a probe or a produce failed). */
   readonly onHealthChange: (healthy: boolean) => void;
 }
 
+/** Definitely not written: never handed to Kafka (the producer is known broken, or stopped). */
 export function unavailable(message: string, cause?: unknown): ChatError {
   return new ChatError('KAFKA_ERR_UNAVAILABLE', message, {}, cause === undefined ? undefined : { cause });
+}
+
+/** Handed to Kafka and not confirmed (no answer in time, or a failed request): it may still be written. */
+export function unconfirmed(message: string, cause?: unknown): ChatError {
+  return new ChatError('KAFKA_ERR_TIMEOUT', message, {}, cause === undefined ? undefined : { cause });
 }
 
 export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -34,41 +53,263 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, what: stri
   }
 }
 
+interface Outgoing {
+  readonly topic: string;
+  readonly message: Message;
+  readonly kind: RecordKind;
+}
+
+function size(v: Buffer | string | null | undefined): number {
+  if (v === null || v === undefined) return 0;
+  return typeof v === 'string' ? v.length : v.byteLength;
+}
+
 /**
  * The node's one idempotent producer (acks=all, one request in flight, so per-partition order holds).
- * Cross-node messages are batched (`Batcher`); presence and heartbeats are sent as they come. When a
- * produce fails, the producer is marked broken: message sends fail fast with a retryable error until
- * `probe()` (the heartbeat loop) gets a record through on a fresh producer.
+ *
+ * No batch window: a record goes to Kafka at once when no request is in flight; what arrives while one
+ * is in flight goes out together in the next request (`Coalescer`). Every kind of record (messages,
+ * presence, heartbeats) shares that one queue, so the producer never has two requests of its own in
+ * flight. Each record has its own deadline (the publish timeout from its publish), kept whatever is in
+ * flight, and its error says whether it may have been written:
+ * - `KAFKA_ERR_UNAVAILABLE`: never handed to Kafka (the producer was unhealthy, or the record was still
+ *   queued at its deadline or when the producer became unhealthy). Not written, ever.
+ * - `KAFKA_ERR_TIMEOUT`: handed to Kafka, which did not confirm it (no answer by the deadline, or the
+ *   request failed). It may have been written and may still be delivered.
+ *
+ * Health: a metadata probe on a connection of its own (an admin client) every `probeIntervalMs`, unless a
+ * produce was answered within that interval; unanswered after `probeTimeoutMs`, or failing, or a produce
+ * failing or timing out, marks the producer unhealthy: sends then fail fast and queued records are
+ * rejected. The next successful probe makes it healthy again, after replacing the producer when a produce
+ * had failed (a fresh producer id, so no sequence number of a produce with an unknown outcome is reused).
  */
 export class KafkaProducer {
   readonly #o: KafkaProducerOptions;
   readonly #log: Logger;
-  readonly #batcher: Batcher<Message>;
+  readonly #queue: Coalescer<Outgoing>;
+  readonly #probeIntervalMs: number;
+  readonly #probeTimeoutMs: number;
   #producer: Producer | undefined;
+  #admin: Admin | undefined;
   #healthy = false;
-  #broken = false;
+  /** A produce failed or timed out on the current producer: replace it before sending again. */
+  #stale = false;
+  #closing = false;
   #stopped = false;
+  #probeTimer: NodeJS.Timeout | undefined;
+  #probing: Promise<void> | undefined;
+  /** performance.now() of the last answer from the broker (a produce or a probe). */
+  #lastAnswer = 0;
 
   constructor(options: KafkaProducerOptions) {
     this.#o = options;
     this.#log = options.logger.child({ subsystem: 'kafka-producer' });
-    this.#batcher = new Batcher<Message>({
-      windowMs: options.batchWindowMs,
-      max: options.batchMax,
-      flush: (messages) => this.send(options.messagesTopic, messages, 'message'),
+    this.#probeIntervalMs = options.probeIntervalMs ?? 500;
+    this.#probeTimeoutMs = options.probeTimeoutMs ?? 1200;
+    this.#queue = new Coalescer<Outgoing>({
+      timeoutMs: options.publishTimeoutMs,
+      maxItems: options.batchMax,
+      maxWeight: options.maxRequestBytes ?? 512 * 1024,
+      weight: (o) => size(o.message.key) + size(o.message.value),
+      flush: (items) => this.#flush(items),
+      expiredWaiting: () =>
+        unavailable(`not sent: still queued after ${options.publishTimeoutMs} ms (Kafka is slow or down)`),
+      expiredInFlight: () =>
+        unconfirmed(`Kafka did not confirm the produce within ${options.publishTimeoutMs} ms`),
+      onAbandoned: () => this.#fail('produce timed out', undefined, true),
     });
   }
 
-  /** Whether produces are expected to work (the last produce succeeded). */
+  /** Whether produces are expected to work (the last probe or produce got an answer). */
   get healthy(): boolean {
     return this.#healthy;
   }
 
-  /** Connects a fresh producer (replacing a broken one). */
+  /**
+   * Connects a fresh producer (replacing the current one) and the probe's admin client, and starts the
+   * probe loop; healthy once it resolves.
+   */
   async connect(): Promise<void> {
+    if (this.#stopped) throw unavailable('Kafka producer stopped');
+    await this.#replaceProducer();
+    await this.#connectAdmin();
+    this.#lastAnswer = performance.now();
+    this.#startProbing();
+    this.#setHealthy(true);
+  }
+
+  /**
+   * Queues one cross-node message record (its `partition`, when set, is kept); fails fast while the
+   * producer is unhealthy.
+   */
+  publish(record: Message): Promise<void> {
+    return this.#enqueue([{ topic: this.#o.messagesTopic, message: record, kind: 'message' }], 'message');
+  }
+
+  /** Queues `messages` for `topic` as one entry (one outcome), like `publish`. */
+  send(topic: string, messages: Message[], kind: RecordKind): Promise<void> {
+    return this.#enqueue(
+      messages.map((message) => ({ topic, message, kind })),
+      kind,
+    );
+  }
+
+  /**
+   * Probes the broker now unless the producer is healthy (the heartbeat calls it before each beat);
+   * rejects with `KAFKA_ERR_UNAVAILABLE` while it stays unhealthy. The producer probes by itself too.
+   */
+  async probe(): Promise<void> {
+    if (this.#healthy || this.#stopped) return;
+    await this.#probeNow();
+    if (!this.#healthy) throw unavailable('Kafka is unavailable');
+  }
+
+  /** Answers what is queued (sent, or rejected at its deadline), then disconnects; later sends reject. */
+  async stop(): Promise<void> {
+    this.#closing = true;
+    clearInterval(this.#probeTimer);
+    this.#probeTimer = undefined;
+    await this.#queue.drain();
+    this.#stopped = true;
+    this.#setHealthy(false);
+    const disconnect = (client: { disconnect(): Promise<void> } | undefined) =>
+      client &&
+      withTimeout(client.disconnect(), this.#o.publishTimeoutMs, 'disconnect').catch((err: unknown) =>
+        this.#log.warn({ err: (err as Error).message }, 'disconnect failed'),
+      );
+    await Promise.all([disconnect(this.#producer), disconnect(this.#admin)]);
+  }
+
+  #enqueue(items: Outgoing[], kind: RecordKind): Promise<void> {
+    if (this.#closing) return this.#rejected(kind, items.length, unavailable('Kafka producer stopped'));
+    if (!this.#healthy) return this.#rejected(kind, items.length, unavailable('Kafka is unavailable'));
+    if (items.length === 0) return Promise.resolve();
+    return this.#queue.add(items).catch((err: unknown) => {
+      this.#o.metrics.busProduceErrors.inc({ kind }, items.length);
+      throw err;
+    });
+  }
+
+  #rejected(kind: RecordKind, count: number, err: ChatError): Promise<never> {
+    this.#o.metrics.busProduceErrors.inc({ kind }, count);
+    return Promise.reject(err);
+  }
+
+  /** One produce request with everything the queue handed over, grouped by topic, in order. */
+  async #flush(items: Outgoing[]): Promise<void> {
+    const producer = this.#producer;
+    if (!producer || this.#stale || !this.#healthy) throw unavailable('Kafka is unavailable');
+    const byTopic = new Map<string, Message[]>();
+    for (const { topic, message } of items) {
+      const messages = byTopic.get(topic);
+      if (messages) messages.push(message);
+      else byTopic.set(topic, [message]);
+    }
+    const started = performance.now();
+    try {
+      await producer.sendBatch({
+        acks: -1,
+        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+      });
+    } catch (err) {
+      // Only the current producer's failures count (an abandoned request may fail much later).
+      if (producer === this.#producer) this.#fail('produce failed', err, true);
+      throw err instanceof ChatError ? err : unconfirmed('Kafka did not confirm the produce', err);
+    }
+    this.#lastAnswer = performance.now();
+    this.#o.metrics.busProduceSeconds.observe((this.#lastAnswer - started) / 1000);
+    const counts = new Map<RecordKind, number>();
+    for (const { kind } of items) counts.set(kind, (counts.get(kind) ?? 0) + 1);
+    for (const [kind, n] of counts) this.#o.metrics.busProduced.inc({ kind }, n);
+  }
+
+  /**
+   * Kafka is not usable: unhealthy, and every queued record is rejected (never handed to Kafka). `stale`:
+   * a produce's outcome is unknown, so the producer is replaced before the next send.
+   */
+  #fail(reason: string, err: unknown, stale: boolean): void {
+    if (this.#stopped) return;
+    if (stale) this.#stale = true;
+    if (this.#healthy)
+      this.#log.warn({ reason, err: err instanceof Error ? err.message : undefined }, 'Kafka unavailable');
+    this.#setHealthy(false);
+    this.#queue.failWaiting(unavailable(`not sent: Kafka became unavailable (${reason})`));
+  }
+
+  #startProbing(): void {
+    if (this.#probeTimer) return;
+    this.#probeTimer = setInterval(() => {
+      // A produce answered within the interval says as much as a probe would.
+      if (this.#healthy && performance.now() - this.#lastAnswer < this.#probeIntervalMs) return;
+      void this.#probeNow();
+    }, this.#probeIntervalMs);
+    this.#probeTimer.unref();
+  }
+
+  /**
+   * One probe, or the one still pending (a frozen broker answers it when it thaws, which is the fastest
+   * way to see it back; a new probe meanwhile would only queue behind it).
+   */
+  #probeNow(): Promise<void> {
+    this.#probing ??= this.#probe().finally(() => (this.#probing = undefined));
+    return this.#probing;
+  }
+
+  async #probe(): Promise<void> {
+    if (this.#closing) return;
+    const started = performance.now();
+    const timer = setTimeout(() => {
+      // Late, unless the broker answered something else meanwhile.
+      if (this.#lastAnswer < started)
+        this.#fail(`no answer to a metadata request within ${this.#probeTimeoutMs} ms`, undefined, false);
+    }, this.#probeTimeoutMs);
+    try {
+      await this.#checkMetadata();
+    } catch (err) {
+      clearTimeout(timer);
+      this.#fail('metadata request failed', err, false);
+      return;
+    }
+    clearTimeout(timer);
+    this.#lastAnswer = performance.now();
+    if (this.#healthy || this.#closing) return;
+    try {
+      if (this.#stale) await this.#replaceProducer();
+    } catch (err) {
+      this.#log.debug({ err: (err as Error).message }, 'producer reconnect failed');
+      return;
+    }
+    if (this.#closing) {
+      if (this.#stopped) void this.#producer?.disconnect().catch(() => undefined);
+      return;
+    }
+    this.#log.info('Kafka available again');
+    this.#setHealthy(true);
+  }
+
+  /** The broker answers a metadata request, and every partition of the messages topic has a leader. */
+  async #checkMetadata(): Promise<void> {
+    const admin = await this.#connectAdmin();
+    const { topics } = await admin.fetchTopicMetadata({ topics: [this.#o.messagesTopic] });
+    const partitions = topics[0]?.partitions ?? [];
+    const leaderless = partitions.filter((p) => p.leader < 0).length;
+    if (partitions.length === 0 || leaderless > 0)
+      throw unavailable(`${leaderless} partition(s) of ${this.#o.messagesTopic} without a leader`);
+  }
+
+  /** The probe's admin client (retries off: the probe itself is the retry), connected. */
+  async #connectAdmin(): Promise<Admin> {
+    this.#admin ??= this.#o.kafka.admin({ retry: { retries: 0 } });
+    // A no-op while connected; reconnects after the broker closed the connection.
+    await withTimeout(this.#admin.connect(), this.#o.publishTimeoutMs, 'admin connect');
+    return this.#admin;
+  }
+
+  async #replaceProducer(): Promise<void> {
     const old = this.#producer;
     this.#producer = undefined;
-    if (old) await old.disconnect().catch(() => undefined);
+    // Not awaited: with a frozen broker it would wait for the abandoned request.
+    if (old) void old.disconnect().catch(() => undefined);
     const producer = this.#o.kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
@@ -76,57 +317,14 @@ export class KafkaProducer {
       createPartitioner: Partitioners.DefaultPartitioner,
       retry: { initialRetryTime: 100, maxRetryTime: 1000, retries: 3 },
     });
-    await withTimeout(producer.connect(), this.#o.publishTimeoutMs, 'producer connect');
-    this.#producer = producer;
-    this.#broken = false;
-    this.#setHealthy(true);
-  }
-
-  /** Queues one cross-node message record; fails fast while the producer is known to be broken. */
-  publish(record: Message): Promise<void> {
-    if (!this.#healthy || this.#stopped) {
-      this.#o.metrics.busProduceErrors.inc({ kind: 'message' });
-      return Promise.reject(unavailable('Kafka is unavailable'));
-    }
-    return this.#batcher.add(record);
-  }
-
-  /** Sends `messages` to `topic` in one request, within the publish timeout. */
-  async send(topic: string, messages: Message[], kind: RecordKind): Promise<void> {
-    const producer = this.#producer;
-    if (!producer || this.#stopped) throw unavailable('Kafka producer not connected');
-    const started = process.hrtime.bigint();
     try {
-      await withTimeout(producer.send({ topic, acks: -1, messages }), this.#o.publishTimeoutMs, 'produce');
+      await withTimeout(producer.connect(), this.#o.publishTimeoutMs, 'producer connect');
     } catch (err) {
-      this.#o.metrics.busProduceErrors.inc({ kind }, messages.length);
-      if (this.#healthy) this.#log.warn({ kind, err: (err as Error).message }, 'produce failed');
-      this.#broken = true;
-      this.#setHealthy(false);
-      throw err instanceof ChatError ? err : unavailable('produce failed', err);
+      void producer.disconnect().catch(() => undefined);
+      throw err;
     }
-    this.#o.metrics.busProduceSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    this.#o.metrics.busProduced.inc({ kind }, messages.length);
-    if (!this.#healthy) this.#log.info({ kind }, 'produce works again');
-    this.#setHealthy(true);
-  }
-
-  /** Replaces a broken producer before a probe record (the heartbeat) is sent. */
-  async probe(): Promise<void> {
-    if (!this.#broken || this.#stopped) return;
-    await this.connect().catch((err: unknown) =>
-      Promise.reject(unavailable('producer reconnect failed', err)),
-    );
-  }
-
-  /** Sends what is queued, then disconnects; later sends reject. */
-  async stop(): Promise<void> {
-    await this.#batcher.drain().catch(() => undefined);
-    this.#stopped = true;
-    this.#setHealthy(false);
-    await this.#producer
-      ?.disconnect()
-      .catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'disconnect failed'));
+    this.#producer = producer;
+    this.#stale = false;
   }
 
   #setHealthy(healthy: boolean): void {

@@ -184,26 +184,19 @@ export const nodeConfigSchema = {
     values: ['local-first', 'seed'],
     doc: 'local-first: receivers on this node get messages without Kafka; seed: every message goes through Kafka (the old design, for comparison benchmarks).',
   }),
-  busBatchWindowMs: int({
-    env: 'CHAT_NODE_BUS_BATCH_WINDOW_MS',
-    default: 2,
-    min: 0,
-    max: 1000,
-    doc: 'Cross-node messages produced within this window go to Kafka in one request (kafkajs has no linger).',
-  }),
   busBatchMax: int({
     env: 'CHAT_NODE_BUS_BATCH_MAX',
     default: 500,
     min: 1,
     max: 100_000,
-    doc: 'A batch is sent at once when it holds this many records, before its window ends.',
+    doc: 'Cross-node messages go to Kafka at once; those that arrive while a produce request is in flight go together in the next one, at most this many records per request.',
   }),
   busPublishTimeoutMs: int({
     env: 'CHAT_NODE_BUS_PUBLISH_TIMEOUT_MS',
     default: 5000,
     min: 100,
     max: 120_000,
-    doc: 'A cross-node send not acknowledged by Kafka within this time gets a retryable error.',
+    doc: 'Every cross-node send is answered within this time: a retryable error when Kafka did not confirm it (NODE_ERR_BUS_UNAVAILABLE: not sent; NODE_ERR_BUS_TIMEOUT: sent, unconfirmed, may be delivered).',
   }),
   busStartTimeoutMs: int({
     env: 'CHAT_NODE_BUS_START_TIMEOUT_MS',

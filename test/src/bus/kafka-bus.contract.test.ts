@@ -20,7 +20,6 @@ busContractSuite('Kafka bus', {
           nodeId,
           epoch: newEpoch(),
           shards: 2,
-          batchWindowMs: 2,
           batchMax: 100,
           publishTimeoutMs: 5000,
           startTimeoutMs: 30_000,
