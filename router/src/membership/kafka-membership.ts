@@ -167,7 +167,7 @@ export class KafkaMembership implements MembershipSource {
         const hb = MemberHeartbeat.parse(JSON.parse(message.value.toString('utf8')));
         this.#members.set(id, {
           info: { id: hb.id, url: hb.url.replace(/\/+$/, ''), weight: hb.weight, state: hb.state },
-          lastSeen: this.#clock.saw(hb.ts),
+          lastSeen: Math.max(this.#clock.saw(hb.ts), this.#members.get(id)?.lastSeen ?? -Infinity),
         });
       } catch (err) {
         this.#log.warn(
