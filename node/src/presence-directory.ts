@@ -34,7 +34,7 @@ export class PresenceDirectory {
       this.#members.delete(id);
       return;
     }
-    const lastSeen = this.#clock.saw(heartbeat.ts);
+    const lastSeen = Math.max(this.#clock.saw(heartbeat.ts), this.#members.get(id)?.lastSeen ?? -Infinity);
     this.#members.set(id, {
       id,
       url: heartbeat.url,
