@@ -404,6 +404,10 @@ async function runCase(t: TestContext, kafka: KafkaFixture, kind: BrokerOutage):
       failures.push(
         `${r.node} /readyz turned 503 ${fmt(r.toDownMs)} ms after the broker was gone (${fmt(r.toDownFromSignalMs)} ms after the ${kind} signal; limit ${READYZ_FOLLOW_MS})`,
       );
+    if (r.readyWhileOut > 0)
+      failures.push(
+        `${r.node} /readyz said 200 in ${r.readyWhileOut} samples while the broker was out, after it had said 503`,
+      );
     if (!(r.toUpMs <= READYZ_FOLLOW_MS))
       failures.push(
         `${r.node} /readyz turned 200 ${fmt(r.toUpMs)} ms after the broker was back (limit ${READYZ_FOLLOW_MS})`,
