@@ -16,6 +16,7 @@ import { Membership } from './membership.js';
 import { NodeMetrics } from './metrics.js';
 import { PresenceDirectory } from './presence-directory.js';
 import { SessionRegistry } from './session-registry.js';
+import { ShardOwnership } from './shard-ownership.js';
 
 export type NodeConfig = ConfigOf<typeof nodeConfigSchema>;
 
@@ -56,6 +57,15 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
   const metrics = deps.metrics ?? new NodeMetrics();
   const sessions = new SessionRegistry();
   const directory = new PresenceDirectory({ timeoutMs: config.heartbeatTimeoutMs });
+  const ownership = new ShardOwnership({
+    nodeId: config.nodeId,
+    shards: config.clusterShards,
+    directory,
+    bus: deps.bus,
+    mode: config.deliveryMode,
+    metrics,
+    logger: deps.logger,
+  });
   let address: AddressInfo | undefined;
   let listening = false;
   let draining = false; // shutting down
@@ -86,6 +96,8 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     sessions,
     directory,
     bus: deps.bus,
+    ownership,
+    shards: config.clusterShards,
     metrics,
     logger: deps.logger,
     newId: () => idPrefix + (++messageSeq).toString(36),
@@ -93,6 +105,7 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
   });
   const gateway = new ClientGateway({
     limits: config,
+    shards: config.clusterShards,
     maxPayloadBytes: config.maxPayloadBytes,
     maxConnections: config.maxConnections,
     maxConnectionsPerUser: config.maxConnectionsPerUser,
@@ -122,6 +135,8 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     draining: draining || drained,
     bus: deps.bus.isReady(),
     nodeId: config.nodeId,
+    ownerTableVersion: ownership.table.version,
+    shardsOwned: ownership.table.shardsOf(config.nodeId).length,
   });
 
   const server: Server = createServer(
@@ -169,6 +184,12 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     for (const conn of sessions.all()) conn.heartbeat();
   }, config.pingIntervalMs);
   pingTimer.unref();
+  // Members expire without a record arriving: look again every heartbeat interval.
+  const ownershipTimer = setInterval(() => {
+    ownership.refresh();
+    directory.sweep();
+  }, config.heartbeatIntervalMs);
+  ownershipTimer.unref();
 
   async function start(): Promise<AddressInfo> {
     await new Promise<void>((resolve, reject) => {
@@ -178,8 +199,13 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     address = server.address() as AddressInfo;
     await deps.bus.start({
       onMessage: (message) => delivery.fromBus(message),
-      onPresence: (nodeId, userId, record) => directory.applyPresence(userId, nodeId, record?.epoch ?? null),
-      onMember: (id, heartbeat) => directory.applyMember(id, heartbeat),
+      onPresence: (nodeId, userId, record) =>
+        directory.applyPresence(userId, nodeId, record?.epoch ?? null, record?.shard),
+      onMember: (id, heartbeat) => {
+        directory.applyMember(id, heartbeat);
+        ownership.refresh();
+      },
+      isMemberAlive: (nodeId, epoch) => directory.isMemberAlive(nodeId, epoch),
       onReadyChange: (ready) => {
         log.info({ ready }, 'bus readiness');
         updateReadyGauge();
@@ -219,6 +245,7 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
 
   async function stop(): Promise<boolean> {
     clearInterval(pingTimer);
+    clearInterval(ownershipTimer);
     let timer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<false>((resolve) => {
       timer = setTimeout(() => resolve(false), config.shutdownGraceMs);

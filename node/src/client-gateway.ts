@@ -2,11 +2,14 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
+  AFFINITY_HEADER,
   CONNECTION_ID_HEADER,
   ConnectionId,
   SUBPROTOCOL,
   UserId,
+  affinityKeyOf,
   checkHandshake,
+  shardOf,
   rejectUpgrade,
   type HandshakeCheck,
   type Logger,
@@ -18,6 +21,8 @@ import type { SessionRegistry } from './session-registry.js';
 
 export interface ClientGatewayOptions {
   readonly limits: ConnectionLimits;
+  /** The cluster's shard count. */
+  readonly shards: number;
   readonly maxPayloadBytes: number;
   readonly maxConnections: number;
   readonly maxConnectionsPerUser: number;
@@ -83,7 +88,18 @@ export class ClientGateway {
     if (this.#refused(socket, userId)) return;
     const header = req.headers[CONNECTION_ID_HEADER];
     const connectionId = ConnectionId.safeParse(header).success ? (header as string) : undefined;
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(ws, userId, connectionId, auth.token?.exp));
+    // The key the router placed the connection by; a node reached directly computes it the way the router
+    // does (a client choosing its own key only chooses where messages to itself go).
+    const placed = req.headers[AFFINITY_HEADER];
+    const query = new URL(req.url ?? '/', 'http://node').searchParams.get('affinity');
+    const valid = (k: unknown): k is string => typeof k === 'string' && UserId.safeParse(k).success;
+    const key = valid(placed)
+      ? placed
+      : affinityKeyOf(auth.token?.affinity, valid(query) ? query : null, userId);
+    const shard = shardOf(key, this.#o.shards);
+    this.#wss.handleUpgrade(req, socket, head, (ws) =>
+      this.#open(ws, { userId, connectionId, exp: auth.token?.exp, shard }),
+    );
   }
 
   /** Refuses the upgrade when the node does not accept or a connection limit is reached; true if it did. */
@@ -107,11 +123,15 @@ export class ClientGateway {
     return false;
   }
 
-  #open(ws: WebSocket, userId: string, connectionId: string | undefined, exp: number | undefined): void {
+  #open(
+    ws: WebSocket,
+    init: { userId: string; connectionId: string | undefined; exp: number | undefined; shard: number },
+  ): void {
     const { sessions, metrics } = this.#o;
+    const { userId } = init;
     const conn = new Connection(
       ws,
-      { id: this.#nextId++, userId, connectionId, exp, flavor: ws.protocol === SUBPROTOCOL ? 'v1' : 'seed' },
+      { id: this.#nextId++, ...init, flavor: ws.protocol === SUBPROTOCOL ? 'v1' : 'seed' },
       { limits: this.#o.limits, metrics, logger: this.#log },
     );
     if (sessions.add(conn)) this.#o.onPresenceChange(userId);

@@ -45,7 +45,7 @@ async function pair(t: TestContext, flavor: Flavor = 'v1', exp?: number): Promis
   };
   const conn = new Connection(
     server,
-    { id: 1, userId: 'alice', connectionId: 'r-1', flavor, exp },
+    { id: 1, userId: 'alice', connectionId: 'r-1', flavor, exp, shard: 0 },
     { limits, metrics, logger },
   );
   return { conn, server, client, metrics, limits, received };

@@ -33,6 +33,8 @@ export interface ConnectionInit {
   /** The router's id for the proxied connection (x-chat-connection-id), so it can ask for a migration. */
   readonly connectionId: string | undefined;
   readonly flavor: Flavor;
+  /** The shard of the connection's affinity key: where messages to this user go. */
+  readonly shard: number;
   /** The token's expiry (seconds since the epoch); undefined: none. */
   readonly exp: number | undefined;
 }
@@ -58,6 +60,7 @@ export class Connection {
   readonly userId: string;
   readonly connectionId: string | undefined;
   readonly flavor: Flavor;
+  readonly shard: number;
   readonly #socket: WebSocket;
   readonly #d: ConnectionDeps;
   readonly #now: () => number;
@@ -75,6 +78,7 @@ export class Connection {
     this.userId = init.userId;
     this.connectionId = init.connectionId;
     this.flavor = init.flavor;
+    this.shard = init.shard;
     this.#socket = socket;
     this.#d = deps;
     this.#now = deps.now ?? Date.now;

@@ -1,5 +1,6 @@
 import {
   errorFrame,
+  shardOf,
   isChatError,
   type AckFrame,
   type AckStatus,
@@ -16,12 +17,17 @@ import type { NodeMetrics } from './metrics.js';
 import { OutboundMessage } from './outbound-message.js';
 import type { PresenceDirectory } from './presence-directory.js';
 import type { SessionRegistry } from './session-registry.js';
+import type { ShardOwnership } from './shard-ownership.js';
 
 export interface DeliveryDeps {
   readonly nodeId: string;
   readonly sessions: SessionRegistry;
   readonly directory: PresenceDirectory;
   readonly bus: ChatBus;
+  /** Who owns which shard, as this node sees it. */
+  readonly ownership: Pick<ShardOwnership, 'owns'>;
+  /** The cluster's shard count. */
+  readonly shards: number;
   readonly metrics: NodeMetrics;
   readonly logger: Logger;
   /** Server message ids (unique per message). */
@@ -41,6 +47,7 @@ export type Outgoing =
   | { readonly kind: 'legacy'; readonly frame: LegacyDirectMessage };
 
 const EMPTY_SESSIONS: ReadonlySet<Connection> = new Set();
+const MAX_ECHO = 100_000;
 
 /**
  * The data path. A send is written at once to every session of the receiver on this node (no Kafka);
@@ -53,6 +60,8 @@ export class Delivery {
   readonly #d: DeliveryDeps;
   readonly #now: () => number;
   readonly #log: Logger;
+  /** Ids of messages delivered here at send time and published to a shard this node reads. */
+  readonly #echo = new Set<string>();
 
   constructor(deps: DeliveryDeps) {
     this.#d = deps;
@@ -81,24 +90,43 @@ export class Delivery {
       metrics.deliveryLatency.observe({ path: 'local' }, (performance.now() - started) / 1000);
     }
 
-    const remote = seed ? [nodeId] : directory.remoteNodesOf(to, nodeId);
+    // Where the receiver is: other live nodes (presence, with the shard each files them under), or the
+    // last known shard while they reconnect. The seed design sends everything through the bus.
+    const remote = seed ? [] : directory.remoteNodesOf(to, nodeId);
+    const recent = seed ? undefined : directory.shardOf(to);
     let status: AckStatus;
-    if (remote.length === 0) {
+    if (!seed && remote.length === 0 && (local.size > 0 || recent === undefined)) {
       status = local.size > 0 ? 'delivered' : 'offline';
     } else {
+      // One record per shard the receiver is in (one, except while a user moves between nodes); each
+      // shard's owner delivers it to its sessions.
+      const fallback = recent ?? shardOf(to, this.#d.shards);
+      const found = seed ? [] : directory.remoteShardsOf(to, nodeId);
+      const shards = found.length > 0 ? found : [seed ? shardOf(to, this.#d.shards) : fallback];
       const message: BusMessage = { v: 1, id, origin: nodeId, from: sender.userId, to, ts, frame };
+      // We read this shard ourselves: do not deliver again what we just wrote to the sessions here.
+      if (local.size > 0 && shards.some((shard) => this.#d.ownership.owns(shard))) {
+        this.#echo.add(id);
+        // Bounded: an entry whose record is never read back (the shard moved meanwhile) ages out.
+        if (this.#echo.size > MAX_ECHO) this.#echo.delete(this.#echo.values().next().value ?? '');
+      }
       try {
-        await bus.publishMessage(message);
+        await Promise.all(shards.map((shard) => bus.publishMessage(message, shard)));
         status = 'accepted';
       } catch (err) {
+        this.#echo.delete(id);
         if (!isChatError(err)) this.#log.error({ err }, 'unexpected publish failure');
-        return errorFrame(
-          'NODE_ERR_BUS_UNAVAILABLE',
-          local.size > 0
-            ? 'delivered to the receiver’s sessions on this node only; the bus is unavailable'
-            : 'the bus is unavailable',
-          cid,
-        );
+        const here = local.size > 0 ? 'delivered to the receiver’s sessions on this node; ' : '';
+        // Handed to Kafka and not confirmed: it may still be written and delivered, so say so (a retry
+        // with the same cid is the client's way to find out). Otherwise it was never sent.
+        if (isChatError(err) && err.code === 'KAFKA_ERR_TIMEOUT') {
+          return errorFrame(
+            'NODE_ERR_BUS_TIMEOUT',
+            `${here}Kafka did not confirm in time: it may arrive`,
+            cid,
+          );
+        }
+        return errorFrame('NODE_ERR_BUS_UNAVAILABLE', `${here}the bus is unavailable: not sent`, cid);
       }
     }
     metrics.acks.inc({ status });
@@ -107,10 +135,12 @@ export class Delivery {
     return ack;
   }
 
-  /** A message read from the bus: delivered to this node's sessions of its receiver, unless it is ours. */
+  /**
+   * A message of a shard this node reads: delivered to this node's sessions of its receiver, unless this
+   * node wrote it to them already when it accepted the send.
+   */
   fromBus(message: BusMessage): void {
-    // The origin node wrote to its own sessions when it accepted the send.
-    if (message.origin === this.#d.nodeId && this.#d.mode !== 'seed') return;
+    if (message.origin === this.#d.nodeId && this.#echo.delete(message.id)) return;
     const local = this.#d.sessions.sessionsOf(message.to);
     if (local.size === 0) return;
     this.#write(local, new OutboundMessage(message.frame), 'bus');

@@ -96,12 +96,15 @@ export class Membership {
     while (this.#dirty.size > 0) {
       const users = [...this.#dirty].slice(0, MAX_PRESENCE_BATCH);
       for (const userId of users) this.#dirty.delete(userId);
-      const updates = users.map((userId) => ({
-        userId,
-        record: this.#o.sessions.has(userId)
-          ? { v: 1 as const, userId, nodeId: this.#o.nodeId, epoch: this.#o.epoch }
-          : null,
-      }));
+      const updates = users.map((userId) => {
+        const [session] = this.#o.sessions.sessionsOf(userId);
+        return {
+          userId,
+          record: session
+            ? { v: 1 as const, userId, nodeId: this.#o.nodeId, epoch: this.#o.epoch, shard: session.shard }
+            : null,
+        };
+      });
       try {
         await this.#o.bus.publishPresence(updates);
       } catch {

@@ -23,6 +23,7 @@ export class NodeMetrics {
   readonly limitHits: Counter<'limit'>;
   readonly deliveryLatency: Histogram<'path'>;
   readonly consumerLag: Gauge;
+  readonly shardsOwned: Gauge;
   readonly errorsSent: Counter<'code'>;
   readonly authFailures: Counter<'code'>;
 
@@ -105,6 +106,11 @@ export class NodeMetrics {
       help: 'End-to-end delivery latency, sender’s frame in to receiver’s frame out, by path (local; bus, measured from the origin node’s clock).',
       labelNames: ['path'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.shardsOwned = new Gauge({
+      name: 'chat_node_shards_owned',
+      help: 'Shards this node owns and reads (their partitions of the message topic); every shard in seed mode.',
       registers,
     });
     this.consumerLag = new Gauge({

@@ -64,7 +64,32 @@ test('a heartbeat stamped in the future counts from now, not longer', () => {
   const dir = new PresenceDirectory({ timeoutMs: 3000, now: () => now });
   dir.applyMember('a', heartbeat('a', 'e', now + 60_000));
   dir.applyPresence('u', 'a', 'e');
-  now += 3001;
-  dir.applyMember('c', heartbeat('c', 'e', now)); // the stream goes on
+  // The stream goes on (a silent stream would be a stall, which keeps everyone).
+  for (let t = 1500; t <= 4500; t += 500) {
+    now = t;
+    dir.applyMember('c', heartbeat('c', 'e', now));
+  }
   assert.deepEqual(dir.remoteNodesOf('u', 'x'), []);
+});
+
+test('a user who left keeps their shard for the grace period, then is nowhere', () => {
+  let now = 1000;
+  const dir = new PresenceDirectory({ timeoutMs: 3000, now: () => now, shardGraceMs: 5000 });
+  dir.applyMember('a', heartbeat('a', 'e', now));
+  dir.applyPresence('u', 'a', 'e', 7);
+  assert.equal(dir.shardOf('u'), 7);
+  dir.applyPresence('u', 'a', null);
+  assert.equal(dir.shardOf('u'), 7, 'reconnecting: messages still go to its shard');
+  now += 5001;
+  assert.equal(dir.shardOf('u'), undefined);
+  assert.equal(dir.shardOf('never'), undefined);
+});
+
+test('isMemberAlive: the member in that incarnation, with fresh heartbeats', () => {
+  const now = 1000;
+  const dir = new PresenceDirectory({ timeoutMs: 3000, now: () => now });
+  dir.applyMember('a', heartbeat('a', 'e1', now));
+  assert.equal(dir.isMemberAlive('a', 'e1'), true);
+  assert.equal(dir.isMemberAlive('a', 'e0'), false, 'a previous incarnation');
+  assert.equal(dir.isMemberAlive('b', 'e1'), false);
 });

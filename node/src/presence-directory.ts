@@ -20,12 +20,18 @@ export interface MemberView {
  * "elsewhere" (a retryable bus error) instead of turning "offline".
  */
 export class PresenceDirectory {
-  readonly #usersNodes = new Map<string, Map<string, string>>(); // userId -> nodeId -> epoch
+  readonly #usersNodes = new Map<string, Map<string, { epoch: string; shard: number | undefined }>>();
   readonly #members = new Map<string, MemberView>();
   readonly #clock: HeartbeatClock;
+  /** The last known shard of users who just left, until when it is kept. */
+  readonly #recent = new Map<string, { shard: number; until: number }>();
+  readonly #graceMs: number;
+  readonly #now: () => number;
 
-  constructor(options: { timeoutMs: number; now?: () => number }) {
+  constructor(options: { timeoutMs: number; now?: () => number; shardGraceMs?: number }) {
     this.#clock = new HeartbeatClock(options.timeoutMs, options.now);
+    this.#now = options.now ?? Date.now;
+    this.#graceMs = options.shardGraceMs ?? 60_000;
   }
 
   /** Applies a heartbeat (or, with `null`, a node's goodbye tombstone). */
@@ -45,10 +51,17 @@ export class PresenceDirectory {
     });
   }
 
-  /** Records that `nodeId` (incarnation `epoch`) holds `userId`, or no longer does (`epoch` null). */
-  applyPresence(userId: string, nodeId: string, epoch: string | null): void {
+  /**
+   * Records that `nodeId` (incarnation `epoch`) holds `userId` in `shard`, or no longer does (`epoch`
+   * null). The shard of a user who left is kept for the grace period, so messages to a user who is
+   * reconnecting still go to the right log.
+   */
+  applyPresence(userId: string, nodeId: string, epoch: string | null, shard?: number): void {
     let nodes = this.#usersNodes.get(userId);
     if (epoch === null) {
+      const left = nodes?.get(nodeId);
+      if (left?.shard !== undefined)
+        this.#recent.set(userId, { shard: left.shard, until: this.#now() + this.#graceMs });
       if (nodes?.delete(nodeId) && nodes.size === 0) this.#usersNodes.delete(userId);
       return;
     }
@@ -56,7 +69,48 @@ export class PresenceDirectory {
       nodes = new Map();
       this.#usersNodes.set(userId, nodes);
     }
-    nodes.set(nodeId, epoch);
+    nodes.set(nodeId, { epoch, shard });
+    this.#recent.delete(userId);
+  }
+
+  /**
+   * The shard messages to `userId` go to: from a live node's presence entry, else the last known one
+   * within the grace period; undefined when the user is nowhere and was not recently.
+   */
+  shardOf(userId: string): number | undefined {
+    for (const [nodeId, entry] of this.#usersNodes.get(userId) ?? []) {
+      const member = this.#members.get(nodeId);
+      if (entry.shard !== undefined && member?.epoch === entry.epoch && this.isAlive(member))
+        return entry.shard;
+    }
+    const recent = this.#recent.get(userId);
+    if (recent === undefined) return undefined;
+    if (recent.until >= this.#now()) return recent.shard;
+    this.#recent.delete(userId);
+    return undefined;
+  }
+
+  /** The distinct shards of `userId`'s entries on live nodes other than `selfId` (usually one). */
+  remoteShardsOf(userId: string, selfId: string): number[] {
+    const shards = new Set<number>();
+    for (const [nodeId, entry] of this.#usersNodes.get(userId) ?? []) {
+      if (nodeId === selfId || entry.shard === undefined) continue;
+      const member = this.#members.get(nodeId);
+      if (member?.epoch === entry.epoch && this.isAlive(member)) shards.add(entry.shard);
+    }
+    return [...shards];
+  }
+
+  /** Whether node `nodeId` in incarnation `epoch` is alive (its heartbeats are fresh). */
+  isMemberAlive(nodeId: string, epoch: string): boolean {
+    const member = this.#members.get(nodeId);
+    return member !== undefined && member.epoch === epoch && this.isAlive(member);
+  }
+
+  /** Drops last-known shards past their grace period (call it now and then: memory stays bounded). */
+  sweep(): void {
+    const now = this.#now();
+    for (const [userId, recent] of this.#recent) if (recent.until < now) this.#recent.delete(userId);
   }
 
   /** True while `member` heartbeats are fresh (judged against the heartbeat stream, see HeartbeatClock). */
@@ -69,7 +123,7 @@ export class PresenceDirectory {
     const nodes = this.#usersNodes.get(userId);
     if (!nodes) return [];
     const out: string[] = [];
-    for (const [nodeId, epoch] of nodes) {
+    for (const [nodeId, { epoch }] of nodes) {
       if (nodeId === selfId) continue;
       const member = this.#members.get(nodeId);
       if (member && member.epoch === epoch && this.isAlive(member)) out.push(nodeId);
@@ -82,7 +136,7 @@ export class PresenceDirectory {
     const out: string[] = [];
     for (const [userId, nodes] of this.#usersNodes) {
       const e = nodes.get(nodeId);
-      if (e !== undefined && e !== epoch) out.push(userId);
+      if (e !== undefined && e.epoch !== epoch) out.push(userId);
     }
     return out;
   }

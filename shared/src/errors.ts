@@ -86,7 +86,8 @@ export const ERROR_CODES = {
   },
   ROUTER_ERR_UPSTREAM_REFUSED: {
     retryable: true,
-    summary: 'The chosen node and the next one on the ring both refused the connection (HTTP 502).',
+    summary:
+      'The node that owns the connection’s shard refused or could not be reached (HTTP 502 with Retry-After); retry: the router’s table follows within a probe interval.',
   },
   ROUTER_ERR_UPSTREAM_FAILED: {
     retryable: true,

@@ -8,6 +8,7 @@ import {
   type BusMessage,
   type Logger,
   type MemberHeartbeat,
+  type ShardOffset,
 } from '@chat/shared';
 import type { NodeMetrics } from '../metrics.js';
 import { KafkaProducer, unavailable, withTimeout, type RecordKind } from './kafka-producer.js';
@@ -15,10 +16,12 @@ import {
   decodeHeartbeat,
   decodeMessage,
   decodePresence,
+  decodeShardOffset,
   encodeHeartbeat,
   encodeMessage,
   encodePresence,
 } from './records.js';
+import { ShardConsumer } from './shard-consumer.js';
 import type { BusHandlers, ChatBus, PresenceUpdate } from './types.js';
 
 export interface KafkaBusOptions {
@@ -29,23 +32,30 @@ export interface KafkaBusOptions {
   readonly epoch: string;
   /** The cluster's shard count: the message topic has exactly this many partitions. */
   readonly shards: number;
-  readonly batchWindowMs: number;
   readonly batchMax: number;
   readonly publishTimeoutMs: number;
   readonly startTimeoutMs: number;
+  /** How often an owner writes its shards' positions (default 1000 ms). */
+  readonly commitIntervalMs?: number;
+  /** How long a new owner waits for a live previous owner to release a shard (default 10,000 ms). */
+  readonly handoverTimeoutMs?: number;
+  /** The longest a fetch waits at the broker for new records (default 20 ms): latency versus idle CPU. */
+  readonly fetchMaxWaitMs?: number;
   readonly logger: Logger;
   readonly metrics: NodeMetrics;
 }
 
 const CATCH_UP_FALLBACK_MS = 15_000;
+/** A shard nobody ever read starts this far back in its log (what was published while it had no owner). */
+const INITIAL_LOOKBACK_MS = 60_000;
 
 /**
- * The Kafka bus. Three topics under the prefix: `messages` (key = receiver; every node reads it in its
- * own consumer group, the seed design), and the compacted `presence` and `members` topics, which every
- * node replays from the beginning into its presence directory. One idempotent producer (acks=all,
- * one request in flight, so per-key order holds); cross-node messages are batched over a short window.
- * When a produce fails, the producer is marked broken: message sends fail fast with a retryable error
- * until a heartbeat gets through on a fresh producer, which is how the node recovers by itself.
+ * The Kafka bus. Four topics under the prefix: `messages` (S partitions, partition p = shard p's log,
+ * key = receiver; each node reads only the partitions of the shards it owns, see ShardConsumer), and the
+ * compacted `presence`, `members` and `shard-offsets` topics, which every node replays from the
+ * beginning and follows. One idempotent producer (KafkaProducer). When a produce fails, the producer is
+ * marked broken: message sends fail fast with a retryable error until a heartbeat gets through on a
+ * fresh producer, which is how the node recovers by itself.
  */
 export class KafkaBus implements ChatBus {
   readonly kind = 'kafka';
@@ -54,8 +64,14 @@ export class KafkaBus implements ChatBus {
   readonly #kafka: Kafka;
   readonly #topics: ReturnType<typeof topicNames>;
   readonly #producer: KafkaProducer;
-  #messages: Consumer | undefined;
+  #messages: ShardConsumer | undefined;
   #directory: Consumer | undefined;
+  /** Where each shard's owner got to (the shard-offsets topic, latest wins). */
+  readonly #shardOffsets = new Map<number, ShardOffset>();
+  /** Where a never-read shard starts, and where each shard's log ended, when the bus started. */
+  readonly #initialOffsets = new Map<number, number>();
+  readonly #endOffsets = new Map<number, number>();
+  #assigned: ReadonlySet<number> | 'all' = new Set();
   #handlers: BusHandlers | undefined;
   #joined = false;
   #caughtUp = false;
@@ -88,7 +104,6 @@ export class KafkaBus implements ChatBus {
       kafka: this.#kafka,
       messagesTopic: this.#topics.messages,
       publishTimeoutMs: options.publishTimeoutMs,
-      batchWindowMs: options.batchWindowMs,
       batchMax: options.batchMax,
       metrics: options.metrics,
       logger: options.logger,
@@ -116,10 +131,10 @@ export class KafkaBus implements ChatBus {
       await step('connect', () => admin.connect());
       await step('create topics', () => this.#ensureTopics(admin));
       const highWatermarks = await step('read directory offsets', () => this.#directoryHighWatermarks(admin));
-      const messageEnds = await step('read message offsets', () => this.#uncommittedMessageEnds(admin));
+      await step('read message offsets', () => this.#readInitialOffsets(admin));
       await step('connect producer', () => this.#producer.connect());
       await step('start directory consumer', () => this.#startDirectory(highWatermarks));
-      await step('start message consumer', () => this.#startMessages(messageEnds));
+      await step('start message consumer', () => this.#startMessages());
       await this.#readyBy(deadline);
     } catch (err) {
       await this.stop();
@@ -159,6 +174,7 @@ export class KafkaBus implements ChatBus {
       { topic: this.#topics.messages, numPartitions: this.#o.shards, configEntries: [] },
       { topic: this.#topics.presence, numPartitions: 6, configEntries: compacted },
       { topic: this.#topics.members, numPartitions: 1, configEntries: compacted },
+      { topic: this.#topics.shardOffsets, numPartitions: 1, configEntries: compacted },
     ].filter((t) => !existing.has(t.topic));
     if (wanted.length > 0) {
       // kafkajs answers false (and does not wait for leaders) when another node created them first.
@@ -171,35 +187,33 @@ export class KafkaBus implements ChatBus {
     // Whoever created them, go on only once every partition has a leader in the metadata.
     const metadata = await admin.fetchTopicMetadata({ topics: Object.values(this.#topics) });
     for (const topic of metadata.topics) {
+      if (topic.name === this.#topics.messages && topic.partitions.length !== this.#o.shards) {
+        // Not retryable: partition p is shard p's log, so the counts must match.
+        throw new ChatError(
+          'CONFIG_ERR_INVALID',
+          `topic ${topic.name} has ${topic.partitions.length} partitions but CHAT_CLUSTER_SHARDS=${this.#o.shards}: every node and router of a cluster must use the topic's count (or use a new CHAT_KAFKA_TOPIC_PREFIX)`,
+        );
+      }
       const leaderless = topic.partitions.filter((p) => p.leader < 0).length;
       if (topic.partitions.length === 0 || leaderless > 0)
         throw unavailable(`topic ${topic.name} has no leader yet for ${leaderless} partition(s)`);
     }
   }
 
-  get #messageGroup(): string {
-    return `${this.#o.topicPrefix}.node.${this.#o.nodeId}`;
-  }
-
-  /**
-   * A node's first start: its message group has no committed offsets, and kafkajs would resolve "latest"
-   * only at its first fetch, after start() resolved, losing what was published in between. So the end
-   * of each such partition is read now and the consumer seeks there (see #startMessages): every message
-   * published after start() resolves is delivered. A restarted node resumes from its own commits instead.
-   */
-  async #uncommittedMessageEnds(admin: Admin): Promise<{ partition: number; offset: string }[]> {
+  /** Where each shard starts if nobody ever read it: the first record of the last minute, or the end. */
+  async #readInitialOffsets(admin: Admin): Promise<void> {
     const topic = this.#topics.messages;
-    const [committed] = await admin.fetchOffsets({ groupId: this.#messageGroup, topics: [topic] });
-    const unset = new Set(committed?.partitions.filter((p) => Number(p.offset) < 0).map((p) => p.partition));
-    if (unset.size === 0) return [];
-    return (await admin.fetchTopicOffsets(topic))
-      .filter((p) => unset.has(p.partition))
-      .map((p) => ({ partition: p.partition, offset: p.high }));
+    const ends = this.#endOffsets;
+    for (const p of await admin.fetchTopicOffsets(topic)) ends.set(p.partition, Number(p.high));
+    for (const p of await admin.fetchTopicOffsetsByTimestamp(topic, Date.now() - INITIAL_LOOKBACK_MS)) {
+      const offset = Number(p.offset);
+      this.#initialOffsets.set(p.partition, offset >= 0 ? offset : (ends.get(p.partition) ?? 0));
+    }
   }
 
   async #directoryHighWatermarks(admin: Admin): Promise<Map<string, bigint>> {
     const marks = new Map<string, bigint>();
-    for (const topic of [this.#topics.presence, this.#topics.members]) {
+    for (const topic of [this.#topics.presence, this.#topics.members, this.#topics.shardOffsets]) {
       for (const p of await admin.fetchTopicOffsets(topic)) {
         if (BigInt(p.high) > BigInt(p.low)) marks.set(`${topic}:${p.partition}`, BigInt(p.high));
       }
@@ -234,7 +248,7 @@ export class KafkaBus implements ChatBus {
     this.#catchUpFallback = fallback;
     await this.#startConsumer(consumer, async () => {
       await consumer.subscribe({
-        topics: [this.#topics.presence, this.#topics.members],
+        topics: [this.#topics.presence, this.#topics.members, this.#topics.shardOffsets],
         fromBeginning: true,
       });
       await consumer.run({
@@ -276,9 +290,20 @@ export class KafkaBus implements ChatBus {
     const handlers = this.#handlers;
     const key = message.key?.toString('utf8');
     if (!handlers || key === undefined) return;
+    const value = message.value?.toString('utf8') ?? null;
+    if (topic === this.#topics.shardOffsets) {
+      this.#o.metrics.busConsumed.inc({ kind: 'offset' });
+      try {
+        const offset = decodeShardOffset(key, value);
+        this.#shardOffsets.set(offset.shard, offset);
+      } catch (err) {
+        return this.#invalidRecord(topic, message, err);
+      }
+      this.#messages?.poll();
+      return;
+    }
     const kind: RecordKind = topic === this.#topics.members ? 'heartbeat' : 'presence';
     this.#o.metrics.busConsumed.inc({ kind });
-    const value = message.value?.toString('utf8') ?? null;
     let deliver: () => void;
     try {
       if (kind === 'heartbeat') {
@@ -313,63 +338,59 @@ export class KafkaBus implements ChatBus {
     );
   }
 
-  async #startMessages(ends: readonly { partition: number; offset: string }[]): Promise<void> {
-    const consumer = this.#kafka.consumer({
-      groupId: this.#messageGroup,
-      sessionTimeout: 10_000,
-      heartbeatInterval: 1000,
-      allowAutoTopicCreation: false,
+  async #startMessages(): Promise<void> {
+    const consumer = new ShardConsumer({
+      kafka: this.#kafka,
+      topic: this.#topics.messages,
+      offsetsTopic: this.#topics.shardOffsets,
+      nodeId: this.#o.nodeId,
+      epoch: this.#o.epoch,
+      topicPrefix: this.#o.topicPrefix,
+      shards: this.#o.shards,
+      producer: this.#producer,
+      offsetOf: (shard) => this.#shardOffsets.get(shard),
+      isMemberAlive: (nodeId, epoch) => this.#handlers?.isMemberAlive(nodeId, epoch) ?? false,
+      initialOffsetOf: (shard) => this.#initialOffsets.get(shard) ?? 0,
+      endOffsetOf: (shard) => this.#endOffsets.get(shard) ?? 0,
+      onRecord: (message) => this.#onMessageRecord(message),
+      // Ready once the consumer first joined. A consumer that crashes later (the broker went away)
+      // rejoins by itself and reads on from its position, while sends keep working meanwhile: it does
+      // not make the node unready (the consumer lag and the logs show it).
+      onJoinChange: (joined) => {
+        if (!joined || this.#joined) return;
+        this.#joined = true;
+        this.#updateReady();
+      },
+      commitIntervalMs: this.#o.commitIntervalMs ?? 1000,
+      handoverTimeoutMs: this.#o.handoverTimeoutMs ?? 10_000,
+      fetchMaxWaitMs: this.#o.fetchMaxWaitMs ?? 20,
+      metrics: this.#o.metrics,
+      logger: this.#o.logger,
     });
+    await consumer.start();
     this.#messages = consumer;
-    consumer.on(consumer.events.GROUP_JOIN, () => {
-      this.#joined = true;
-      this.#updateReady();
-    });
-    consumer.on(consumer.events.CRASH, (event) => {
-      this.#joined = false;
-      this.#o.metrics.busConsumeErrors.inc({ reason: 'consumer_crash' });
-      this.#log.warn(
-        { err: event.payload.error.message, restart: event.payload.restart },
-        'message consumer crashed',
-      );
-      this.#updateReady();
-    });
-    const lag = new Map<number, number>();
-    await this.#startConsumer(consumer, async () => {
-      await consumer.subscribe({ topic: this.#topics.messages, fromBeginning: false });
-      await consumer.run({
-        eachBatch: async (payload: EachBatchPayload) => {
-          const { batch } = payload;
-          for (const message of batch.messages) {
-            if (!payload.isRunning() || payload.isStale()) break;
-            this.#o.metrics.busConsumed.inc({ kind: 'message' });
-            let parsed: BusMessage | undefined;
-            try {
-              parsed = decodeMessage(message.value?.toString('utf8') ?? null);
-            } catch (err) {
-              this.#invalidRecord(this.#topics.messages, message, err);
-            }
-            const handlers = this.#handlers;
-            if (parsed && handlers) {
-              const decoded = parsed;
-              this.#dispatch(this.#topics.messages, message, () => handlers.onMessage(decoded));
-            }
-            payload.resolveOffset(message.offset);
-          }
-          const last = batch.messages.at(-1);
-          if (last) {
-            lag.set(batch.partition, Math.max(0, Number(batch.highWatermark) - Number(last.offset) - 1));
-            let total = 0;
-            for (const v of lag.values()) total += v;
-            this.#o.metrics.consumerLag.set(total);
-          }
-          await payload.heartbeat();
-        },
-      });
-      // Applied before the first fetch of each partition (the group is this node's alone).
-      for (const { partition, offset } of ends)
-        consumer.seek({ topic: this.#topics.messages, partition, offset });
-    });
+    consumer.assign(this.#assigned);
+  }
+
+  #onMessageRecord(message: KafkaMessage): void {
+    let parsed: BusMessage;
+    try {
+      parsed = decodeMessage(message.value?.toString('utf8') ?? null);
+    } catch (err) {
+      return this.#invalidRecord(this.#topics.messages, message, err);
+    }
+    const handlers = this.#handlers;
+    if (handlers) this.#dispatch(this.#topics.messages, message, () => handlers.onMessage(parsed));
+  }
+
+  assignShards(shards: ReadonlySet<number> | 'all'): void {
+    this.#assigned = shards === 'all' ? 'all' : new Set(shards);
+    this.#messages?.assign(this.#assigned);
+  }
+
+  /** The shards this node reads now (for tests and the status endpoint). */
+  get ownedShards(): number[] {
+    return this.#messages?.owned ?? [];
   }
 
   #updateReady(): void {
@@ -384,9 +405,9 @@ export class KafkaBus implements ChatBus {
     if (ready) this.#whenReady?.();
   }
 
-  publishMessage(message: BusMessage): Promise<void> {
+  publishMessage(message: BusMessage, shard: number): Promise<void> {
     if (this.#stopping) return Promise.reject(unavailable('Kafka bus stopped'));
-    return this.#producer.publish(encodeMessage(message));
+    return this.#producer.publish({ ...encodeMessage(message), partition: shard });
   }
 
   publishPresence(updates: readonly PresenceUpdate[]): Promise<void> {
@@ -416,14 +437,12 @@ export class KafkaBus implements ChatBus {
     this.#whenReady?.(unavailable('Kafka bus stopped while starting'));
     clearTimeout(this.#catchUpFallback);
     this.#updateReady();
+    const warn = (err: unknown) => this.#log.warn({ err: (err as Error).message }, 'disconnect failed');
+    // The shards' final positions (released, for their next owners) are written before the producer
+    // stops; it sends what is pending, then disconnects. Each consumer waits for its fetch in flight, so
+    // both at once.
+    await Promise.all([this.#messages?.stop().catch(warn), this.#directory?.disconnect().catch(warn)]);
     await this.#producer.stop();
-    const disconnect = (client: { disconnect(): Promise<void> } | undefined) =>
-      client
-        ?.disconnect()
-        .catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'disconnect failed'));
-    // Consumer disconnect commits the offsets of what was processed; each waits for its fetch in flight,
-    // so both at once.
-    await Promise.all([disconnect(this.#messages), disconnect(this.#directory)]);
     this.#handlers = undefined;
   }
 }

@@ -14,11 +14,24 @@ function unavailable(message: string): ChatError {
   return new ChatError('KAFKA_ERR_UNAVAILABLE', message);
 }
 
+/** Records kept per shard log (the oldest are dropped beyond this, like retention). */
+const SHARD_LOG_LIMIT = 10_000;
+
+/** One shard's log: its records from offset `base` on, and where its last owner stopped. */
+interface ShardLog {
+  base: number;
+  readonly records: EncodedRecord[];
+  /** The next offset to read, as the last owner left it (undefined: never owned). */
+  released: number | undefined;
+}
+
 /**
- * An in-process stand-in for Kafka: every bus connected to one hub sees every message (like the seed
- * design's one consumer group per node), and the hub keeps the latest presence and member records like a
- * compacted topic, replayed to a bus when it starts. Records travel encoded and are validated on the way
- * in with the same code as Kafka's (records.ts); delivery is asynchronous, as over a real bus.
+ * An in-process stand-in for Kafka. Messages go to per-shard logs (a partition each); each shard's
+ * messages are handed to the bus that owns it (`assignShards`), which starts where the previous owner
+ * released it, so a hand-over loses nothing; a bus assigned `all` sees every message (the seed design).
+ * The hub keeps the latest presence and member records like a compacted topic, replayed to a bus when it
+ * starts. Records travel encoded and are validated on the way in with the same code as Kafka's
+ * (records.ts); delivery is asynchronous, as over a real bus.
  */
 export class MemoryBusHub {
   readonly #buses = new Set<MemoryBus>();
@@ -27,6 +40,7 @@ export class MemoryBusHub {
   /** Latest heartbeats by node id, encoded. */
   readonly members = new Map<string, string>();
   #available = true;
+  readonly #logs = new Map<number, ShardLog>();
   /** Counts what was published, by kind. */
   readonly published = { message: 0, presence: 0, heartbeat: 0 };
   /** Records a bus skipped because they did not validate (Kafka counts them in a metric). */
@@ -59,8 +73,41 @@ export class MemoryBusHub {
   }
 
   /** @internal Queues `record` for every attached bus, in order. */
-  broadcast(kind: 'message' | 'presence' | 'heartbeat', record: EncodedRecord): void {
+  broadcast(kind: 'presence' | 'heartbeat', record: EncodedRecord): void {
     for (const bus of this.#buses) queueMicrotask(() => bus.receive(kind, record));
+  }
+
+  /** @internal Appends a message to `shard`'s log and hands it to the buses that read the shard. */
+  append(shard: number, record: EncodedRecord): void {
+    const log = this.#log(shard);
+    log.records.push(record);
+    if (log.records.length > SHARD_LOG_LIMIT) {
+      log.records.shift();
+      log.base++;
+    }
+    const offset = log.base + log.records.length - 1;
+    for (const bus of this.#buses) bus.offer(shard, offset, record);
+  }
+
+  /** @internal The records of `shard` from `from` on (from the oldest kept when older), and the end. */
+  read(shard: number, from: number | undefined): { start: number; records: EncodedRecord[]; end: number } {
+    const log = this.#log(shard);
+    const start = Math.max(from ?? log.released ?? log.base, log.base);
+    return { start, records: log.records.slice(start - log.base), end: log.base + log.records.length };
+  }
+
+  /** @internal Where `shard`'s next owner starts. */
+  release(shard: number, next: number): void {
+    this.#log(shard).released = next;
+  }
+
+  #log(shard: number): ShardLog {
+    let log = this.#logs.get(shard);
+    if (!log) {
+      log = { base: 0, records: [], released: undefined };
+      this.#logs.set(shard, log);
+    }
+    return log;
   }
 }
 
@@ -70,6 +117,11 @@ export class MemoryBus implements ChatBus {
   readonly #nodeId: string;
   #handlers: BusHandlers | undefined;
   #ready = false;
+  /**
+   * Shard -> the next offset to queue and the next one not yet handed to the node (what a release
+   * gives the next owner); `all`: every shard, from what is published after now.
+   */
+  #owned: Map<number, { next: number; delivered: number }> | 'all' = new Map();
 
   constructor(hub: MemoryBusHub, nodeId: string) {
     this.#hub = hub;
@@ -124,10 +176,61 @@ export class MemoryBus implements ChatBus {
     this.#handlers?.onReadyChange(ready);
   }
 
-  publishMessage(message: BusMessage): Promise<void> {
+  publishMessage(message: BusMessage, shard: number): Promise<void> {
     return this.#publish(() => {
       this.#hub.published.message++;
-      this.#hub.broadcast('message', encodeMessage(message));
+      this.#hub.append(shard, encodeMessage(message));
+    });
+  }
+
+  assignShards(shards: ReadonlySet<number> | 'all'): void {
+    const before = this.#owned;
+    if (shards === 'all') {
+      this.#releaseAll();
+      this.#owned = 'all';
+      return;
+    }
+    const owned = new Map<number, { next: number; delivered: number }>();
+    if (before !== 'all') {
+      for (const [shard, position] of before) {
+        if (shards.has(shard)) owned.set(shard, position);
+        else this.#hub.release(shard, position.delivered);
+      }
+    }
+    this.#owned = owned;
+    for (const shard of shards) {
+      if (owned.has(shard)) continue;
+      // Start where the previous owner stopped, and catch up with what was published since.
+      const { start, records, end } = this.#hub.read(shard, undefined);
+      owned.set(shard, { next: end, delivered: start });
+      records.forEach((record, i) => this.#queue(shard, start + i, record));
+    }
+  }
+
+  #releaseAll(): void {
+    if (this.#owned === 'all') return;
+    for (const [shard, position] of this.#owned) this.#hub.release(shard, position.delivered);
+    this.#owned = new Map();
+  }
+
+  /** @internal A message was appended to `shard`'s log at `offset`: queue it if this bus reads the shard. */
+  offer(shard: number, offset: number, record: EncodedRecord): void {
+    if (this.#owned === 'all') return this.#queue(shard, offset, record);
+    const position = this.#owned.get(shard);
+    if (position === undefined || offset < position.next) return;
+    position.next = offset + 1;
+    this.#queue(shard, offset, record);
+  }
+
+  #queue(shard: number, offset: number, record: EncodedRecord): void {
+    queueMicrotask(() => {
+      if (this.#owned !== 'all') {
+        // Released meanwhile: the next owner reads it from the log.
+        const position = this.#owned.get(shard);
+        if (!position) return;
+        position.delivered = offset + 1;
+      }
+      this.receive('message', record);
     });
   }
 
@@ -171,6 +274,7 @@ export class MemoryBus implements ChatBus {
   }
 
   stop(): Promise<void> {
+    this.#releaseAll();
     this.#hub.detach(this);
     const handlers = this.#handlers;
     this.#handlers = undefined;

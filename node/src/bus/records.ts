@@ -1,6 +1,7 @@
 import {
   BusMessage,
   MemberHeartbeat,
+  ShardOffset,
   PresenceRecord,
   parsePresenceKey,
   presenceKey,
@@ -57,4 +58,15 @@ export function decodeHeartbeat(
 ): { id: string; heartbeat: Heartbeat | null } {
   const raw = json(value);
   return { id: key, heartbeat: raw === null ? null : MemberHeartbeat.parse(raw) };
+}
+
+export function encodeShardOffset(offset: ShardOffset): EncodedRecord {
+  return { key: String(offset.shard), value: JSON.stringify(offset) };
+}
+
+/** A shard-offsets record, validated; throws when the key does not match the value's shard. */
+export function decodeShardOffset(key: string, value: string | null): ShardOffset {
+  const offset = ShardOffset.parse(json(value));
+  if (String(offset.shard) !== key) throw new Error('shard-offsets key does not match its shard');
+  return offset;
 }

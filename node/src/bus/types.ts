@@ -23,14 +23,20 @@ export interface PresenceUpdate {
 /** What the message path hands to its node. */
 export interface MessageHandlers {
   /**
-   * A cross-node message, validated. Every started bus sees every message, its own included (the node
-   * skips those). Order: messages one bus published to one receiver (`to`) arrive in publish order; no
-   * order across receivers. At least once: Kafka re-delivers what was read but not committed when a
-   * consumer restarts or rebalances, so a message may be seen twice (the server message id tells); the
-   * in-process bus delivers exactly once. Messages published while a bus was not started are not
-   * delivered to it (Kafka: a restarted node with the same id resumes from its group's last commit).
+   * A cross-node message of a shard this bus was assigned (`assignShards`), validated. Each shard's
+   * messages are read by the one bus that owns it: a message is read once, by the node that holds its
+   * receiver, however many nodes there are. Order: per shard, in publish order. At least once: after a
+   * crash the next owner re-reads from the last position its predecessor committed, so a message may be
+   * seen twice (the server message id tells); a clean hand-over (the old owner releases, the new one
+   * starts from the release) delivers each message once. Messages of a shard published while nobody
+   * owned it are delivered to its next owner.
    */
   onMessage(message: BusMessage): void;
+  /**
+   * Whether member `nodeId` in incarnation `epoch` is alive (its heartbeats are fresh): a shard whose
+   * previous owner is alive waits for its release; one whose owner died is taken at once.
+   */
+  isMemberAlive(nodeId: string, epoch: string): boolean;
 }
 
 /** What the directory hands to its node. */
@@ -57,13 +63,23 @@ export interface BusHandlers extends MessageHandlers, DirectoryHandlers {
   onReadyChange(ready: boolean): void;
 }
 
-/** The message path: one record per cross-node message, keyed by receiver. */
+/** The message path: one record per cross-node message, keyed by receiver, in the receiver's shard. */
 export interface MessageBus {
   /**
-   * Publishes one cross-node message (Kafka: batched over a short window, key = receiver, idempotent
-   * producer). Fails fast with `KAFKA_ERR_UNAVAILABLE` while the bus is known to be unusable.
+   * Publishes one cross-node message to `shard`'s log (Kafka: partition `shard` of the messages topic,
+   * key = receiver, idempotent producer). Fails fast with `KAFKA_ERR_UNAVAILABLE` while the bus is known
+   * to be unusable (not written); rejects with `KAFKA_ERR_TIMEOUT` when the outcome is unknown (it may
+   * still be written and delivered).
    */
-  publishMessage(message: BusMessage): Promise<void>;
+  publishMessage(message: BusMessage, shard: number): Promise<void>;
+  /**
+   * The shards whose messages this bus reads from now on (`all`: every shard, the seed design's
+   * broadcast). Shards no longer assigned are released (their position written for the next owner);
+   * newly assigned ones start where their previous owner stopped, once it released them or died (Kafka:
+   * after at most the hand-over timeout). Call it whenever the owner table changes; may be called before
+   * or after `start`.
+   */
+  assignShards(shards: ReadonlySet<number> | 'all'): void;
 }
 
 /** Membership and presence: compacted, replayed state, keyed by node (members) and node/user (presence). */

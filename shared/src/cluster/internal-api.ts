@@ -34,6 +34,10 @@ export const ReadyzBody = z.object({
   /** The bus (Kafka) is usable. */
   bus: z.boolean(),
   nodeId: NodeId,
+  /** The owner table this node reads its shards by (the routers' must match). */
+  ownerTableVersion: z.string().optional(),
+  /** How many shards this node owns and reads. */
+  shardsOwned: z.number().int().nonnegative().optional(),
 });
 
 /** `/healthz`: the process is alive. */

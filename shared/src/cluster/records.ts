@@ -50,7 +50,26 @@ export const PresenceRecord = z.strictObject({
   shard: z.number().int().min(0).max(65_535).optional(),
 });
 
+/**
+ * A shard's consumer position on the compacted shard-offsets topic; key = the shard number. The owner
+ * writes it every commit interval and when it lets the shard go (`released`); the next owner starts
+ * from `offset` (after a crash, from the last one written: messages since may be delivered twice).
+ */
+export const ShardOffset = z.strictObject({
+  v: z.literal(1),
+  shard: z.number().int().min(0).max(65_535),
+  /** The next offset to read in the shard's partition. */
+  offset: z.number().int().nonnegative(),
+  /** The node that wrote it, and its incarnation. */
+  node: NodeId,
+  epoch: z.string().min(1).max(64),
+  /** The writer no longer reads the shard: the next owner may start at once. */
+  released: z.boolean(),
+  ts: z.number().int().nonnegative(),
+});
+
 export type BusMessage = z.infer<typeof BusMessage>;
+export type ShardOffset = z.infer<typeof ShardOffset>;
 export type MemberState = z.infer<typeof MemberState>;
 export type MemberHeartbeat = z.infer<typeof MemberHeartbeat>;
 export type PresenceRecord = z.infer<typeof PresenceRecord>;
@@ -61,6 +80,7 @@ export function topicNames(prefix: string) {
     messages: `${prefix}.messages`,
     presence: `${prefix}.presence`,
     members: `${prefix}.members`,
+    shardOffsets: `${prefix}.shard-offsets`,
   } as const;
 }
 

@@ -71,6 +71,8 @@ function record(bus: ChatBus): { recorder: Recorder; handlers: BusHandlers } {
     onPresence: (nodeId, userId, rec) => recorder.presence.push({ nodeId, userId, record: rec }),
     onMember: (id, heartbeat) => recorder.members.push({ id, heartbeat }),
     onReadyChange: (ready) => recorder.readyChanges.push(ready),
+    // Every previous owner counts as alive: a new owner waits for the release (a clean hand-over).
+    isMemberAlive: () => true,
   };
   return { recorder, handlers };
 }
@@ -117,10 +119,12 @@ export function busContractSuite(name: string, options: BusContractOptions): voi
 
   async function setup(t: TestContext) {
     const backend = await options.createBackend(t);
-    const start = async (nodeId: string) => {
+    /** A started bus that reads `shards` (default: every shard, the broadcast of the seed design). */
+    const start = async (nodeId: string, shards: ReadonlySet<number> | 'all' = 'all') => {
       const bus = backend.connect(nodeId);
       const { recorder, handlers } = record(bus);
       await bus.start(handlers);
+      bus.assignShards(shards);
       return recorder;
     };
     return { backend, start };
@@ -138,7 +142,7 @@ export function busContractSuite(name: string, options: BusContractOptions): voi
       test('publishing on a bus that was never started rejects as unavailable', async (t) => {
         const { backend } = await setup(t);
         const bus = backend.connect('idle');
-        await rejectsUnavailable(bus.publishMessage(message('idle', 'x', 'y', 'hi')), 'publishMessage');
+        await rejectsUnavailable(bus.publishMessage(message('idle', 'x', 'y', 'hi'), 0), 'publishMessage');
         await rejectsUnavailable(bus.publishPresence([{ userId: 'x', record: null }]), 'publishPresence');
         await rejectsUnavailable(bus.publishHeartbeat(heartbeat('idle')), 'publishHeartbeat');
         assert.equal(bus.isReady(), false);
@@ -150,7 +154,7 @@ export function busContractSuite(name: string, options: BusContractOptions): voi
         const { start } = await setup(t);
         const [a, b] = await Promise.all([start('a'), start('b')]);
         const sent = message('a', 'alice', 'bob', 'hello bob');
-        await a.bus.publishMessage(sent);
+        await a.bus.publishMessage(sent, 0);
         const got = await waitFor(() => b.messages.find((m) => m.id === sent.id), 'the message on b');
         assert.deepEqual(got, sent);
         assert.deepEqual(
@@ -164,7 +168,7 @@ export function busContractSuite(name: string, options: BusContractOptions): voi
         const [a, b] = await Promise.all([start('a'), start('b')]);
         const sent: BusMessage[] = [];
         for (let i = 0; i < 60; i++) sent.push(message('a', 'alice', i % 3 === 0 ? 'carol' : 'bob', `#${i}`));
-        await Promise.all(sent.map((m) => a.bus.publishMessage(m)));
+        await Promise.all(sent.map((m) => a.bus.publishMessage(m, 0)));
         await waitFor(() => b.messages.length >= sent.length, 'all messages on b');
         for (const to of ['bob', 'carol']) {
           assert.deepEqual(
@@ -182,13 +186,62 @@ export function busContractSuite(name: string, options: BusContractOptions): voi
         // What another version might produce during a rolling deploy: a field this version does not know.
         const bad = { ...message('a', 'alice', 'bob', 'bad'), extra: true } as unknown as BusMessage;
         const good = message('a', 'alice', 'bob', 'good');
-        await a.bus.publishMessage(bad);
-        await a.bus.publishMessage(good);
+        await a.bus.publishMessage(bad, 0);
+        await a.bus.publishMessage(good, 0);
         await waitFor(() => b.messages.some((m) => m.id === good.id), 'the valid message');
         assert.deepEqual(
           b.messages.map((m) => m.frame.body),
           ['good'],
         );
+      });
+    });
+
+    describe('shards (assignShards)', () => {
+      test("a shard's messages reach only the bus that owns it", async (t) => {
+        const { start } = await setup(t);
+        const [a, b] = await Promise.all([start('a', new Set([0])), start('b', new Set([1]))]);
+        const [m0, m1] = [message('a', 'x', 'y0', 'zero'), message('b', 'x', 'y1', 'one')];
+        await a.bus.publishMessage(m0, 0);
+        await b.bus.publishMessage(m1, 1);
+        await waitFor(() => a.messages.some((m) => m.id === m0.id), 'shard 0 on a');
+        await waitFor(() => b.messages.some((m) => m.id === m1.id), 'shard 1 on b');
+        // Markers published after: once they arrived, anything misrouted would have too.
+        const [k0, k1] = [message('a', 'x', 'y0', 'marker 0'), message('a', 'x', 'y1', 'marker 1')];
+        await a.bus.publishMessage(k0, 0);
+        await a.bus.publishMessage(k1, 1);
+        await waitFor(() => a.messages.some((m) => m.id === k0.id), 'marker 0 on a');
+        await waitFor(() => b.messages.some((m) => m.id === k1.id), 'marker 1 on b');
+        assert.deepEqual(
+          a.messages.map((m) => m.frame.body),
+          ['zero', 'marker 0'],
+        );
+        assert.deepEqual(
+          b.messages.map((m) => m.frame.body),
+          ['one', 'marker 1'],
+        );
+      });
+
+      test('hand-over: the new owner starts where the old one released; nothing lost or twice', async (t) => {
+        const { start } = await setup(t);
+        const [a, b] = await Promise.all([start('a', new Set([0])), start('b', new Set())]);
+        const first = Array.from({ length: 20 }, (_, i) => message('a', 'x', 'y', `first ${i}`));
+        for (const m of first) await a.bus.publishMessage(m, 0);
+        await waitFor(() => a.messages.length === 20, 'the first 20 on a');
+        a.bus.assignShards(new Set());
+        // Published while nobody owns the shard: its next owner gets them.
+        const second = Array.from({ length: 20 }, (_, i) => message('a', 'x', 'y', `second ${i}`));
+        for (const m of second) await a.bus.publishMessage(m, 0);
+        b.bus.assignShards(new Set([0]));
+        await waitFor(() => b.messages.length >= 20, 'the second 20 on b');
+        const marker = message('a', 'x', 'y', 'marker');
+        await a.bus.publishMessage(marker, 0);
+        await waitFor(() => b.messages.some((m) => m.id === marker.id), 'the marker on b');
+        assert.deepEqual(
+          b.messages.map((m) => m.frame.body),
+          [...second.map((m) => m.frame.body), 'marker'],
+          'b gets exactly what a did not read, in order',
+        );
+        assert.equal(a.messages.length, 20, 'a read nothing after it released the shard');
       });
     });
 
@@ -217,9 +270,10 @@ export function busContractSuite(name: string, options: BusContractOptions): voi
           ),
           onMember: once('member', (id: string, hb: MemberHeartbeat | null) => handlers.onMember(id, hb)),
         });
+        bus.assignShards('all');
         const [first, second] = [message('a', 'x', 'y', 'first'), message('a', 'x', 'y', 'second')];
-        await a.bus.publishMessage(first);
-        await a.bus.publishMessage(second);
+        await a.bus.publishMessage(first, 0);
+        await a.bus.publishMessage(second, 0);
         await a.bus.publishPresence([{ userId: 'u1', record: presence('a', 'u1') }]);
         await a.bus.publishPresence([{ userId: 'u2', record: presence('a', 'u2') }]);
         await a.bus.publishHeartbeat(heartbeat('a'));
@@ -304,7 +358,7 @@ export function busContractSuite(name: string, options: BusContractOptions): voi
           const [a, b] = await Promise.all([start('a'), start('b')]);
           await setAvailable(false);
           await rejectsUnavailable(
-            a.bus.publishMessage(message('a', 'alice', 'bob', 'lost')),
+            a.bus.publishMessage(message('a', 'alice', 'bob', 'lost'), 0),
             'publishMessage',
           );
           await rejectsUnavailable(
@@ -319,7 +373,7 @@ export function busContractSuite(name: string, options: BusContractOptions): voi
           await waitFor(() => a.bus.isReady(), 'a ready again');
           assert.deepEqual(a.readyChanges, [true, false, true]);
           const after = message('a', 'alice', 'bob', 'after');
-          await a.bus.publishMessage(after);
+          await a.bus.publishMessage(after, 0);
           await waitFor(() => b.messages.some((m) => m.id === after.id), 'the message after recovery');
           assert.equal(b.messages.filter((m) => m.frame.body === 'lost').length, 0);
         },
@@ -330,7 +384,7 @@ export function busContractSuite(name: string, options: BusContractOptions): voi
       test('resolves, reports not ready, later publishes reject and no handler is called after it', async (t) => {
         const { start } = await setup(t);
         const [a, b] = await Promise.all([start('a'), start('b')]);
-        const pending = a.bus.publishMessage(message('a', 'alice', 'bob', 'in flight'));
+        const pending = a.bus.publishMessage(message('a', 'alice', 'bob', 'in flight'), 0);
         await a.bus.stop();
         // What was pending when stop() began is flushed, not dropped.
         await pending;
@@ -338,7 +392,7 @@ export function busContractSuite(name: string, options: BusContractOptions): voi
         assert.equal(a.bus.isReady(), false);
         assert.deepEqual(a.readyChanges, [true, false]);
         await rejectsUnavailable(
-          a.bus.publishMessage(message('a', 'alice', 'bob', 'late')),
+          a.bus.publishMessage(message('a', 'alice', 'bob', 'late'), 0),
           'publishMessage',
         );
         await rejectsUnavailable(
@@ -348,7 +402,7 @@ export function busContractSuite(name: string, options: BusContractOptions): voi
         await rejectsUnavailable(a.bus.publishHeartbeat(null), 'publishHeartbeat');
         const seen = { messages: a.messages.length, presence: a.presence.length, members: a.members.length };
         const fromB = message('b', 'bob', 'alice', 'to a stopped bus');
-        await b.bus.publishMessage(fromB);
+        await b.bus.publishMessage(fromB, 0);
         await b.bus.publishPresence([{ userId: 'bob', record: presence('b', 'bob') }]);
         await b.bus.publishHeartbeat(heartbeat('b'));
         await waitFor(() => b.members.some((m) => m.id === 'b'), 'b sees its own heartbeat');

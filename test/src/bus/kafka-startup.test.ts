@@ -32,6 +32,7 @@ test('on a freshly started broker, two nodes and a router started at once all st
     startRouter(t, {
       CHAT_KAFKA_BROKERS: kafka.brokers,
       CHAT_KAFKA_TOPIC_PREFIX: prefix,
+      CHAT_CLUSTER_SHARDS: '2',
       CHAT_ROUTER_PROBE_INTERVAL_MS: '200',
     }),
   ]);
@@ -51,6 +52,7 @@ test('a router started before any node (no topics yet) becomes ready once a node
   const router = await startRouter(t, {
     CHAT_KAFKA_BROKERS: kafka.brokers,
     CHAT_KAFKA_TOPIC_PREFIX: prefix,
+    CHAT_CLUSTER_SHARDS: '1',
     CHAT_ROUTER_PROBE_INTERVAL_MS: '200',
   });
   // Honest meanwhile: no member, not ready.

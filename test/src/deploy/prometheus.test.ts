@@ -54,6 +54,7 @@ test('every dashboard panel and alert expression evaluates against a live cluste
   ]);
   const router = await startRouter(t, {
     ...auth,
+    CHAT_CLUSTER_SHARDS: nodeEnv.CHAT_CLUSTER_SHARDS,
     CHAT_ROUTER_NODES: `p1=http://127.0.0.1:${n1.port},p2=http://127.0.0.1:${n2.port}`,
     CHAT_ROUTER_ADMIN_TOKEN: ADMIN,
     CHAT_ROUTER_MIGRATION_WINDOW_MS: '200',

@@ -3,7 +3,7 @@ import { openSync, closeSync, readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { callNode, NODE_API, type PresenceResponse } from '@chat/shared';
+import { callNode, NODE_API, OwnerTable, type PresenceResponse } from '@chat/shared';
 import { repoRoot } from '../paths.js';
 import type { Cleanup } from '../kafka/harness.js';
 
@@ -108,6 +108,7 @@ export async function startNode(cleanup: Cleanup, options: StartNodeOptions): Pr
     options.nodeFlags,
   );
   const port = Number(ready.port);
+  const cluster = joinCluster(options.nodeId, { CHAT_NODE_ID: options.nodeId, ...options.env }, exited);
   const httpUrl = (path: string) => `http://127.0.0.1:${port}${path}`;
   return {
     nodeId: options.nodeId,
@@ -115,7 +116,8 @@ export async function startNode(cleanup: Cleanup, options: StartNodeOptions): Pr
     child,
     logFile,
     exited,
-    wsUrl: (userId) => `ws://127.0.0.1:${port}/chat/${userId}`,
+    wsUrl: (userId) =>
+      `ws://127.0.0.1:${port}/chat/${userId}${placementQuery(cluster, options.nodeId, userId)}`,
     httpUrl,
     async metric(name, labels = {}) {
       const text = await (await fetch(httpUrl(NODE_API.metrics.path))).text();
@@ -156,4 +158,50 @@ export function sumMetric(text: string, name: string, labels: Record<string, str
     if (Object.entries(labels).every(([k, v]) => labelText.includes(`${k}="${v}"`))) sum += Number(m[3]);
   }
   return sum;
+}
+
+/** The nodes started by this process per cluster (brokers and topic prefix), for `wsUrl` placement. */
+const clusters = new Map<string, { shards: number; members: Map<string, number> }>();
+
+function joinCluster(
+  nodeId: string,
+  env: Record<string, string>,
+  exited: Promise<unknown>,
+): { shards: number; members: Map<string, number> } {
+  // The in-process bus: every node is a cluster of its own.
+  const id = env.CHAT_KAFKA_BROKERS
+    ? `${env.CHAT_KAFKA_BROKERS}|${env.CHAT_KAFKA_TOPIC_PREFIX ?? 'chat'}`
+    : nodeId;
+  let cluster = clusters.get(id);
+  if (!cluster) {
+    cluster = { shards: Number(env.CHAT_CLUSTER_SHARDS ?? 128), members: new Map() };
+    clusters.set(id, cluster);
+  }
+  cluster.members.set(nodeId, Number(env.CHAT_NODE_WEIGHT ?? 1));
+  const joined = cluster;
+  void exited.then(() => joined.members.delete(nodeId));
+  return joined;
+}
+
+/**
+ * A client connecting straight to a node (no router) lands where the router would have put it only if
+ * the node owns its shard. Tests name users freely, so `wsUrl` adds an `affinity` parameter that puts the
+ * user in a shard `nodeId` owns under the owner table of the nodes this process started (none when the
+ * user's own shard is already the node's).
+ */
+function placementQuery(
+  cluster: { shards: number; members: Map<string, number> },
+  nodeId: string,
+  userId: string,
+): string {
+  const table = new OwnerTable(
+    [...cluster.members].map(([id, weight]) => ({ id, weight })),
+    cluster.shards,
+  );
+  if (table.ownerOfKey(userId) === nodeId || !table.members.some((m) => m.id === nodeId)) return '';
+  for (let i = 0; i < 10_000; i++) {
+    const key = `${userId}-${i}`;
+    if (table.ownerOfKey(key) === nodeId) return `?affinity=${encodeURIComponent(key)}`;
+  }
+  return '';
 }

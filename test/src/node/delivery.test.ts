@@ -189,13 +189,17 @@ describe('chat nodes on Kafka', () => {
     await producer.connect();
     t.after(() => producer.disconnect());
     const prefix = clusterEnv.CHAT_KAFKA_TOPIC_PREFIX ?? '';
+    // Into every shard's partition: n2 reads the ones it owns (inv-bob's among them).
+    const invalid = [
+      'not json',
+      JSON.stringify({ v: 1, id: 'x', origin: 'n9', from: 'a', to: 'inv-bob' }),
+      JSON.stringify({ v: 99, future: true }),
+    ];
     await producer.send({
       topic: `${prefix}.messages`,
-      messages: [
-        { key: 'inv-bob', value: 'not json' },
-        { key: 'inv-bob', value: JSON.stringify({ v: 1, id: 'x', origin: 'n9', from: 'a', to: 'inv-bob' }) },
-        { key: 'inv-bob', value: JSON.stringify({ v: 99, future: true }) },
-      ],
+      messages: [0, 1, 2, 3].flatMap((partition) =>
+        invalid.map((value) => ({ key: 'inv-bob', value, partition })),
+      ),
     });
     await producer.send({ topic: `${prefix}.presence`, messages: [{ key: 'n9/inv-x', value: '{"v":1}' }] });
     await pollUntil(

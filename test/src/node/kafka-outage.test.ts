@@ -34,6 +34,7 @@ test('Kafka down: local delivery continues, remote sends get a retryable error; 
   const router = await startRouter(t, {
     CHAT_KAFKA_BROKERS: kafka.brokers,
     CHAT_KAFKA_TOPIC_PREFIX: env.CHAT_KAFKA_TOPIC_PREFIX,
+    CHAT_CLUSTER_SHARDS: env.CHAT_CLUSTER_SHARDS,
     CHAT_ROUTER_MEMBER_TIMEOUT_MS: '2000',
     CHAT_ROUTER_PROBE_INTERVAL_MS: '200',
   });

@@ -44,7 +44,11 @@ describe('router cluster on Kafka membership', () => {
     return { version: body.ownerTableVersion, owners: body.shards.map((x) => x.owner) };
   }
 
-  /** Asserts that `router` places every shard as shared/'s OwnerTable does for `table`'s members. */
+  /**
+   * Asserts that `router` places every shard as shared/'s OwnerTable does for `table`'s members, and that
+   * every node reads its shards by the same table (the version on its /readyz; nodes build theirs from
+   * the heartbeats, so they are polled until they caught up).
+   */
   async function agrees(router: RouterProcess, table: OwnerTable): Promise<void> {
     const { version, owners } = await shardsOf(router);
     assert.equal(version, table.version);
@@ -52,6 +56,20 @@ describe('router cluster on Kafka membership', () => {
       owners,
       Array.from({ length: SHARDS }, (_, shard) => table.ownerOf(shard)),
     );
+    for (const member of table.members) {
+      const node = nodes.get(member.id);
+      if (!node) continue;
+      await pollUntil(
+        async () => {
+          const res = await fetch(node.httpUrl('/readyz'));
+          const body = (await res.json()) as { ownerTableVersion?: string; shardsOwned?: number };
+          return (
+            body.ownerTableVersion === table.version && body.shardsOwned === table.shardsOf(member.id).length
+          );
+        },
+        { timeoutMs: 10_000, what: `${member.id} reading its shards by table ${table.version}` },
+      );
+    }
   }
 
   async function ringOf(router: RouterProcess, ids: string[]): Promise<string> {
