@@ -75,6 +75,9 @@ describe('chat nodes on Kafka', () => {
     const bob = await TestClient.connect(t, n2.wsUrl('x-bob'));
     await presenceOn(n1, 'x-bob', ['n2']);
     const consumedBefore = await n2.metric('chat_node_deliveries_total', { path: 'bus' });
+    const read = () =>
+      Promise.all([n1, n2].map((n) => n.metric('chat_node_bus_records_consumed_total', { kind: 'message' })));
+    const [readBefore1, readBefore2] = await read();
     const N = 1000;
     for (let i = 0; i < N; i++) alice.send({ type: 'send', cid: `m${i}`, to: 'x-bob', body: String(i) });
     const got = await bob.waitCount(isMessage, N, 60_000);
@@ -90,6 +93,13 @@ describe('chat nodes on Kafka', () => {
     // Nothing more arrives later (no duplicates from other nodes or retries).
     await alice.reply('m999');
     assert.equal(bob.frames.filter(isMessage).length, N);
+    // Read once: only the owner of x-bob's shard read the records; the sender's node read none of them.
+    const [read1, read2] = await read();
+    assert.deepEqual(
+      [read1 - (readBefore1 ?? 0), read2 - (readBefore2 ?? 0)],
+      [0, N],
+      'records read per node',
+    );
   });
 
   test('multi-device across two nodes: each session gets each message once', async (t) => {
