@@ -86,7 +86,9 @@ export class ShardConsumer {
     const consumer = this.#o.kafka.consumer({
       // Its own group per incarnation: nothing is committed to it, so it disappears when the node stops.
       groupId: `${this.#o.topicPrefix}.node.${this.#o.nodeId}.${this.#o.epoch}`,
-      sessionTimeout: 10_000,
+      // The broker's minimum: after a broker restart the group waits out the old member's session before
+      // the consumer (restarted by kafkajs) reads again, and records accepted meanwhile wait that long.
+      sessionTimeout: 6000,
       heartbeatInterval: 1000,
       allowAutoTopicCreation: false,
       maxWaitTimeInMs: this.#o.fetchMaxWaitMs,
