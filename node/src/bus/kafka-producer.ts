@@ -77,9 +77,9 @@ function size(v: Buffer | string | null | undefined): number {
  * - `KAFKA_ERR_TIMEOUT`: handed to Kafka, which did not confirm it (no answer by the deadline, or the
  *   request failed). It may have been written and may still be delivered.
  *
- * Health: a metadata probe on a connection of its own (an admin client) every `probeIntervalMs`, unless a
- * produce was answered within that interval; unanswered after `probeTimeoutMs`, or failing, or a produce
- * failing or timing out, marks the producer unhealthy: sends then fail fast and queued records are
+ * Health: a metadata probe on a connection of its own (an admin client) every `probeIntervalMs` (one at
+ * a time: a pending one is not repeated). A probe unanswered while the broker answered nothing for
+ * `probeTimeoutMs`, a failing probe, or a produce failing or timing out marks the producer unhealthy: sends then fail fast and queued records are
  * rejected. The next successful probe makes it healthy again, after replacing the producer when a produce
  * had failed (a fresh producer id, so no sequence number of a produce with an unknown outcome is reused).
  */
@@ -238,11 +238,9 @@ export class KafkaProducer {
 
   #startProbing(): void {
     if (this.#probeTimer) return;
-    this.#probeTimer = setInterval(() => {
-      // A produce answered within the interval says as much as a probe would.
-      if (this.#healthy && performance.now() - this.#lastAnswer < this.#probeIntervalMs) return;
-      void this.#probeNow();
-    }, this.#probeIntervalMs);
+    // Also under traffic: skipping probes while produces are answered would delay noticing a freeze that
+    // begins just after an answer by up to an interval (a metadata request costs next to nothing).
+    this.#probeTimer = setInterval(() => void this.#probeNow(), this.#probeIntervalMs);
     this.#probeTimer.unref();
   }
 
@@ -258,11 +256,16 @@ export class KafkaProducer {
   async #probe(): Promise<void> {
     if (this.#closing) return;
     const started = performance.now();
-    const timer = setTimeout(() => {
-      // Late, unless the broker answered something else meanwhile.
-      if (this.#lastAnswer < started)
-        this.#fail(`no answer to a metadata request within ${this.#probeTimeoutMs} ms`, undefined, false);
-    }, this.#probeTimeoutMs);
+    // Unhealthy once this probe is unanswered and the broker has been silent (no answer to anything)
+    // for probeTimeoutMs; an answer to a produce meanwhile pushes that moment back.
+    let timer: NodeJS.Timeout | undefined;
+    const check = () => {
+      const silentMs = performance.now() - Math.max(this.#lastAnswer, started);
+      if (silentMs >= this.#probeTimeoutMs)
+        this.#fail(`no answer from the broker for ${this.#probeTimeoutMs} ms`, undefined, false);
+      else timer = setTimeout(check, this.#probeTimeoutMs - silentMs);
+    };
+    timer = setTimeout(check, this.#probeTimeoutMs);
     try {
       await this.#checkMetadata();
     } catch (err) {
