@@ -77,11 +77,14 @@ function size(v: Buffer | string | null | undefined): number {
  * - `KAFKA_ERR_TIMEOUT`: handed to Kafka, which did not confirm it (no answer by the deadline, or the
  *   request failed). It may have been written and may still be delivered.
  *
- * Health: a metadata probe on a connection of its own (an admin client) every `probeIntervalMs` (one at
- * a time: a pending one is not repeated). A probe unanswered while the broker answered nothing for
- * `probeTimeoutMs`, a failing probe, or a produce failing or timing out marks the producer unhealthy: sends then fail fast and queued records are
- * rejected. The next successful probe makes it healthy again, after replacing the producer when a produce
- * had failed (a fresh producer id, so no sequence number of a produce with an unknown outcome is reused).
+ * Health: a metadata probe on a connection of its own (an admin client) every `probeIntervalMs`, one at a
+ * time. A probe not answered within `probeTimeoutMs` (unless the broker answered a produce meanwhile), a
+ * failing probe, or a produce failing or timing out marks the producer unhealthy: sends then fail fast
+ * and queued records are rejected. An unanswered or failed probe's client is replaced (kafkajs can keep a
+ * connect to a vanished broker pending for seconds). The next successful probe makes it healthy again
+ * (checking first that every partition of the messages topic has a leader), after replacing the producer
+ * when a produce had failed (a fresh producer id: no sequence number of a produce with an unknown outcome
+ * is reused).
  */
 export class KafkaProducer {
   readonly #o: KafkaProducerOptions;
@@ -256,24 +259,32 @@ export class KafkaProducer {
   async #probe(): Promise<void> {
     if (this.#closing) return;
     const started = performance.now();
-    // Unhealthy once this probe is unanswered and the broker has been silent (no answer to anything)
-    // for probeTimeoutMs; an answer to a produce meanwhile pushes that moment back.
+    const admin = (this.#admin ??= this.#o.kafka.admin({ retry: { retries: 0 } }));
+    const check = this.#checkMetadata(admin);
     let timer: NodeJS.Timeout | undefined;
-    const check = () => {
-      const silentMs = performance.now() - Math.max(this.#lastAnswer, started);
-      if (silentMs >= this.#probeTimeoutMs)
-        this.#fail(`no answer from the broker for ${this.#probeTimeoutMs} ms`, undefined, false);
-      else timer = setTimeout(check, this.#probeTimeoutMs - silentMs);
-    };
-    timer = setTimeout(check, this.#probeTimeoutMs);
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), this.#probeTimeoutMs);
+    });
+    let outcome: unknown;
     try {
-      await this.#checkMetadata();
+      outcome = await Promise.race([check.then(() => 'ok' as const), late]);
     } catch (err) {
+      outcome = err;
+    } finally {
       clearTimeout(timer);
-      this.#fail('metadata request failed', err, false);
+    }
+    if (outcome !== 'ok') {
+      // A new client for the next probe: a connect or request to a broker that went away can stay
+      // pending for kafkajs's own timeouts (seconds), and the next probe must not wait behind it.
+      check.catch(() => undefined);
+      if (this.#admin === admin) this.#admin = undefined;
+      void admin.disconnect().catch(() => undefined);
+      if (outcome !== 'late') this.#fail('metadata request failed', outcome, false);
+      // Late: a failure unless the broker answered a produce meanwhile.
+      else if (performance.now() - Math.max(this.#lastAnswer, started) >= this.#probeTimeoutMs)
+        this.#fail(`no answer from the broker within ${this.#probeTimeoutMs} ms`, undefined, false);
       return;
     }
-    clearTimeout(timer);
     this.#lastAnswer = performance.now();
     if (this.#healthy || this.#closing) return;
     try {
@@ -290,9 +301,18 @@ export class KafkaProducer {
     this.#setHealthy(true);
   }
 
-  /** The broker answers a metadata request, and every partition of the messages topic has a leader. */
-  async #checkMetadata(): Promise<void> {
-    const admin = await this.#connectAdmin();
+  /**
+   * The broker answers a metadata request: while healthy, one for no topic (brokers and controller
+   * only: a few hundred bytes); before becoming healthy again, one for the messages topic, every
+   * partition of which must have a leader (a restarted broker serves metadata before it leads them).
+   */
+  async #checkMetadata(admin: Admin): Promise<void> {
+    // A no-op while connected; connects again after the broker closed the connection.
+    await admin.connect();
+    if (this.#healthy) {
+      await admin.describeCluster();
+      return;
+    }
     const { topics } = await admin.fetchTopicMetadata({ topics: [this.#o.messagesTopic] });
     const partitions = topics[0]?.partitions ?? [];
     const leaderless = partitions.filter((p) => p.leader < 0).length;
@@ -301,11 +321,9 @@ export class KafkaProducer {
   }
 
   /** The probe's admin client (retries off: the probe itself is the retry), connected. */
-  async #connectAdmin(): Promise<Admin> {
+  async #connectAdmin(): Promise<void> {
     this.#admin ??= this.#o.kafka.admin({ retry: { retries: 0 } });
-    // A no-op while connected; reconnects after the broker closed the connection.
     await withTimeout(this.#admin.connect(), this.#o.publishTimeoutMs, 'admin connect');
-    return this.#admin;
   }
 
   async #replaceProducer(): Promise<void> {
