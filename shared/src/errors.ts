@@ -31,7 +31,7 @@ export const ERROR_CODES = {
   NODE_ERR_BUS_UNAVAILABLE: {
     retryable: true,
     summary:
-      'The receiver is connected to another node and Kafka did not confirm the message (down, or no answer within CHAT_NODE_BUS_PUBLISH_TIMEOUT_MS). Sessions of the receiver on this node got it; other nodes most likely did not, though after a timeout it can still arrive late.',
+      'The receiver is connected to another node and Kafka is unavailable: the message was not handed to it and will not be delivered to other nodes (sessions of the receiver on this node got it). Retry later.',
   },
   NODE_ERR_BUS_TIMEOUT: {
     retryable: true,

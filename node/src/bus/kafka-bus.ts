@@ -54,8 +54,8 @@ const INITIAL_LOOKBACK_MS = 60_000;
  * key = receiver; each node reads only the partitions of the shards it owns, see ShardConsumer), and the
  * compacted `presence`, `members` and `shard-offsets` topics, which every node replays from the
  * beginning and follows. One idempotent producer (KafkaProducer). When a produce fails, the producer is
- * marked broken: message sends fail fast with a retryable error until a heartbeat gets through on a
- * fresh producer, which is how the node recovers by itself.
+ * marked unhealthy: message sends fail fast with a retryable error until its own probe sees the broker
+ * again (on a fresh producer after a failed produce), which is how the node recovers by itself.
  */
 export class KafkaBus implements ChatBus {
   readonly kind = 'kafka';
@@ -418,7 +418,7 @@ export class KafkaBus implements ChatBus {
 
   async publishHeartbeat(heartbeat: MemberHeartbeat | null): Promise<void> {
     if (this.#stopping) throw unavailable('Kafka bus stopped');
-    // The heartbeat is the probe that brings a broken producer back.
+    // While the producer is unhealthy this asks for an immediate check (and fails if it stays unhealthy).
     await this.#producer.probe();
     await this.#producer.send(
       this.#topics.members,

@@ -7,10 +7,10 @@ import type { BusMessage, MemberHeartbeat, PresenceRecord } from '@chat/shared';
 // guarantee written here against both implementations.
 //
 // Common to every publish: it resolves once the record is durably accepted (Kafka: written with
-// acks=all; in-process: handed to the hub) and rejects with a retryable ChatError `KAFKA_ERR_UNAVAILABLE`
-// when the bus is not started, stopped, unavailable or does not answer within the publish timeout. A
-// rejected publish may still have been written (a timeout after the broker took it): retrying is safe
-// because readers tolerate duplicates. Inbound records are a trust boundary: both buses validate them
+// acks=all; in-process: handed to the hub), within the publish timeout. It rejects with a retryable
+// ChatError: `KAFKA_ERR_UNAVAILABLE` when the record was never handed to Kafka (the bus is not started,
+// stopped, or known to be unavailable): it is not written; `KAFKA_ERR_TIMEOUT` when it was and Kafka did
+// not confirm it in time: it may still be written and delivered (readers tolerate duplicates). Inbound records are a trust boundary: both buses validate them
 // with the schemas in @chat/shared (records.ts in this folder) and skip and count what does not match,
 // so a handler only ever sees valid records.
 

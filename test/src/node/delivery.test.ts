@@ -96,7 +96,7 @@ describe('chat nodes on Kafka', () => {
     // Read once: only the owner of x-bob's shard read the records; the sender's node read none of them.
     const [read1, read2] = await read();
     assert.deepEqual(
-      [read1 - (readBefore1 ?? 0), read2 - (readBefore2 ?? 0)],
+      [(read1 ?? 0) - (readBefore1 ?? 0), (read2 ?? 0) - (readBefore2 ?? 0)],
       [0, N],
       'records read per node',
     );

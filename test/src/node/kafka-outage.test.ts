@@ -59,7 +59,12 @@ test('Kafka down: local delivery continues, remote sends get a retryable error; 
     },
     { timeoutMs: 30_000, what: 'a retryable error for a cross-node send' },
   );
-  assert.equal(failure.code, 'NODE_ERR_BUS_UNAVAILABLE');
+  // A send handed to Kafka just before the node noticed is unconfirmed (it may still arrive); once the
+  // node knows, sends are refused at once as not sent.
+  assert.ok(
+    ['NODE_ERR_BUS_UNAVAILABLE', 'NODE_ERR_BUS_TIMEOUT'].includes(String(failure.code)),
+    String(failure.code),
+  );
   assert.equal(failure.retryable, true);
   await pollUntil(async () => !(await n1.ready()), { timeoutMs: 20_000, what: '/readyz to say not ready' });
   assert.equal((await fetch(n1.httpUrl('/readyz'))).status, 503);
