@@ -50,7 +50,9 @@ try {
     console.error(`chat node ${config.nodeId}: ${line}`);
   } else logger.fatal({ err, code: isChatError(err) ? err.code : undefined }, 'start failed');
   await node.stop();
-  process.exit(1);
+  // A setting that does not match the cluster (e.g. CHAT_CLUSTER_SHARDS against the topic) is a
+  // configuration error like the others (78); anything else failed to start (1).
+  process.exit(isChatError(err) && err.code === 'CONFIG_ERR_INVALID' ? 78 : 1);
 }
 // Handlers before the ready line: whoever reads it may signal at once.
 exitOnSignal(async (signal) => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { ChatError } from './errors.js';
 import { backoffMs, retryUntil } from './retry.js';
 
 describe('backoffMs', () => {
@@ -35,6 +36,29 @@ describe('retryUntil', () => {
     );
     assert.ok(calls > 2, `only ${calls} attempts`);
     assert.ok(Date.now() - started < 1000);
+  });
+
+  test('rethrows a ChatError that is not retryable at once; a retryable one is retried', async () => {
+    let calls = 0;
+    const refused = new ChatError('CONFIG_ERR_INVALID', 'shard count does not match');
+    await assert.rejects(
+      retryUntil(
+        () => {
+          calls++;
+          return Promise.reject(refused);
+        },
+        { deadline: Date.now() + 60_000, initialMs: 1 },
+      ),
+      refused,
+    );
+    assert.equal(calls, 1);
+    let tries = 0;
+    const value = await retryUntil(
+      () =>
+        ++tries < 3 ? Promise.reject(new ChatError('KAFKA_ERR_UNAVAILABLE', 'down')) : Promise.resolve('up'),
+      { deadline: Date.now() + 60_000, initialMs: 1, maxMs: 2 },
+    );
+    assert.deepEqual([value, tries], ['up', 3]);
   });
 
   test('stops at once when its signal is aborted, even while waiting', async () => {

@@ -1,4 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import { isChatError } from './errors.js';
 
 /** How `retryUntil` spaces its attempts. */
 export interface RetryOptions {
@@ -28,7 +29,8 @@ export function backoffMs(attempt: number, initialMs = 100, maxMs = 2000, random
 
 /**
  * Calls `attempt` until it resolves, waiting a capped, jittered, growing delay after each failure. Rethrows
- * the last error when the next attempt would start after `deadline` or `signal` is aborted. The one retry
+ * the last error when the next attempt would start after `deadline` or `signal` is aborted, and at once
+ * for a ChatError that is not retryable (a configuration mismatch does not go away by waiting). The one retry
  * helper of the project: the node's Kafka bus and the router's membership use it for every start step.
  */
 export async function retryUntil<T>(attempt: (n: number) => Promise<T>, options: RetryOptions): Promise<T> {
@@ -37,6 +39,7 @@ export async function retryUntil<T>(attempt: (n: number) => Promise<T>, options:
     try {
       return await attempt(n);
     } catch (err) {
+      if (isChatError(err) && !err.retryable) throw err;
       const wait = backoffMs(n, initialMs, maxMs, random);
       if (signal?.aborted || Date.now() + wait > deadline) throw err;
       onRetry?.(err, n + 1, wait);

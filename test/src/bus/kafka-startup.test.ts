@@ -78,3 +78,18 @@ test('a router started before any node (no topics yet) becomes ready once a node
   assert.equal(router.child.exitCode, null);
   for (const p of [node, router]) assert.deepEqual(errorLines(p.logFile), [], p.logFile);
 });
+
+test('a node whose CHAT_CLUSTER_SHARDS does not match the messages topic refuses to start (exit 78)', async (t) => {
+  const kafka = await useKafka(t);
+  const env = {
+    CHAT_KAFKA_BROKERS: kafka.brokers,
+    CHAT_KAFKA_TOPIC_PREFIX: kafka.uniqueName('shards-mismatch'),
+  };
+  await startNode(t, { nodeId: 'm1', env: { ...env, CHAT_CLUSTER_SHARDS: '2' } });
+  const started = Date.now();
+  await assert.rejects(
+    startNode(t, { nodeId: 'm2', env: { ...env, CHAT_CLUSTER_SHARDS: '3' } }),
+    (err: Error) => /exited \(78\)/.test(err.message) && /CHAT_CLUSTER_SHARDS=3/.test(err.message),
+  );
+  assert.ok(Date.now() - started < 30_000, 'refused at once, not retried until the start timeout');
+});
