@@ -115,7 +115,7 @@ export const nodeConfigSchema = {
     default: 'node-1',
     pattern: /^[A-Za-z0-9._-]{1,64}$/,
     patternDoc: '1-64 characters of A-Z, a-z, 0-9, dot, underscore or dash',
-    doc: 'Stable identity of this node on the hash ring; must be unique in the cluster.',
+    doc: 'Stable identity of this node in the owner table; must be unique in the cluster.',
   }),
   host: str({
     env: 'CHAT_NODE_HOST',
@@ -148,7 +148,7 @@ export const nodeConfigSchema = {
     default: 1,
     min: 1,
     max: 1000,
-    doc: 'Relative share of affinity keys this node takes on the hash ring.',
+    doc: 'Relative share of the shards this node owns (and so of the affinity keys it takes).',
   }),
   pingIntervalMs: int({
     env: 'CHAT_NODE_PING_INTERVAL_MS',
@@ -324,14 +324,14 @@ export const routerConfigSchema = {
     default: 2,
     min: 1,
     max: 100,
-    doc: 'Consecutive failed probes that take a member out of the ring (one success brings it back).',
+    doc: 'Consecutive failed probes that take a member out of the owner table (one success brings it back).',
   }),
   memberTimeoutMs: int({
     env: 'CHAT_ROUTER_MEMBER_TIMEOUT_MS',
     default: 5000,
     min: 100,
     max: 600_000,
-    doc: 'A member whose last heartbeat on the members topic is older than this leaves the ring.',
+    doc: 'A member whose last heartbeat on the members topic is older than this leaves the owner table.',
   }),
   handshakeTimeoutMs: int({
     env: 'CHAT_ROUTER_HANDSHAKE_TIMEOUT_MS',
@@ -345,7 +345,7 @@ export const routerConfigSchema = {
     default: 5000,
     min: 0,
     max: 600_000,
-    doc: 'When the ring changes, connections whose key moved are closed (4002) spread over this window.',
+    doc: 'When the owner table changes, connections of shards that moved are closed (4002) spread over this window.',
   }),
   handshakeRatePerSec: int({
     env: 'CHAT_ROUTER_HANDSHAKE_RATE_PER_SEC',
