@@ -21,9 +21,9 @@ export interface KafkaProducerOptions {
   readonly batchMax: number;
   /** At most about this many bytes (keys and values) in one produce request (default 512 KiB). */
   readonly maxRequestBytes?: number;
-  /** How often the broker is probed while nothing else showed it answering (default 500 ms). */
+  /** How often the broker is probed (default 400 ms). */
   readonly probeIntervalMs?: number;
-  /** A probe unanswered after this long marks the producer unhealthy (default 1200 ms). */
+  /** A probe unanswered after this long marks the producer unhealthy (default 1000 ms). */
   readonly probeTimeoutMs?: number;
   readonly metrics: NodeMetrics;
   readonly logger: Logger;
@@ -107,8 +107,8 @@ export class KafkaProducer {
   constructor(options: KafkaProducerOptions) {
     this.#o = options;
     this.#log = options.logger.child({ subsystem: 'kafka-producer' });
-    this.#probeIntervalMs = options.probeIntervalMs ?? 500;
-    this.#probeTimeoutMs = options.probeTimeoutMs ?? 1200;
+    this.#probeIntervalMs = options.probeIntervalMs ?? 400;
+    this.#probeTimeoutMs = options.probeTimeoutMs ?? 1000;
     this.#queue = new Coalescer<Outgoing>({
       timeoutMs: options.publishTimeoutMs,
       maxItems: options.batchMax,

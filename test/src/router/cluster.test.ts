@@ -50,6 +50,11 @@ describe('router cluster on Kafka membership', () => {
    * the heartbeats, so they are polled until they caught up).
    */
   async function agrees(router: RouterProcess, table: OwnerTable): Promise<void> {
+    // Each router follows the heartbeats and its probes on its own: wait until it has these members.
+    await pollUntil(async () => (await shardsOf(router)).version === table.version, {
+      timeoutMs: 20_000,
+      what: `the router on table ${table.version}`,
+    }).catch(() => undefined);
     const { version, owners } = await shardsOf(router);
     assert.equal(version, table.version);
     assert.deepEqual(
