@@ -103,6 +103,8 @@ export class KafkaProducer {
   #probing: Promise<void> | undefined;
   /** performance.now() of the last answer from the broker (a produce or a probe). */
   #lastAnswer = 0;
+  /** When the oldest probe not answered yet was sent (undefined: every probe was answered). */
+  #probeSince: number | undefined;
 
   constructor(options: KafkaProducerOptions) {
     this.#o = options;
@@ -243,7 +245,18 @@ export class KafkaProducer {
     if (this.#probeTimer) return;
     // Also under traffic: skipping probes while produces are answered would delay noticing a freeze that
     // begins just after an answer by up to an interval (a metadata request costs next to nothing).
-    this.#probeTimer = setInterval(() => void this.#probeNow(), this.#probeIntervalMs);
+    this.#probeTimer = setInterval(() => {
+      // The watchdog: a probe has been waiting, and nothing at all came from the broker (no probe, no
+      // produce answer) for the probe timeout. Checked on every tick, so a freeze that begins just after
+      // an answer is seen within the timeout plus one interval, whatever the probe in flight.
+      const since = this.#probeSince;
+      if (this.#healthy && since !== undefined) {
+        const silent = performance.now() - Math.max(this.#lastAnswer, since);
+        if (silent >= this.#probeTimeoutMs)
+          this.#fail(`no answer from the broker for ${Math.round(silent)} ms`, undefined, false);
+      }
+      void this.#probeNow();
+    }, this.#probeIntervalMs);
     this.#probeTimer.unref();
   }
 
@@ -259,6 +272,7 @@ export class KafkaProducer {
   async #probe(): Promise<void> {
     if (this.#closing) return;
     const started = performance.now();
+    this.#probeSince ??= started;
     const admin = (this.#admin ??= this.#o.kafka.admin({ retry: { retries: 0 } }));
     const check = this.#checkMetadata(admin);
     let timer: NodeJS.Timeout | undefined;
@@ -286,6 +300,7 @@ export class KafkaProducer {
       return;
     }
     this.#lastAnswer = performance.now();
+    this.#probeSince = undefined;
     if (this.#healthy || this.#closing) return;
     try {
       if (this.#stale) await this.#replaceProducer();
