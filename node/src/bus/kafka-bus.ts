@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Kafka, type Admin, type Consumer, type EachBatchPayload, type KafkaMessage } from 'kafkajs';
 import {
   ChatError,
+  backoffMs,
   kafkaLogCreator,
   retryUntil,
   topicNames,
@@ -222,15 +223,27 @@ export class KafkaBus implements ChatBus {
   }
 
   async #startDirectory(highWatermarks: Map<string, bigint>): Promise<void> {
+    const generation = this.#directoryGeneration++;
     const consumer = this.#kafka.consumer({
-      // A fresh group per process: the directory is rebuilt from the start of the compacted topics.
-      groupId: `${this.#o.topicPrefix}.directory.${this.#o.nodeId}.${this.#o.epoch}`,
+      // A fresh group per process (and per re-creation): the directory is rebuilt from the start of the
+      // compacted topics.
+      groupId: `${this.#o.topicPrefix}.directory.${this.#o.nodeId}.${this.#o.epoch}${generation > 0 ? `.${generation}` : ''}`,
       sessionTimeout: 10_000,
       heartbeatInterval: 1000,
       allowAutoTopicCreation: false,
     });
+    consumer.on(consumer.events.CRASH, (event) => {
+      this.#o.metrics.busConsumeErrors.inc({ reason: 'consumer_crash' });
+      this.#log.warn(
+        { err: event.payload.error.message, restart: event.payload.restart },
+        'directory consumer crashed',
+      );
+      // kafkajs gives up on errors it deems not retryable (no group coordinator right after a broker
+      // restart): start a new one, which replays the compacted topics (latest wins) and follows them.
+      if (!event.payload.restart) this.#restartDirectory(consumer, 0);
+    });
     this.#directory = consumer;
-    this.#caughtUp = highWatermarks.size === 0;
+    this.#caughtUp ||= highWatermarks.size === 0;
     clearTimeout(this.#catchUpFallback);
     const pending = new Map(highWatermarks);
     // A compacted partition whose newest record was a tombstone that compaction removed never reaches
@@ -270,6 +283,29 @@ export class KafkaBus implements ChatBus {
         },
       });
     });
+  }
+
+  #directoryGeneration = 0;
+  #directoryRestart: NodeJS.Timeout | undefined;
+
+  #restartDirectory(dead: Consumer, attempt: number): void {
+    if (this.#stopping || this.#directoryRestart) return;
+    this.#directoryRestart = setTimeout(
+      () => {
+        this.#directoryRestart = undefined;
+        if (this.#stopping) return;
+        void dead.disconnect().catch(() => undefined);
+        this.#startDirectory(new Map()).then(
+          () => this.#log.info('directory consumer started again'),
+          (err: unknown) => {
+            this.#log.warn({ err: (err as Error).message, attempt }, 'directory consumer restart failed');
+            this.#restartDirectory(dead, attempt + 1);
+          },
+        );
+      },
+      backoffMs(attempt, 200, 2000),
+    );
+    this.#directoryRestart.unref();
   }
 
   /**
@@ -434,6 +470,7 @@ export class KafkaBus implements ChatBus {
   async stop(): Promise<void> {
     this.#stopping = true;
     this.#stopped.abort();
+    clearTimeout(this.#directoryRestart);
     this.#whenReady?.(unavailable('Kafka bus stopped while starting'));
     clearTimeout(this.#catchUpFallback);
     this.#updateReady();

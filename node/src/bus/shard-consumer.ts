@@ -1,5 +1,5 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
-import type { Logger, ShardOffset } from '@chat/shared';
+import { backoffMs, type Logger, type ShardOffset } from '@chat/shared';
 import type { NodeMetrics } from '../metrics.js';
 import type { KafkaProducer } from './kafka-producer.js';
 import { encodeShardOffset } from './records.js';
@@ -83,9 +83,21 @@ export class ShardConsumer {
   }
 
   async start(): Promise<void> {
+    this.#consumer = await this.#create();
+    this.#commitTimer = setInterval(() => void this.commit(), this.#o.commitIntervalMs);
+    this.#commitTimer.unref();
+  }
+
+  /** Consumers created so far: each new one gets a group of its own (no old member to wait out). */
+  #generation = 0;
+  #restarting: NodeJS.Timeout | undefined;
+
+  async #create(): Promise<Consumer> {
+    const generation = this.#generation++;
     const consumer = this.#o.kafka.consumer({
-      // Its own group per incarnation: nothing is committed to it, so it disappears when the node stops.
-      groupId: `${this.#o.topicPrefix}.node.${this.#o.nodeId}.${this.#o.epoch}`,
+      // A group of its own per incarnation (and per re-creation): nothing is committed to it, so it
+      // disappears when the node stops, and a new one never waits for an old member's session.
+      groupId: `${this.#o.topicPrefix}.node.${this.#o.nodeId}.${this.#o.epoch}${generation > 0 ? `.${generation}` : ''}`,
       // The broker's minimum: after a broker restart the group waits out the old member's session before
       // the consumer (restarted by kafkajs) reads again, and records accepted meanwhile wait that long.
       sessionTimeout: 6000,
@@ -107,6 +119,9 @@ export class ShardConsumer {
         'message consumer crashed',
       );
       this.#o.onJoinChange(false);
+      // kafkajs gives up on errors it deems not retryable (e.g. no group coordinator right after a broker
+      // restart): then we start a new consumer ourselves, which reads on from our positions.
+      if (!event.payload.restart) this.#restartSoon(consumer);
     });
     try {
       await consumer.connect();
@@ -116,9 +131,31 @@ export class ShardConsumer {
       await consumer.disconnect().catch(() => undefined);
       throw err;
     }
-    this.#consumer = consumer;
-    this.#commitTimer = setInterval(() => void this.commit(), this.#o.commitIntervalMs);
-    this.#commitTimer.unref();
+    return consumer;
+  }
+
+  #restartSoon(dead: Consumer, attempt = 0): void {
+    if (this.#stopped || this.#restarting) return;
+    this.#restarting = setTimeout(
+      () => {
+        this.#restarting = undefined;
+        if (this.#stopped) return;
+        void dead.disconnect().catch(() => undefined);
+        this.#create().then(
+          (consumer) => {
+            if (this.#stopped) return void consumer.disconnect().catch(() => undefined);
+            this.#consumer = consumer;
+            this.#log.info({ generation: this.#generation - 1 }, 'message consumer started again');
+          },
+          (err: unknown) => {
+            this.#log.warn({ err: (err as Error).message, attempt }, 'message consumer restart failed');
+            this.#restartSoon(dead, attempt + 1);
+          },
+        );
+      },
+      backoffMs(attempt, 200, 2000),
+    );
+    this.#restarting.unref();
   }
 
   /** The owner table changed: release what is no longer ours, take what is new (see the class doc). */
@@ -291,6 +328,7 @@ export class ShardConsumer {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#commitTimer);
+    clearTimeout(this.#restarting);
     for (const [shard, owned] of this.#owned) this.#releases.set(shard, owned.next);
     this.#owned.clear();
     this.#waiting.clear();

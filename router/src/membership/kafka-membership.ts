@@ -3,6 +3,7 @@ import { Kafka, type Admin, type Consumer } from 'kafkajs';
 import {
   ChatError,
   HeartbeatClock,
+  backoffMs,
   MemberHeartbeat,
   kafkaLogCreator,
   retryUntil,
@@ -142,6 +143,15 @@ export class KafkaMembership implements MembershipSource {
       heartbeatInterval: 1000,
       allowAutoTopicCreation: false,
     });
+    consumer.on(consumer.events.CRASH, (event) => {
+      this.#log.warn(
+        { err: event.payload.error.message, restart: event.payload.restart },
+        'members consumer crashed',
+      );
+      // kafkajs gives up on errors it deems not retryable (no group coordinator right after a broker
+      // restart): follow the topic again with a new consumer (it replays the members, latest wins).
+      if (!event.payload.restart) this.#refollow(kafka, consumer, 0);
+    });
     try {
       await consumer.connect();
       await consumer.subscribe({ topic: this.#topic, fromBeginning: true });
@@ -155,6 +165,28 @@ export class KafkaMembership implements MembershipSource {
       return;
     }
     this.#consumer = consumer;
+  }
+
+  #refollowing: NodeJS.Timeout | undefined;
+
+  #refollow(kafka: Kafka, dead: Consumer, attempt: number): void {
+    if (this.#stopped.signal.aborted || this.#refollowing) return;
+    this.#refollowing = setTimeout(
+      () => {
+        this.#refollowing = undefined;
+        if (this.#stopped.signal.aborted) return;
+        void dead.disconnect().catch(() => undefined);
+        this.#follow(kafka).then(
+          () => this.#log.info('members consumer started again'),
+          (err: unknown) => {
+            this.#log.warn({ err: (err as Error).message, attempt }, 'members consumer restart failed');
+            this.#refollow(kafka, dead, attempt + 1);
+          },
+        );
+      },
+      backoffMs(attempt, 200, 2000),
+    );
+    this.#refollowing.unref();
   }
 
   #onRecord(message: { key: Buffer | null; value: Buffer | null }): Promise<void> {
@@ -194,6 +226,7 @@ export class KafkaMembership implements MembershipSource {
 
   async stop(): Promise<void> {
     this.#stopped.abort();
+    clearTimeout(this.#refollowing);
     clearInterval(this.#sweep);
     await this.#waiting;
     await this.#admin?.disconnect().catch(() => undefined);
