@@ -66,8 +66,8 @@ export class ShardConsumer {
   readonly #releases = new Map<number, number>();
   #joined = false;
   #wasAll = false;
-  /** `all` was applied once (its start positions are set only on the first join). */
-  #allFrom = false;
+  /** In `all` mode: the next offset to read per partition. */
+  readonly #allNext = new Map<number, number>();
   #commitTimer: NodeJS.Timeout | undefined;
   #committing: Promise<void> | undefined;
   #stopped = false;
@@ -242,12 +242,12 @@ export class ShardConsumer {
    */
   #applyToConsumer(consumer: Consumer): void {
     if (this.#assigned === 'all') {
-      // The seed design: everything published from the start on (kafkajs would pick "latest" only at
-      // its first fetch, after start() resolved, and miss what came in between).
-      if (this.#allFrom) return;
-      this.#allFrom = true;
+      // The seed design: every partition, from where this bus got to, or from the end of the log when
+      // the bus started (kafkajs would pick "latest" only at its first fetch, after start() resolved, and
+      // again after every rejoin, missing what came in between).
       for (let p = 0; p < this.#o.shards; p++) {
-        consumer.seek({ topic: this.#o.topic, partition: p, offset: String(this.#o.endOffsetOf(p)) });
+        const next = this.#allNext.get(p) ?? this.#o.endOffsetOf(p);
+        consumer.seek({ topic: this.#o.topic, partition: p, offset: String(next) });
       }
       consumer.resume([{ topic: this.#o.topic }]);
       return;
@@ -273,6 +273,9 @@ export class ShardConsumer {
         // Released meanwhile, or a record before the position we sought (a fetch already in flight).
         if (!owned || Number(message.offset) < owned.next) continue;
         owned.next = Number(message.offset) + 1;
+      } else {
+        if (Number(message.offset) < (this.#allNext.get(shard) ?? 0)) continue;
+        this.#allNext.set(shard, Number(message.offset) + 1);
       }
       this.#o.metrics.busConsumed.inc({ kind: 'message' });
       this.#o.onRecord(message);
