@@ -279,7 +279,12 @@ export function busContractSuite(name: string, options: BusContractOptions): voi
         await a.bus.publishHeartbeat(heartbeat('a'));
         await a.bus.publishHeartbeat(heartbeat('a', 'draining'));
         await waitFor(() => b.messages.some((m) => m.id === second.id), 'the message after the throw');
-        await waitFor(() => b.presenceView().has('a/u2'), 'the presence entry after the throw');
+        // Presence entries of different users may sit in different partitions (no order between them):
+        // whichever arrived first was the one the handler threw on, and the other still arrives.
+        await waitFor(
+          () => ['a/u1', 'a/u2'].some((key) => b.presenceView().has(key)),
+          'the presence entry after the throw',
+        );
         await waitFor(() => b.memberView().get('a')?.state === 'draining', 'the heartbeat after the throw');
         assert.equal(bus.isReady(), true, 'the bus is still up');
       });
