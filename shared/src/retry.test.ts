@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ChatError } from './errors.js';
-import { backoffMs, retryUntil } from './retry.js';
+import { Restarter, backoffMs, retryUntil } from './retry.js';
 
 describe('backoffMs', () => {
   test('doubles from initialMs, capped at maxMs, jittered within [half, all]', () => {
@@ -74,5 +74,41 @@ describe('retryUntil', () => {
     );
     await assert.rejects(done, /down/);
     assert.equal(calls, 1);
+  });
+});
+
+describe('Restarter', () => {
+  test('runs again after each failure until it succeeds; one run pending at a time', async () => {
+    const errors: number[] = [];
+    const restarter = new Restarter({
+      onError: (_err, attempt) => errors.push(attempt),
+      initialMs: 1,
+      maxMs: 2,
+    });
+    let runs = 0;
+    const done = new Promise<void>((resolve) => {
+      const start = () => {
+        runs++;
+        if (runs < 3) return Promise.reject(new Error('not yet'));
+        resolve();
+        return Promise.resolve();
+      };
+      restarter.schedule(start);
+      restarter.schedule(start); // ignored: one is pending
+    });
+    await done;
+    assert.equal(runs, 3);
+    assert.deepEqual(errors, [0, 1]);
+    assert.equal(restarter.pending, false);
+  });
+
+  test('nothing runs after stop()', () => {
+    const restarter = new Restarter({ onError: () => assert.fail('no run expected'), initialMs: 1 });
+    restarter.schedule(() => Promise.reject(new Error('must not run')));
+    assert.equal(restarter.pending, true);
+    restarter.stop();
+    assert.equal(restarter.pending, false);
+    restarter.schedule(() => Promise.reject(new Error('must not run')));
+    assert.equal(restarter.pending, false);
   });
 });

@@ -51,3 +51,54 @@ export async function retryUntil<T>(attempt: (n: number) => Promise<T>, options:
     }
   }
 }
+
+/**
+ * Starts something again after a failure: `schedule(start)` runs `start` after a capped, jittered backoff,
+ * and again with a longer one each time it rejects, until it resolves. One run is pending at a time (a
+ * second `schedule` meanwhile is ignored) and nothing runs after `stop()`. Used to restart the Kafka
+ * consumers that kafkajs gives up on.
+ */
+export class Restarter {
+  readonly #onError: (err: unknown, attempt: number) => void;
+  readonly #initialMs: number;
+  readonly #maxMs: number;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+
+  constructor(options: {
+    onError: (err: unknown, attempt: number) => void;
+    initialMs?: number;
+    maxMs?: number;
+  }) {
+    this.#onError = options.onError;
+    this.#initialMs = options.initialMs ?? 200;
+    this.#maxMs = options.maxMs ?? 2000;
+  }
+
+  /** Whether a run is waiting for its turn. */
+  get pending(): boolean {
+    return this.#timer !== undefined;
+  }
+
+  schedule(start: () => Promise<void>, attempt = 0): void {
+    if (this.#stopped || this.#timer) return;
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        if (this.#stopped) return;
+        start().catch((err: unknown) => {
+          this.#onError(err, attempt);
+          this.schedule(start, attempt + 1);
+        });
+      },
+      backoffMs(attempt, this.#initialMs, this.#maxMs),
+    );
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Kafka, type Admin, type Consumer, type EachBatchPayload, type KafkaMessage } from 'kafkajs';
 import {
   ChatError,
-  backoffMs,
+  Restarter,
   kafkaLogCreator,
   retryUntil,
   topicNames,
@@ -240,7 +240,7 @@ export class KafkaBus implements ChatBus {
       );
       // kafkajs gives up on errors it deems not retryable (no group coordinator right after a broker
       // restart): start a new one, which replays the compacted topics (latest wins) and follows them.
-      if (!event.payload.restart) this.#restartDirectory(consumer, 0);
+      if (!event.payload.restart) this.#restartDirectory(consumer);
     });
     this.#directory = consumer;
     this.#caughtUp ||= highWatermarks.size === 0;
@@ -286,26 +286,18 @@ export class KafkaBus implements ChatBus {
   }
 
   #directoryGeneration = 0;
-  #directoryRestart: NodeJS.Timeout | undefined;
+  readonly #directoryRestarter = new Restarter({
+    onError: (err, attempt) =>
+      this.#log.warn({ err: (err as Error).message, attempt }, 'directory consumer restart failed'),
+  });
 
-  #restartDirectory(dead: Consumer, attempt: number): void {
-    if (this.#stopping || this.#directoryRestart) return;
-    this.#directoryRestart = setTimeout(
-      () => {
-        this.#directoryRestart = undefined;
-        if (this.#stopping) return;
-        void dead.disconnect().catch(() => undefined);
-        this.#startDirectory(new Map()).then(
-          () => this.#log.info('directory consumer started again'),
-          (err: unknown) => {
-            this.#log.warn({ err: (err as Error).message, attempt }, 'directory consumer restart failed');
-            this.#restartDirectory(dead, attempt + 1);
-          },
-        );
-      },
-      backoffMs(attempt, 200, 2000),
-    );
-    this.#directoryRestart.unref();
+  /** Replaces a directory consumer kafkajs gave up on; `dead` is disconnected first. */
+  #restartDirectory(dead: Consumer): void {
+    this.#directoryRestarter.schedule(async () => {
+      await dead.disconnect().catch(() => undefined);
+      await this.#startDirectory(new Map());
+      this.#log.info('directory consumer started again');
+    });
   }
 
   /**
@@ -470,7 +462,7 @@ export class KafkaBus implements ChatBus {
   async stop(): Promise<void> {
     this.#stopping = true;
     this.#stopped.abort();
-    clearTimeout(this.#directoryRestart);
+    this.#directoryRestarter.stop();
     this.#whenReady?.(unavailable('Kafka bus stopped while starting'));
     clearTimeout(this.#catchUpFallback);
     this.#updateReady();

@@ -1,5 +1,5 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
-import { backoffMs, type Logger, type ShardOffset } from '@chat/shared';
+import { Restarter, type Logger, type ShardOffset } from '@chat/shared';
 import type { NodeMetrics } from '../metrics.js';
 import type { KafkaProducer } from './kafka-producer.js';
 import { encodeShardOffset } from './records.js';
@@ -90,7 +90,10 @@ export class ShardConsumer {
 
   /** Consumers created so far: each new one gets a group of its own (no old member to wait out). */
   #generation = 0;
-  #restarting: NodeJS.Timeout | undefined;
+  readonly #restarter = new Restarter({
+    onError: (err, attempt) =>
+      this.#log.warn({ err: (err as Error).message, attempt }, 'message consumer restart failed'),
+  });
 
   async #create(): Promise<Consumer> {
     const generation = this.#generation++;
@@ -134,28 +137,15 @@ export class ShardConsumer {
     return consumer;
   }
 
-  #restartSoon(dead: Consumer, attempt = 0): void {
-    if (this.#stopped || this.#restarting) return;
-    this.#restarting = setTimeout(
-      () => {
-        this.#restarting = undefined;
-        if (this.#stopped) return;
-        void dead.disconnect().catch(() => undefined);
-        this.#create().then(
-          (consumer) => {
-            if (this.#stopped) return void consumer.disconnect().catch(() => undefined);
-            this.#consumer = consumer;
-            this.#log.info({ generation: this.#generation - 1 }, 'message consumer started again');
-          },
-          (err: unknown) => {
-            this.#log.warn({ err: (err as Error).message, attempt }, 'message consumer restart failed');
-            this.#restartSoon(dead, attempt + 1);
-          },
-        );
-      },
-      backoffMs(attempt, 200, 2000),
-    );
-    this.#restarting.unref();
+  /** Replaces a consumer kafkajs gave up on; `dead` is disconnected first. */
+  #restartSoon(dead: Consumer): void {
+    this.#restarter.schedule(async () => {
+      await dead.disconnect().catch(() => undefined);
+      const consumer = await this.#create();
+      if (this.#stopped) return void consumer.disconnect().catch(() => undefined);
+      this.#consumer = consumer;
+      this.#log.info({ generation: this.#generation - 1 }, 'message consumer started again');
+    });
   }
 
   /** The owner table changed: release what is no longer ours, take what is new (see the class doc). */
@@ -331,7 +321,7 @@ export class ShardConsumer {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#commitTimer);
-    clearTimeout(this.#restarting);
+    this.#restarter.stop();
     for (const [shard, owned] of this.#owned) this.#releases.set(shard, owned.next);
     this.#owned.clear();
     this.#waiting.clear();

@@ -3,7 +3,7 @@ import { Kafka, type Admin, type Consumer } from 'kafkajs';
 import {
   ChatError,
   HeartbeatClock,
-  backoffMs,
+  Restarter,
   MemberHeartbeat,
   kafkaLogCreator,
   retryUntil,
@@ -150,7 +150,7 @@ export class KafkaMembership implements MembershipSource {
       );
       // kafkajs gives up on errors it deems not retryable (no group coordinator right after a broker
       // restart): follow the topic again with a new consumer (it replays the members, latest wins).
-      if (!event.payload.restart) this.#refollow(kafka, consumer, 0);
+      if (!event.payload.restart) this.#refollow(kafka, consumer);
     });
     try {
       await consumer.connect();
@@ -167,26 +167,18 @@ export class KafkaMembership implements MembershipSource {
     this.#consumer = consumer;
   }
 
-  #refollowing: NodeJS.Timeout | undefined;
+  readonly #restarter = new Restarter({
+    onError: (err, attempt) =>
+      this.#log.warn({ err: (err as Error).message, attempt }, 'members consumer restart failed'),
+  });
 
-  #refollow(kafka: Kafka, dead: Consumer, attempt: number): void {
-    if (this.#stopped.signal.aborted || this.#refollowing) return;
-    this.#refollowing = setTimeout(
-      () => {
-        this.#refollowing = undefined;
-        if (this.#stopped.signal.aborted) return;
-        void dead.disconnect().catch(() => undefined);
-        this.#follow(kafka).then(
-          () => this.#log.info('members consumer started again'),
-          (err: unknown) => {
-            this.#log.warn({ err: (err as Error).message, attempt }, 'members consumer restart failed');
-            this.#refollow(kafka, dead, attempt + 1);
-          },
-        );
-      },
-      backoffMs(attempt, 200, 2000),
-    );
-    this.#refollowing.unref();
+  /** Follows the topic again with a new consumer after kafkajs gave up on `dead`. */
+  #refollow(kafka: Kafka, dead: Consumer): void {
+    this.#restarter.schedule(async () => {
+      await dead.disconnect().catch(() => undefined);
+      await this.#follow(kafka);
+      this.#log.info('members consumer started again');
+    });
   }
 
   #onRecord(message: { key: Buffer | null; value: Buffer | null }): Promise<void> {
@@ -226,7 +218,7 @@ export class KafkaMembership implements MembershipSource {
 
   async stop(): Promise<void> {
     this.#stopped.abort();
-    clearTimeout(this.#refollowing);
+    this.#restarter.stop();
     clearInterval(this.#sweep);
     await this.#waiting;
     await this.#admin?.disconnect().catch(() => undefined);
