@@ -69,11 +69,17 @@ export class Delivery {
     this.#log = deps.logger.child({ subsystem: 'delivery' });
   }
 
-  /** Delivers a send from `sender` and returns the ack or error frame to answer it with. */
-  async send(sender: Connection, out: Outgoing): Promise<AckFrame | ErrorFrame> {
+  /**
+   * Delivers a send from `sender` and returns the ack or error frame to answer it with. `id` is the
+   * server message id (a new one unless the caller derived it, e.g. from a retried `cid`).
+   */
+  async send(
+    sender: Connection,
+    out: Outgoing,
+    id: string = this.#d.newId(),
+  ): Promise<AckFrame | ErrorFrame> {
     const { nodeId, sessions, directory, bus, metrics } = this.#d;
     const started = performance.now();
-    const id = this.#d.newId();
     const ts = this.#now();
     const cid =
       out.kind === 'send' ? out.frame.cid : typeof out.frame.cid === 'string' ? out.frame.cid : undefined;

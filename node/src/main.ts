@@ -30,6 +30,7 @@ const bus: ChatBus =
         batchMax: config.busBatchMax,
         publishTimeoutMs: config.busPublishTimeoutMs,
         startTimeoutMs: config.busStartTimeoutMs,
+        fetchMaxWaitMs: config.busFetchMaxWaitMs,
         logger,
         metrics,
       })

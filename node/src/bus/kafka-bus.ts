@@ -4,6 +4,7 @@ import {
   ChatError,
   Restarter,
   kafkaLogCreator,
+  nodeConfigSchema,
   retryUntil,
   topicNames,
   type BusMessage,
@@ -391,7 +392,7 @@ export class KafkaBus implements ChatBus {
       },
       commitIntervalMs: this.#o.commitIntervalMs ?? 1000,
       handoverTimeoutMs: this.#o.handoverTimeoutMs ?? 10_000,
-      fetchMaxWaitMs: this.#o.fetchMaxWaitMs ?? 20,
+      fetchMaxWaitMs: this.#o.fetchMaxWaitMs ?? nodeConfigSchema.busFetchMaxWaitMs.default,
       metrics: this.#o.metrics,
       logger: this.#o.logger,
     });

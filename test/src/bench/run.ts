@@ -4,7 +4,7 @@
 //   pnpm bench [--scale-nodes 2,4,6] [--scale-rate 1000] [--scale-seconds 6] [--scale-users 40]
 //              [--rates 2000,5000] [--users 2000] [--groups 100] [--local-share 0.8] [--seconds 8]
 //              [--sat-rates 2000,...,48000] [--sat-seconds 3]
-//              [--idle 5000] [--idle-window 10] [--out docs/benchmarks.md]
+//              [--idle 5000] [--idle-window 10] [--out docs/benchmarks.md] [--node-env K=V,K=V]
 // Phases (one Kafka broker for all):
 //   1. scale-out: 2, 4, 6 node processes, ours and the seed design, cross-node messages only, straight to
 //      the owners; Kafka records read per cross-node message and node CPU per delivered message;
@@ -20,6 +20,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
+import { nodeConfigSchema } from '@chat/shared';
 import { forkService, startNode, type NodeProcess } from '../harness/node-process.js';
 import { startRouter } from '../harness/router-process.js';
 import { KafkaBroker } from '../kafka/broker.js';
@@ -45,6 +46,7 @@ const { values } = parseArgs({
     idle: { type: 'string', default: '5000' },
     'idle-window': { type: 'string', default: '10' },
     out: { type: 'string', default: 'docs/benchmarks.md' },
+    'node-env': { type: 'string', default: '' },
   },
 });
 const SCALE_RATE = Number(values['scale-rate']);
@@ -61,6 +63,13 @@ const SAT_RATES = String(values['sat-rates']).split(',').map(Number);
 const IDLE = Number(values.idle);
 const IDLE_WINDOW = Number(values['idle-window']);
 const OUT = String(values.out);
+/** Extra settings for our nodes (`--node-env K=V,K=V`), to compare a tuning in the same harness. */
+const NODE_ENV: Record<string, string> = Object.fromEntries(
+  String(values['node-env'])
+    .split(',')
+    .filter(Boolean)
+    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+);
 const ARGS = process.argv.slice(2).join(' ');
 
 const RUN_DIR = mkdtempSync(join(tmpdir(), 'chat-bench-'));
@@ -405,10 +414,11 @@ const nodeEnv = (kafka: string, prefix: string, mode: 'local-first' | 'seed') =>
   CHAT_NODE_RATE_PER_SEC: '100000',
   CHAT_NODE_RATE_BURST: '1000000',
   CHAT_NODE_MAX_CONNECTIONS_PER_USER: '10',
+  ...NODE_ENV,
 });
 
-/** The cluster's shard count as the nodes see it (CHAT_CLUSTER_SHARDS, default 128). */
-const SHARDS = Number(process.env.CHAT_CLUSTER_SHARDS ?? 128);
+/** The cluster's shard count as the nodes see it (CHAT_CLUSTER_SHARDS, its default unless `--node-env` sets it). */
+const SHARDS = Number(NODE_ENV.CHAT_CLUSTER_SHARDS ?? nodeConfigSchema.clusterShards.default);
 
 // ---------------------------------------------------------------------------------------------------
 // 1. Scale-out
@@ -608,6 +618,7 @@ async function main(): Promise<void> {
       CHAT_LOG_LEVEL: 'warn',
       CHAT_ROUTER_AFFINITY_QUERY: 'true',
       CHAT_ROUTER_HANDSHAKE_RATE_PER_SEC: '1000000',
+      CHAT_CLUSTER_SHARDS: String(SHARDS),
     });
     for (const p of [...nodes.map((n) => n.child.pid), router.child.pid]) raiseFdLimit(p);
     await nodesSettled(nodes, SHARDS);

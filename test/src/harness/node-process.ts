@@ -3,7 +3,7 @@ import { openSync, closeSync, readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { callNode, NODE_API, OwnerTable, type PresenceResponse } from '@chat/shared';
+import { callNode, NODE_API, nodeConfigSchema, OwnerTable, type PresenceResponse } from '@chat/shared';
 import { repoRoot } from '../paths.js';
 import type { Cleanup } from '../kafka/harness.js';
 
@@ -174,7 +174,10 @@ function joinCluster(
     : nodeId;
   let cluster = clusters.get(id);
   if (!cluster) {
-    cluster = { shards: Number(env.CHAT_CLUSTER_SHARDS ?? 128), members: new Map() };
+    cluster = {
+      shards: Number(env.CHAT_CLUSTER_SHARDS ?? nodeConfigSchema.clusterShards.default),
+      members: new Map(),
+    };
     clusters.set(id, cluster);
   }
   cluster.members.set(nodeId, Number(env.CHAT_NODE_WEIGHT ?? 1));
