@@ -138,7 +138,7 @@ function cpuSeconds(pid: number | undefined): number {
  * run can take differences: `AS` for a counter, `AS|le` buckets, `AS|sum`, `AS|count`.
  */
 async function nodeMetrics(
-  nodes: readonly NodeProcess[],
+  nodes: readonly { httpUrl(path: string): string }[],
   wanted: readonly { name: string; as: string; labels?: Record<string, string>; histogram?: boolean }[],
 ): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
@@ -186,6 +186,18 @@ function histogramStats(
     p99: count ? at(0.99) : 'n/a',
   };
 }
+
+/** Garbage collection pauses (prom-client's default metrics), by kind. */
+const GC_METRICS = (as: string) => [
+  { name: 'nodejs_gc_duration_seconds', as: `${as}.major`, labels: { kind: 'major' }, histogram: true },
+  { name: 'nodejs_gc_duration_seconds', as: `${as}.minor`, labels: { kind: 'minor' }, histogram: true },
+  {
+    name: 'nodejs_gc_duration_seconds',
+    as: `${as}.incremental`,
+    labels: { kind: 'incremental' },
+    histogram: true,
+  },
+];
 
 const BUS_METRICS = [
   { name: 'chat_node_bus_records_consumed_total', as: 'consumed', labels: { kind: 'message' } },
@@ -692,7 +704,11 @@ async function main(): Promise<void> {
     'socket.io 2': io[1]?.child.pid,
     'redis-server': redis.pid,
   };
-  const kafkaCounters = () => nodeMetrics(nodes, BUS_METRICS);
+  const routerAdmin = { httpUrl: (path: string) => `http://127.0.0.1:${router.adminPort}${path}` };
+  const kafkaCounters = async () => ({
+    ...(await nodeMetrics(nodes, [...BUS_METRICS, ...GC_METRICS('ngc')])),
+    ...(await nodeMetrics([routerAdmin], GC_METRICS('rgc'))),
+  });
   const latency = await phase('3. latency and cluster CPU', async () => {
     const out: { rate: number; router: Measured; direct: Measured; io: Measured }[] = [];
     await runLoad({
@@ -918,6 +934,29 @@ async function main(): Promise<void> {
       lines.push(
         `| ${grouped(l.rate)} | ${run} | ${pr.p50} / ${pr.p99} / ${f1(pr.mean)} | ${bus.p50} / ${bus.p99} / ${f1(bus.mean)} | ${f1(bus.mean - pr.mean)} | ${f2(m.result?.cross.p50)} / ${f2(m.result?.cross.p99)} | ${loc.p99} |`,
       );
+    }
+  }
+  lines.push(
+    '',
+    "Garbage collection in the same runs (prom-client's `nodejs_gc_duration_seconds`, summed over the window): pause time per second of run, and the bucket under which 99% of pauses fall. A pause stops every socket of the process, so it lands in the latency tail of whatever was in flight.",
+    '',
+    '| Rate msgs/s | Run | Router GC ms/s (major / minor / incremental) | Router pause p99 | Nodes GC ms/s, both (major / minor / incremental) | Nodes pause p99 |',
+    '| --- | --- | --- | --- | --- | --- |',
+  );
+  const gcRow = (m: Measured, as: string) => {
+    const kinds = ['major', 'minor', 'incremental'].map((k) => histogramStats(m.counters, `${as}.${k}`));
+    const perS = kinds
+      .map((k) => f1((k.count ? k.mean * k.count : 0) / Math.max(1e-9, m.windowS)))
+      .join(' / ');
+    const worst = kinds.map((k) => k.p99).join(' / ');
+    return `${perS} | ${worst}`;
+  };
+  for (const l of latency) {
+    for (const [run, m] of [
+      ['through the router', l.router],
+      ['straight to the owners', l.direct],
+    ] as const) {
+      lines.push(`| ${grouped(l.rate)} | ${run} | ${gcRow(m, 'rgc')} | ${gcRow(m, 'ngc')} |`);
     }
   }
   lines.push('');
