@@ -15,6 +15,7 @@ import { createHttpApi } from './http-api.js';
 import { Membership } from './membership.js';
 import { NodeMetrics } from './metrics.js';
 import { PresenceDirectory } from './presence-directory.js';
+import { SendDedup } from './send-dedup.js';
 import { SessionRegistry } from './session-registry.js';
 import { ShardOwnership } from './shard-ownership.js';
 
@@ -103,6 +104,7 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     newId: () => idPrefix + (++messageSeq).toString(36),
     mode: config.deliveryMode,
   });
+  const sendDedup = new SendDedup({ windowMs: config.sendDedupWindowMs, metrics });
   const gateway = new ClientGateway({
     limits: config,
     shards: config.clusterShards,
@@ -122,6 +124,7 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
       metrics,
       logger: deps.logger,
       draining: () => draining,
+      sendDedup,
     }),
     metrics,
     logger: deps.logger,
@@ -246,6 +249,7 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
   async function stop(): Promise<boolean> {
     clearInterval(pingTimer);
     clearInterval(ownershipTimer);
+    sendDedup.close();
     let timer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<false>((resolve) => {
       timer = setTimeout(() => resolve(false), config.shutdownGraceMs);

@@ -1,8 +1,9 @@
 import { decodeClientFrame, errorFrame, isChatError, type Logger, type TokenVerifier } from '@chat/shared';
 import type { RawData } from 'ws';
 import type { Connection } from './connection.js';
-import type { Delivery } from './delivery.js';
+import type { Delivery, Outgoing } from './delivery.js';
 import type { NodeMetrics } from './metrics.js';
+import { sendKeyOf, type SendAnswer, type SendDedup } from './send-dedup.js';
 
 export interface FrameHandlerDeps {
   readonly delivery: Delivery;
@@ -12,6 +13,8 @@ export interface FrameHandlerDeps {
   readonly logger: Logger;
   /** True while the node shuts down: frames are answered with NODE_ERR_DRAINING. */
   readonly draining: () => boolean;
+  /** Retries by `cid` within a window (send-dedup.ts); none: every send is new, with a fresh id. */
+  readonly sendDedup?: SendDedup;
 }
 
 /** Whitespace only: a seed client's keep-alive, which the seed ignored. */
@@ -19,7 +22,7 @@ const BLANK = /^\s*$/;
 
 /**
  * The per-connection protocol: decodes each client frame, applies the rate limit, and hands it to its
- * handler (send -> Delivery, auth -> token refresh, ping -> pong). Every answer is written through the
+ * handler (send -> the retry window by `cid`, then Delivery; auth -> token refresh; ping -> pong). Every answer is written through the
  * client's `Connection`.
  */
 export class FrameHandler {
@@ -72,15 +75,27 @@ export class FrameHandler {
         return void this.#refreshToken(conn, inbound.frame.token, inbound.frame.cid);
       case 'send':
       case 'legacy':
-        this.#d.delivery.send(conn, inbound).then(
+        this.#send(conn, inbound).then(
           (reply) => conn.send(reply),
           (err: unknown) => {
             this.#log.error({ err }, 'send failed unexpectedly');
-            conn.send(errorFrame('NODE_ERR_INTERNAL', 'internal error'));
+            const cid = sendKeyOf(conn.userId, inbound)?.cid;
+            conn.send(errorFrame('NODE_ERR_INTERNAL', 'internal error', cid));
           },
         );
         return;
     }
+  }
+
+  /**
+   * A send with a `cid` goes through the retry window (a retry gets the first answer, or is sent again
+   * with the first attempt's server id); one without, or with the window off, is a new message.
+   */
+  #send(conn: Connection, out: Outgoing): Promise<SendAnswer> {
+    const { delivery, sendDedup } = this.#d;
+    const key = sendDedup?.enabled ? sendKeyOf(conn.userId, out) : undefined;
+    if (!sendDedup || !key) return delivery.send(conn, out);
+    return sendDedup.send(key, (id) => delivery.send(conn, out, id));
   }
 
   async #refreshToken(conn: Connection, token: string, cid: string | undefined): Promise<void> {

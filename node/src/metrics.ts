@@ -26,6 +26,8 @@ export class NodeMetrics {
   readonly shardsOwned: Gauge;
   readonly errorsSent: Counter<'code'>;
   readonly authFailures: Counter<'code'>;
+  readonly sendRetries: Counter<'result'>;
+  readonly sendDedupEvictions: Counter;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registry = new Registry();
@@ -134,6 +136,18 @@ export class NodeMetrics {
       name: 'chat_node_auth_failures_total',
       help: 'Refused tokens and origins at upgrade, refresh or expiry, by error code.',
       labelNames: ['code'],
+      registers,
+    });
+    this.sendRetries = new Counter({
+      name: 'chat_node_send_retries_total',
+      help: 'Sends repeated with the same cid, receiver and body within CHAT_NODE_SEND_DEDUP_WINDOW_MS, by how they were answered: replayed (the first ack again, not delivered again), joined (waited for the first attempt, still in flight), resent (after NODE_ERR_BUS_TIMEOUT, sent again with the same server id).',
+      labelNames: ['result'],
+      registers,
+    });
+    for (const result of ['replayed', 'joined', 'resent']) this.sendRetries.inc({ result }, 0);
+    this.sendDedupEvictions = new Counter({
+      name: 'chat_node_send_dedup_evictions_total',
+      help: 'Sends forgotten by the retry window before it ended because a sender or the node reached its bound (oldest first); a retry of one is sent again with the same server id.',
       registers,
     });
     this.migrations = new Counter({

@@ -28,7 +28,14 @@ export const Body = z.string().max(16_384).meta({ description: 'Message text, at
 export const SendFrame = z
   .strictObject({
     type: z.literal('send').meta({ description: 'Frame type.' }),
-    cid: ClientMessageId,
+    cid: ClientMessageId.meta({
+      description:
+        'Client message id, 1-64 characters, unique per sender (use a UUID), echoed in the answer. A send ' +
+        'repeated with the same `cid`, `to` and `body` within CHAT_NODE_SEND_DEDUP_WINDOW_MS (5 minutes) is a ' +
+        'retry: it gets the first answer again (the same ack and `id`) and is not delivered again; after ' +
+        '`NODE_ERR_BUS_UNAVAILABLE` or `NODE_ERR_BUS_TIMEOUT` it is sent again under the same `id`. The same ' +
+        '`cid` with another `to` or `body` is another message.',
+    }),
     to: UserId,
     body: Body,
   })
@@ -87,7 +94,10 @@ export const AckFrame = z
     cid: ClientMessageId.optional().meta({
       description: 'The `cid` of the send (absent for seed frames without one).',
     }),
-    id: z.string().meta({ description: 'Server message id assigned to the message.' }),
+    id: z.string().meta({
+      description:
+        'Server message id assigned to the message (the same on every node for a send retried with the same `cid`, `to` and `body`).',
+    }),
     status: AckStatus,
   })
   .meta({ title: 'ack', description: 'The answer to a `send`.' });
