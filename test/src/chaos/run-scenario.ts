@@ -1,0 +1,206 @@
+// Runs one chaos scenario from a fresh cluster (its own topic prefix): start, connect the load client,
+// wait until placement and presence have settled, warm-up under load, the fault and its recovery, more
+// load, stop writing, settle (every answer in, every acked message at its receiver, a quiet second), then
+// count. Bounded in time at every step; every process and socket is stopped at the end, even on failure.
+import { randomBytes } from 'node:crypto';
+import { nodeConfigSchema } from '@chat/shared';
+import type { KafkaBroker } from '../kafka/broker.js';
+import { account, type Counts } from './accounting.js';
+import { ChaosCluster, Scope, groupKey } from './cluster.js';
+import { LoadClient } from './load-client.js';
+import type { Scenario } from './scenarios.js';
+
+export interface ScenarioOptions {
+  readonly users: number;
+  readonly groups: number;
+  readonly ratePerSec: number;
+  readonly crossShare: number;
+  /** Load before the fault, as a duration at the rate (the phase ends after that many messages). */
+  readonly warmupMs: number;
+  /** Load after the recovery, before the writing stops (as `warmupMs`). */
+  readonly afterMs: number;
+  /** Deadline for each recovery wait (the cluster settling after a step of the fault). */
+  readonly recoverTimeoutMs: number;
+  /** Deadline for the final settle, and the quiet time that ends it. */
+  readonly settleMs: number;
+  readonly quietMs: number;
+  /** The whole scenario (start to cleanup) is cut at this. */
+  readonly limitMs: number;
+  readonly shards?: number;
+  /** Extra node settings (`--node-env`). */
+  readonly nodeEnv?: Record<string, string>;
+  readonly log?: (msg: string) => void;
+}
+
+export const DEFAULT_OPTIONS: ScenarioOptions = {
+  users: 120,
+  groups: 12,
+  ratePerSec: 200,
+  crossShare: 0.3,
+  warmupMs: 5000,
+  afterMs: 4000,
+  recoverTimeoutMs: 40_000,
+  settleMs: 30_000,
+  quietMs: 1000,
+  limitMs: 180_000,
+};
+
+export interface TimelineEvent {
+  /** Milliseconds from the fault's start (negative: before it). */
+  readonly t: number;
+  readonly event: string;
+}
+
+export interface ScenarioResult {
+  readonly name: string;
+  readonly title: string;
+  /** Undefined when the scenario could not run (its error says why). */
+  readonly counts: Counts | undefined;
+  readonly timeline: readonly TimelineEvent[];
+  /** Recovery waits that hit their deadline, with the cluster's last reason. */
+  readonly notRecovered: readonly string[];
+  /** Milliseconds from the fault's start to the last recovery. */
+  readonly recoveredMs: number | undefined;
+  /** Whether the final settle was reached before its deadline. */
+  readonly settled: boolean;
+  readonly durationMs: number;
+  readonly error: string | undefined;
+  readonly logFiles: readonly string[];
+}
+
+/** The run's Kafka: the brokers' address, and the broker itself when the run may stop and freeze it. */
+export interface ChaosKafka {
+  readonly brokers: string;
+  readonly broker: KafkaBroker | undefined;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: over the ${ms} ms limit`)), ms);
+  });
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+}
+
+export async function runScenario(
+  kafka: ChaosKafka,
+  scenario: Scenario,
+  options: ScenarioOptions = DEFAULT_OPTIONS,
+): Promise<ScenarioResult> {
+  const log = options.log ?? (() => undefined);
+  const started = Date.now();
+  const scope = new Scope(log);
+  const tag = `${scenario.name.replace(/[^A-Za-z0-9]/g, '')}${randomBytes(3).toString('hex')}`;
+  const timeline: { at: number; event: string }[] = [];
+  const notRecovered: string[] = [];
+  let faultAt: number | undefined;
+  let lastRecoveredAt: number | undefined;
+  let cluster: ChaosCluster | undefined;
+  let load: LoadClient | undefined;
+  let settled = false;
+  let error: string | undefined;
+  const mark = (event: string) => {
+    timeline.push({ at: Date.now(), event });
+    log(`${scenario.name}: ${event}`);
+  };
+  const graceMs = Number(
+    options.nodeEnv?.CHAT_NODE_PRESENCE_GRACE_MS ?? nodeConfigSchema.presenceGraceMs.default,
+  );
+
+  const body = async () => {
+    if (scenario.needsBroker && !kafka.broker) throw new Error('needs a broker of its own');
+    if (kafka.broker) {
+      // A previous scenario that failed half-way may have left it frozen or stopped.
+      if (kafka.broker.frozen) await kafka.broker.thaw();
+      if (!kafka.broker.running) await kafka.broker.restart();
+    }
+    const nodeIds = Array.from({ length: scenario.nodes ?? 3 }, (_, i) => `n${i + 1}`);
+    mark(`starting ${nodeIds.length} nodes and a router`);
+    const c = await ChaosCluster.start(scope, {
+      brokers: kafka.brokers,
+      prefix: `chaos-${tag}`,
+      nodeIds,
+      ...(options.shards ? { shards: options.shards } : {}),
+      ...(options.nodeEnv ? { nodeEnv: options.nodeEnv } : {}),
+    });
+    cluster = c;
+    const l = new LoadClient({
+      url: (user, group) => c.router.wsUrl(user, `affinity=${groupKey(group)}`),
+      users: options.users,
+      groups: options.groups,
+      ratePerSec: options.ratePerSec,
+      crossShare: options.crossShare,
+      tag,
+    });
+    load = l;
+    scope.after(() => l.close());
+    // The router admits connections once its table has a node: wait for the whole ring first, so the
+    // users land where they will stay.
+    await c.waitSettled({ users: [], openCount: 0 }, options.recoverTimeoutMs).catch((err: unknown) => {
+      throw new Error(`cluster start: ${(err as Error).message}`);
+    });
+    await l.connect(30_000);
+    await c.waitSettled(l, options.recoverTimeoutMs);
+    await c.waitPresence(l, options.recoverTimeoutMs);
+    mark('settled; load starts');
+    l.start();
+    const phaseMessages = (ms: number) => Math.round((ms * options.ratePerSec) / 1000);
+    await l.written(phaseMessages(options.warmupMs), options.warmupMs * 3);
+    faultAt = Date.now();
+    await scenario.fault({
+      cluster: c,
+      view: l,
+      broker: kafka.broker,
+      mark,
+      async recovered(what) {
+        try {
+          await c.waitSettled(l, options.recoverTimeoutMs);
+          lastRecoveredAt = Date.now();
+          mark(`recovered: ${what}`);
+        } catch (err) {
+          notRecovered.push(`${what}: ${(err as Error).message}`);
+          mark(`NOT recovered: ${what}: ${(err as Error).message}`);
+        }
+      },
+    });
+    await l.written(phaseMessages(options.afterMs), options.afterMs * 3);
+    l.stop();
+    mark(`writing stops (${l.records.size} messages written); settling`);
+    settled = await l.settle(options.settleMs, options.quietMs);
+    mark(settled ? 'settled' : `NOT settled in ${options.settleMs} ms (${l.pending} unanswered)`);
+  };
+
+  try {
+    await withTimeout(body(), options.limitMs, scenario.name);
+  } catch (err) {
+    error = (err as Error).message.split('\n')[0];
+    mark(`FAILED: ${error}`);
+  }
+  // Counting takes what the load client has at this moment; the cleanup then closes everything.
+  const counts = load
+    ? account({
+        records: load.records.values(),
+        closes: load.closes,
+        reconnectMs: load.reconnectMs,
+        spansOf: (u) => load?.spansOf(u) ?? [],
+        graceMs,
+        uncorrelated: load.uncorrelated,
+        ...(faultAt ? { origin: faultAt } : {}),
+      })
+    : undefined;
+  const logFiles = cluster?.logFiles ?? [];
+  await scope.close();
+  const origin = faultAt ?? started;
+  return {
+    name: scenario.name,
+    title: scenario.title,
+    counts,
+    timeline: timeline.map((e) => ({ t: e.at - origin, event: e.event })),
+    notRecovered,
+    recoveredMs: faultAt && lastRecoveredAt ? lastRecoveredAt - faultAt : undefined,
+    settled,
+    durationMs: Date.now() - started,
+    error,
+    logFiles,
+  };
+}

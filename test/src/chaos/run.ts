@@ -1,0 +1,123 @@
+// `pnpm chaos`: the chaos suite. Every scenario (scenarios.ts) from a fresh cluster under load, on one real
+// Kafka broker of this run's own; one report in docs/reliability.md. A script, not a test: nothing is
+// asserted here (reliability.test.ts asserts a short subset in CI); what fails is reported, never hidden.
+//   pnpm chaos [--scenarios kill9,sigterm,...] [--out docs/reliability.md] [--users 120] [--groups 12]
+//              [--rate 200] [--cross 0.3] [--warmup 5] [--after 4] [--shards N] [--node-env K=V,K=V]
+// Exit code: 0 when every scenario ran (whatever it counted), 1 when one could not run, 2 on the hard limit.
+import { mkdtempSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { nodeConfigSchema } from '@chat/shared';
+import { KafkaBroker } from '../kafka/broker.js';
+import { kafkaVersion } from '../kafka/maven.js';
+import { repoRoot } from '../paths.js';
+import { renderReport } from './report.js';
+import { DEFAULT_OPTIONS, runScenario, type ScenarioOptions, type ScenarioResult } from './run-scenario.js';
+import { pickScenarios } from './scenarios.js';
+
+const { values } = parseArgs({
+  options: {
+    scenarios: { type: 'string', default: '' },
+    out: { type: 'string', default: 'docs/reliability.md' },
+    users: { type: 'string', default: String(DEFAULT_OPTIONS.users) },
+    groups: { type: 'string', default: String(DEFAULT_OPTIONS.groups) },
+    rate: { type: 'string', default: String(DEFAULT_OPTIONS.ratePerSec) },
+    cross: { type: 'string', default: String(DEFAULT_OPTIONS.crossShare) },
+    warmup: { type: 'string', default: String(DEFAULT_OPTIONS.warmupMs / 1000) },
+    after: { type: 'string', default: String(DEFAULT_OPTIONS.afterMs / 1000) },
+    shards: { type: 'string', default: '' },
+    'node-env': { type: 'string', default: '' },
+  },
+});
+
+const RUN_DIR = mkdtempSync(join(tmpdir(), 'chat-chaos-'));
+const LOG_FILE = join(RUN_DIR, 'chaos.log');
+const log = (msg: string) => {
+  const line = `[${new Date().toISOString().slice(11, 19)}] ${msg}`;
+  process.stderr.write(`chaos: ${line}\n`);
+  appendFileSync(LOG_FILE, `${line}\n`);
+};
+
+const nodeEnv: Record<string, string> = Object.fromEntries(
+  String(values['node-env'])
+    .split(',')
+    .filter(Boolean)
+    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+);
+const shards = values.shards ? Number(values.shards) : undefined;
+const options: ScenarioOptions = {
+  ...DEFAULT_OPTIONS,
+  users: Number(values.users),
+  groups: Number(values.groups),
+  ratePerSec: Number(values.rate),
+  crossShare: Number(values.cross),
+  warmupMs: Number(values.warmup) * 1000,
+  afterMs: Number(values.after) * 1000,
+  ...(shards ? { shards } : {}),
+  ...(Object.keys(nodeEnv).length ? { nodeEnv } : {}),
+  log,
+};
+const scenarios = pickScenarios(String(values.scenarios).split(',').filter(Boolean));
+const args = process.argv.slice(2).join(' ');
+
+let broker: KafkaBroker | undefined;
+// Hard bound on the whole run: whatever hangs, the broker (and through each scenario's scope, every
+// process) is stopped.
+const HARD_LIMIT_MS = 20 * 60_000;
+const watchdog = setTimeout(() => {
+  log('hard time limit reached: stopping everything');
+  void (broker?.dispose() ?? Promise.resolve()).finally(() => process.exit(2));
+}, HARD_LIMIT_MS);
+watchdog.unref();
+for (const signal of ['SIGINT', 'SIGTERM'] as const)
+  process.once(signal, () => {
+    log(`${signal}: stopping`);
+    void (broker?.dispose() ?? Promise.resolve()).finally(() => process.exit(130));
+  });
+
+function machine(version: string): string {
+  const model = cpus()[0]?.model.split(' ').slice(0, 2).join(' ') ?? 'unknown CPU';
+  return `nproc ${cpus().length} (${model}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, Apache Kafka ${version} (one broker, KRaft, acks=all). Shared with other work: load average ${loadavg()[0]?.toFixed(2)} at the start. The load client, the services and the broker share the same cores; 127.0.0.1 only; authentication off.`;
+}
+
+const startedAt = new Date();
+const results: ScenarioResult[] = [];
+log(`run directory ${RUN_DIR}; scenarios ${scenarios.map((s) => s.name).join(', ')}`);
+const machineLine = machine(await kafkaVersion());
+try {
+  broker = await KafkaBroker.start({ log });
+  const kafka = { brokers: broker.brokers, broker };
+  for (const scenario of scenarios) {
+    log(`scenario ${scenario.name}: ${scenario.title}`);
+    const result = await runScenario(kafka, scenario, options);
+    results.push(result);
+    const c = result.counts;
+    log(
+      `scenario ${scenario.name} done in ${(result.durationMs / 1000).toFixed(0)} s: ${
+        c
+          ? `written ${c.written}, lost after accepted ${c.lostAccepted}, after delivered ${c.lostDelivered}, duplicates ${c.duplicates}, offline (recent session) ${c.offlineRecent}, errors ${JSON.stringify(c.errors)}, closes ${JSON.stringify(c.closes)}`
+          : 'no counts'
+      }${result.error ? `; FAILED: ${result.error}` : ''}; logs: ${result.logFiles.join(' ')}`,
+    );
+  }
+} finally {
+  await broker?.dispose();
+}
+const durationS = (Date.now() - startedAt.getTime()) / 1000;
+const report = renderReport({
+  command: `pnpm chaos${args ? ` ${args}` : ''}`,
+  startedAt,
+  durationS,
+  machine: `${machineLine.replace(/ at the start\./, ` at the start, ${loadavg()[0]?.toFixed(2)} at the end.`)}`,
+  options,
+  graceMs: Number(nodeEnv.CHAT_NODE_PRESENCE_GRACE_MS ?? nodeConfigSchema.presenceGraceMs.default),
+  shards: shards ?? nodeConfigSchema.clusterShards.default,
+  results,
+});
+const out = resolve(repoRoot, String(values.out));
+writeFileSync(out, report);
+log(
+  `wrote ${out} (${readFileSync(out, 'utf8').length} characters) in ${durationS.toFixed(0)} s; log ${LOG_FILE}`,
+);
+process.exitCode = results.some((r) => r.error !== undefined || !r.counts) ? 1 : 0;

@@ -1,0 +1,153 @@
+// The chaos scenarios: each is the fault and the recovery it waits for, run by run-scenario.ts between a
+// warm-up and a settle on a fresh cluster under load. Events go to the scenario's timeline.
+import type { KafkaBroker } from '../kafka/broker.js';
+import { interruptBroker } from '../kafka/harness.js';
+import type { ChaosCluster, UserView } from './cluster.js';
+
+export interface FaultContext {
+  readonly cluster: ChaosCluster;
+  readonly view: UserView;
+  /** The run's broker, for the broker scenarios (undefined when the run shares a broker it may not stop). */
+  readonly broker: KafkaBroker | undefined;
+  /** Adds an event to the timeline (time taken now). */
+  mark(event: string): void;
+  /**
+   * Waits until the cluster settled on its serving nodes; marks `recovered` or, after the recovery
+   * deadline, notes that it did not (and goes on: the load's counts still say what happened).
+   */
+  recovered(what: string): Promise<void>;
+}
+
+export interface Scenario {
+  readonly name: string;
+  /** One line for the report. */
+  readonly title: string;
+  /** Needs a broker it can stop and freeze. */
+  readonly needsBroker?: boolean;
+  /** Nodes at the start (default 3). */
+  readonly nodes?: number;
+  fault(ctx: FaultContext): Promise<void>;
+}
+
+/** How long the broker stays away in the broker scenarios. */
+export const BROKER_OUTAGE_MS = 8000;
+
+async function stopAndMaybeRestart(
+  ctx: FaultContext,
+  signal: 'SIGKILL' | 'SIGTERM',
+  restart: boolean,
+): Promise<void> {
+  const victim = await ctx.cluster.busiestNode(ctx.view.users);
+  ctx.mark(`${signal === 'SIGKILL' ? 'kill -9' : 'SIGTERM'} ${victim}`);
+  const exit = await ctx.cluster.stopNode(victim, signal);
+  ctx.mark(`${victim} exited (${exit.code ?? exit.signal}) after ${exit.ms} ms`);
+  await ctx.recovered(`users of ${victim} moved`);
+  if (!restart) return;
+  ctx.mark(`${victim} starting again`);
+  await ctx.cluster.startNode(victim);
+  ctx.mark(`${victim} ready`);
+  await ctx.recovered(`${victim} back in the ring`);
+}
+
+async function brokerOutage(ctx: FaultContext, kind: 'stop' | 'freeze'): Promise<void> {
+  const broker = ctx.broker;
+  if (!broker) throw new Error('this scenario needs a broker of its own');
+  const at = Date.now();
+  ctx.mark(kind === 'stop' ? 'broker stop (SIGTERM)' : 'broker freeze (SIGSTOP)');
+  const restore = await interruptBroker(broker, kind);
+  ctx.mark(kind === 'stop' ? 'broker exited' : 'broker stopped');
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, at + BROKER_OUTAGE_MS - Date.now())));
+  ctx.mark(kind === 'stop' ? 'broker restart' : 'broker thaw (SIGCONT)');
+  await restore();
+  ctx.mark('broker back');
+  await ctx.recovered('every node ready again');
+}
+
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    name: 'kill9',
+    title:
+      'kill -9 the node with the most users; its users reconnect elsewhere; then it starts again (same id)',
+    fault: (ctx) => stopAndMaybeRestart(ctx, 'SIGKILL', true),
+  },
+  {
+    name: 'sigterm',
+    title: 'SIGTERM the node with the most users (drain and exit); then it starts again (same id)',
+    fault: (ctx) => stopAndMaybeRestart(ctx, 'SIGTERM', true),
+  },
+  {
+    name: 'drain',
+    title: 'admin drain (router POST /nodes/{id}/drain) of the node with the most users; it stays drained',
+    async fault(ctx) {
+      const victim = await ctx.cluster.busiestNode(ctx.view.users);
+      ctx.mark(`admin drain ${victim}`);
+      const answer = await ctx.cluster.drain(victim);
+      ctx.mark(`drain answered ${answer.status}`);
+      await ctx.recovered(`users of ${victim} moved`);
+    },
+  },
+  {
+    name: 'add',
+    title: 'add a 4th node (scale out); the shards it now owns move to it',
+    async fault(ctx) {
+      const id = `n${ctx.cluster.nodes.size + 1}`;
+      ctx.mark(`${id} starting`);
+      await ctx.cluster.startNode(id);
+      ctx.mark(`${id} ready`);
+      await ctx.recovered(`${id} in the ring, its users moved`);
+    },
+  },
+  {
+    name: 'remove',
+    title: 'remove the node with the most users (SIGTERM, not replaced: scale in)',
+    fault: (ctx) => stopAndMaybeRestart(ctx, 'SIGTERM', false),
+  },
+  {
+    name: 'rolling',
+    title: 'rolling restart: each node in turn SIGTERM, start again, wait until settled',
+    async fault(ctx) {
+      for (const id of [...ctx.cluster.nodes.keys()].sort()) {
+        ctx.mark(`SIGTERM ${id}`);
+        const exit = await ctx.cluster.stopNode(id, 'SIGTERM');
+        ctx.mark(`${id} exited (${exit.code ?? exit.signal}) after ${exit.ms} ms`);
+        await ctx.cluster.startNode(id);
+        ctx.mark(`${id} ready`);
+        await ctx.recovered(`${id} back, settled`);
+      }
+    },
+  },
+  {
+    name: 'broker-stop',
+    title: `Kafka broker stopped (SIGTERM) for ${BROKER_OUTAGE_MS / 1000} s, then restarted on the same port and data`,
+    needsBroker: true,
+    fault: (ctx) => brokerOutage(ctx, 'stop'),
+  },
+  {
+    name: 'broker-freeze',
+    title: `Kafka broker frozen (SIGSTOP) for ${BROKER_OUTAGE_MS / 1000} s, then thawed (SIGCONT)`,
+    needsBroker: true,
+    fault: (ctx) => brokerOutage(ctx, 'freeze'),
+  },
+  {
+    name: 'router-kill',
+    title: 'kill -9 the router; a new one starts on the same ports',
+    async fault(ctx) {
+      ctx.mark('kill -9 router');
+      await ctx.cluster.killRouter();
+      ctx.mark('router exited; starting again');
+      await ctx.cluster.startRouter(true);
+      ctx.mark('router listening');
+      await ctx.recovered('every user connected through the new router');
+    },
+  },
+];
+
+/** The scenarios named in `names` (all when empty), in the suite's order; throws on an unknown name. */
+export function pickScenarios(names: readonly string[]): Scenario[] {
+  const unknown = names.filter((n) => !SCENARIOS.some((s) => s.name === n));
+  if (unknown.length > 0)
+    throw new Error(
+      `unknown scenario(s) ${unknown.join(', ')}; known: ${SCENARIOS.map((s) => s.name).join(', ')}`,
+    );
+  return names.length === 0 ? [...SCENARIOS] : SCENARIOS.filter((s) => names.includes(s.name));
+}
