@@ -4,7 +4,15 @@ import { once } from 'node:events';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import WebSocket from 'ws';
-import { createLogger, loadConfig, mintToken, nodeConfigSchema } from '@chat/shared';
+import {
+  OwnerTable,
+  createLogger,
+  loadConfig,
+  mintToken,
+  nodeConfigSchema,
+  shardOf,
+  type BusMessage,
+} from '@chat/shared';
 import { MemoryBusHub } from './bus/memory-bus.js';
 import { createChatNode, type ChatNode } from './chat-node.js';
 import { newEpoch } from './bus/kafka-bus.js';
@@ -38,6 +46,17 @@ async function startNode(
       return node.stop();
     },
   };
+}
+
+/** An affinity key whose shard `nodeId` owns in the owner table of `members` (default shard count). */
+function keyOwnedBy(nodeId: string, members: string[]): string {
+  const table = new OwnerTable(
+    members.map((id) => ({ id, weight: 1 })),
+    nodeConfigSchema.clusterShards.default,
+  );
+  const key = Array.from({ length: 100 }, (_, i) => `key-${i}`).find((k) => table.ownerOfKey(k) === nodeId);
+  assert.ok(key);
+  return key;
 }
 
 interface Client {
@@ -98,7 +117,8 @@ test('cross-node over the in-process bus; a bus that refuses gives a retryable e
   const b = await startNode(t, hub, 'b');
   const alice = await connect(t, a.url('alice'));
   const bobHere = await connect(t, a.url('bob'));
-  const bobThere = await connect(t, b.url('bob'));
+  // Filed under a shard b owns (as a router would place it), so b reads the record.
+  const bobThere = await connect(t, `${b.url('bob')}?affinity=${keyOwnedBy('b', ['a', 'b'])}`);
   // Presence propagates through the hub asynchronously.
   const deadline = Date.now() + 5000;
   while (!hub.presence.has('b/bob')) {
@@ -285,4 +305,181 @@ test('concurrent handshakes of one user cannot exceed the per-user limit (checke
     [results.filter((r) => r === 'open').length, results.filter((r) => r === '429').length],
     [3, 7],
   );
+});
+
+// Handoff, dedupe by id and honest `offline` (issue 12).
+
+/** Polls `check` every few ms until it holds; fails after `timeoutMs`. */
+async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    await delay(5);
+  }
+}
+
+async function metricValue(node: ChatNode, name: string, labels: Record<string, string> = {}) {
+  const metric = node.metrics.registry.getSingleMetric(name);
+  assert.ok(metric, name);
+  const { values } = await metric.get();
+  return values
+    .filter((v) => Object.entries(labels).every(([k, l]) => String(v.labels[k]) === l))
+    .reduce((sum, v) => sum + v.value, 0);
+}
+
+function busMessage(id: string, to: string, body: string): BusMessage {
+  const ts = Date.now();
+  return {
+    v: 1,
+    id,
+    origin: 'elsewhere',
+    from: 'zed',
+    to,
+    ts,
+    frame: { type: 'message', id, from: 'zed', to, body, ts },
+  };
+}
+
+test('handoff: a message to a receiver who left is accepted, held by their shard’s owner and delivered once when they reconnect', async (t) => {
+  const hub = new MemoryBusHub();
+  const n = await startNode(t, hub, 'a');
+  const alice = await connect(t, n.url('alice'));
+  const bob = await connect(t, n.url('h-bob'));
+  bob.ws.close();
+  await until(() => !hub.presence.has('a/h-bob'), 'bob gone from presence');
+  alice.ws.send(JSON.stringify({ type: 'send', cid: '1', to: 'h-bob', body: 'while away' }));
+  assert.equal((await alice.next((f) => f.cid === '1')).status, 'accepted', 'reconnecting, not offline');
+  await until(async () => (await metricValue(n.node, 'chat_node_handoff_held_messages')) === 1, 'held');
+  const back = await connect(t, n.url('h-bob'));
+  assert.equal((await back.next((f) => f.type === 'message')).body, 'while away');
+  alice.ws.send(JSON.stringify({ type: 'send', cid: '2', to: 'h-bob', body: 'marker' }));
+  await back.next((f) => f.body === 'marker');
+  assert.deepEqual(
+    back.frames.filter((f) => f.type === 'message').map((f) => f.body),
+    ['while away', 'marker'],
+  );
+  assert.equal(await metricValue(n.node, 'chat_node_handoff_total', { result: 'delivered' }), 1);
+  assert.equal(await metricValue(n.node, 'chat_node_handoff_held_messages'), 0);
+});
+
+test('handoff: a held message whose receiver does not come back within the grace period expires, counted', async (t) => {
+  const hub = new MemoryBusHub();
+  const n = await startNode(t, hub, 'a', { CHAT_NODE_HANDOFF_GRACE_MS: '100' });
+  const alice = await connect(t, n.url('alice'));
+  const carol = await connect(t, n.url('e-carol'));
+  carol.ws.close();
+  await until(() => !hub.presence.has('a/e-carol'), 'carol gone from presence');
+  alice.ws.send(JSON.stringify({ type: 'send', cid: '1', to: 'e-carol', body: 'too late' }));
+  assert.equal((await alice.next((f) => f.cid === '1')).status, 'accepted');
+  await until(
+    async () => (await metricValue(n.node, 'chat_node_handoff_total', { result: 'expired' })) === 1,
+    'the expiry counted',
+  );
+  const back = await connect(t, n.url('e-carol'));
+  alice.ws.send(JSON.stringify({ type: 'send', cid: '2', to: 'e-carol', body: 'marker' }));
+  await back.next((f) => f.body === 'marker');
+  assert.deepEqual(
+    back.frames.filter((f) => f.type === 'message').map((f) => f.body),
+    ['marker'],
+  );
+  assert.equal(await metricValue(n.node, 'chat_node_handoff_total', { result: 'delivered' }), 0);
+});
+
+test('a server message id read twice (a re-read after a crash or hand-over) is written to its receiver once', async (t) => {
+  const hub = new MemoryBusHub();
+  const n = await startNode(t, hub, 'a');
+  const dave = await connect(t, n.url('d-dave'));
+  await until(() => hub.presence.has('a/d-dave'), 'dave present');
+  const other = hub.connect('x');
+  await other.start({
+    onMessage: () => undefined,
+    onPresence: () => undefined,
+    onMember: () => undefined,
+    onReadyChange: () => undefined,
+    isMemberAlive: () => true,
+  });
+  t.after(() => other.stop());
+  const shard = shardOf('d-dave', nodeConfigSchema.clusterShards.default);
+  const twice = busMessage('dup-1', 'd-dave', 'once');
+  await other.publishMessage(twice, shard);
+  await other.publishMessage(twice, shard);
+  await other.publishMessage(busMessage('dup-2', 'd-dave', 'marker'), shard);
+  await dave.next((f) => f.body === 'marker');
+  // And again while dave is away: not held for him either (he already has it).
+  dave.ws.close();
+  await until(() => !hub.presence.has('a/d-dave'), 'dave gone');
+  await other.publishMessage(twice, shard);
+  await other.publishMessage(busMessage('dup-3', 'd-dave', 'held'), shard);
+  await until(async () => (await metricValue(n.node, 'chat_node_handoff_held_messages')) === 1, 'held');
+  const back = await connect(t, n.url('d-dave'));
+  await back.next((f) => f.body === 'held');
+  assert.deepEqual(
+    [...dave.frames, ...back.frames].filter((f) => f.type === 'message').map((f) => f.body),
+    ['once', 'marker', 'held'],
+  );
+  assert.equal(await metricValue(n.node, 'chat_node_duplicates_dropped_total', { path: 'bus' }), 2);
+});
+
+test('kill -9 of a node: its users are `accepted` (not offline) for the presence grace period and get the message when they reconnect elsewhere', async (t) => {
+  const hub = new MemoryBusHub();
+  const env = { CHAT_NODE_HEARTBEAT_INTERVAL_MS: '50', CHAT_NODE_HEARTBEAT_TIMEOUT_MS: '500' };
+  const n = await startNode(t, hub, 'a', env);
+  const shards = nodeConfigSchema.clusterShards.default;
+  // A user whose shard the dead node owned while it lived (so the survivor takes the shard over).
+  const user = keyOwnedBy('b', ['a', 'b']);
+  // Node b, as the others see it: heartbeats and one user's presence; then it stops dead (no goodbye).
+  const b = hub.connect('b');
+  await b.start({
+    onMessage: () => undefined,
+    onPresence: () => undefined,
+    onMember: () => undefined,
+    onReadyChange: () => undefined,
+    isMemberAlive: () => true,
+  });
+  t.after(() => b.stop());
+  const beat = () =>
+    b.publishHeartbeat({
+      v: 1,
+      id: 'b',
+      url: 'http://127.0.0.1:1',
+      weight: 1,
+      state: 'active',
+      epoch: 'b-epoch',
+      ts: Date.now(),
+      intervalMs: 50,
+    });
+  await beat();
+  const beating = setInterval(() => void beat(), 50);
+  t.after(() => clearInterval(beating));
+  await b.publishPresence([
+    {
+      userId: user,
+      record: { v: 1, userId: user, nodeId: 'b', epoch: 'b-epoch', shard: shardOf(user, shards) },
+    },
+  ]);
+  const base = n.url('x').replace('ws://', 'http://').replace('/chat/x', '');
+  const remoteNodes = async () =>
+    ((await (await fetch(`${base}/internal/presence?user=${user}`)).json()) as { remoteNodes: string[] })
+      .remoteNodes;
+  await until(async () => (await remoteNodes()).includes('b'), 'a sees the user on b');
+  clearInterval(beating); // kill -9
+  await until(async () => (await remoteNodes()).length === 0, 'b dead for a');
+  const alice = await connect(t, n.url('alice'));
+  alice.ws.send(JSON.stringify({ type: 'send', cid: '1', to: user, body: 'after the crash' }));
+  assert.equal((await alice.next((f) => f.cid === '1')).status, 'accepted', 'not offline');
+  const back = await connect(t, n.url(user));
+  assert.equal((await back.next((f) => f.type === 'message')).body, 'after the crash');
+});
+
+test('presence unknown (bus not ready): a send to a receiver this node does not know gets the retryable bus error, not offline', async (t) => {
+  const hub = new MemoryBusHub();
+  const n = await startNode(t, hub, 'a');
+  const alice = await connect(t, n.url('alice'));
+  hub.available = false;
+  alice.ws.send(JSON.stringify({ type: 'send', cid: '1', to: 'u-nobody', body: '?' }));
+  const err = await alice.next((f) => f.cid === '1');
+  assert.deepEqual([err.type, err.code, err.retryable], ['error', 'NODE_ERR_BUS_UNAVAILABLE', true]);
+  hub.available = true;
+  alice.ws.send(JSON.stringify({ type: 'send', cid: '2', to: 'u-nobody', body: '?' }));
+  assert.equal((await alice.next((f) => f.cid === '2')).status, 'offline');
 });

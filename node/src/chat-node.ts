@@ -9,8 +9,10 @@ import {
 } from '@chat/shared';
 import type { ChatBus } from './bus/types.js';
 import { ClientGateway } from './client-gateway.js';
+import { DeliveredIds } from './delivered-ids.js';
 import { Delivery } from './delivery.js';
 import { FrameHandler } from './frame-handler.js';
+import { Handoff } from './handoff.js';
 import { createHttpApi } from './http-api.js';
 import { Membership } from './membership.js';
 import { NodeMetrics } from './metrics.js';
@@ -57,7 +59,10 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
   const log = deps.logger.child({ subsystem: 'node' });
   const metrics = deps.metrics ?? new NodeMetrics();
   const sessions = new SessionRegistry();
-  const directory = new PresenceDirectory({ timeoutMs: config.heartbeatTimeoutMs });
+  const directory = new PresenceDirectory({
+    timeoutMs: config.heartbeatTimeoutMs,
+    graceMs: config.presenceGraceMs,
+  });
   const ownership = new ShardOwnership({
     nodeId: config.nodeId,
     shards: config.clusterShards,
@@ -92,7 +97,15 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     sessions,
     logger: deps.logger,
   });
+  const handoff = new Handoff({
+    graceMs: config.handoffGraceMs,
+    maxMessages: config.handoffMaxMessages,
+    metrics,
+    logger: deps.logger,
+  });
   const delivery = new Delivery({
+    handoff,
+    delivered: new DeliveredIds({ windowMs: config.sendDedupWindowMs }),
     nodeId: config.nodeId,
     sessions,
     directory,
@@ -129,6 +142,7 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     metrics,
     logger: deps.logger,
     onPresenceChange: (userId) => membership.touch(userId),
+    onFirstSession: (userId) => delivery.arrived(userId),
   });
 
   const status = (): ReadyzBody => ({
@@ -201,7 +215,9 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     });
     address = server.address() as AddressInfo;
     await deps.bus.start({
-      onMessage: (message) => delivery.fromBus(message),
+      onMessage: (message, position) => delivery.fromBus(message, position),
+      heldFloorOf: (shard) => handoff.floorOf(shard),
+      onShardReleased: (shard) => handoff.release(shard),
       onPresence: (nodeId, userId, record) =>
         directory.applyPresence(userId, nodeId, record?.epoch ?? null, record?.shard),
       onMember: (id, heartbeat) => {
@@ -249,6 +265,7 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
   async function stop(): Promise<boolean> {
     clearInterval(pingTimer);
     clearInterval(ownershipTimer);
+    handoff.stop();
     sendDedup.close();
     let timer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<false>((resolve) => {

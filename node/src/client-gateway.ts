@@ -35,6 +35,8 @@ export interface ClientGatewayOptions {
   readonly logger: Logger;
   /** A user's first session here opened or their last one closed (presence changes). */
   readonly onPresenceChange: (userId: string) => void;
+  /** A user's first session here registered (what was held for them is written to it). */
+  readonly onFirstSession?: (userId: string) => void;
 }
 
 const CHAT_PATH = /^\/chat\/([^/]*)$/;
@@ -134,7 +136,10 @@ export class ClientGateway {
       { id: this.#nextId++, ...init, flavor: ws.protocol === SUBPROTOCOL ? 'v1' : 'seed' },
       { limits: this.#o.limits, metrics, logger: this.#log },
     );
-    if (sessions.add(conn)) this.#o.onPresenceChange(userId);
+    if (sessions.add(conn)) {
+      this.#o.onPresenceChange(userId);
+      this.#o.onFirstSession?.(userId);
+    }
     this.#countSessions();
     ws.on('error', (err: Error & { code?: string }) => {
       // ws closes the socket itself (1009 too big, 1007 invalid UTF-8, 1002 protocol error).

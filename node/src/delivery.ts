@@ -11,8 +11,10 @@ import {
   type MessageFrame,
   type SendFrame,
 } from '@chat/shared';
-import type { ChatBus } from './bus/types.js';
+import type { ChatBus, MessagePosition } from './bus/types.js';
 import type { Connection } from './connection.js';
+import type { DeliveredIds } from './delivered-ids.js';
+import type { Handoff } from './handoff.js';
 import type { NodeMetrics } from './metrics.js';
 import { OutboundMessage } from './outbound-message.js';
 import type { PresenceDirectory } from './presence-directory.js';
@@ -30,6 +32,10 @@ export interface DeliveryDeps {
   readonly shards: number;
   readonly metrics: NodeMetrics;
   readonly logger: Logger;
+  /** Holds records of this node's shards for receivers who are not here yet (reconnecting). */
+  readonly handoff: Handoff;
+  /** Which ids were written to which receiver recently: none is written to the same receiver twice. */
+  readonly delivered: DeliveredIds;
   /** Server message ids (unique per message). */
   readonly newId: () => string;
   readonly now?: () => number;
@@ -51,10 +57,14 @@ const MAX_ECHO = 100_000;
 
 /**
  * The data path. A send is written at once to every session of the receiver on this node (no Kafka);
- * if the presence directory says the receiver is also on other live nodes, it is produced once to the
- * bus, keyed by the receiver, and those nodes deliver it to their sessions. The sender always gets an
- * answer: `delivered`, `accepted`, `offline`, or a retryable error when the bus would not take it.
- * Writes go through each receiver's `Connection`, which encodes for its flavor and cuts slow readers.
+ * if the presence directory says the receiver is also on other live nodes, or was recently (left,
+ * reconnecting, or their node died within the presence grace period), it is produced once to the
+ * receiver's shard, keyed by the receiver, and the shard's owner delivers it to their sessions, or holds
+ * it until they arrive (handoff). The sender always gets an answer: `delivered`, `accepted`, `offline`
+ * (only when the receiver is nowhere and was not recently, as far as a trustworthy directory knows), or
+ * a retryable error when the bus would not take it or presence is unknown. A server message id is never
+ * written twice to the same receiver within the dedup window (`delivered`). Writes go through each
+ * receiver's `Connection`, which encodes for its flavor and cuts slow readers.
  */
 export class Delivery {
   readonly #d: DeliveryDeps;
@@ -91,7 +101,7 @@ export class Delivery {
 
     const seed = this.#d.mode === 'seed';
     const local = seed ? EMPTY_SESSIONS : sessions.sessionsOf(to);
-    if (local.size > 0) {
+    if (local.size > 0 && this.#first(to, id, 'local')) {
       this.#write(local, new OutboundMessage(frame), 'local');
       metrics.deliveryLatency.observe({ path: 'local' }, (performance.now() - started) / 1000);
     }
@@ -102,6 +112,14 @@ export class Delivery {
     const recent = seed ? undefined : directory.shardOf(to);
     let status: AckStatus;
     if (!seed && remote.length === 0 && (local.size > 0 || recent === undefined)) {
+      // Nowhere, as far as this node knows: the truth only while its view of presence is complete.
+      if (local.size === 0 && !bus.isReady()) {
+        return errorFrame(
+          'NODE_ERR_BUS_UNAVAILABLE',
+          'presence is unknown (the bus is not ready): not sent',
+          cid,
+        );
+      }
       status = local.size > 0 ? 'delivered' : 'offline';
     } else {
       // One record per shard the receiver is in (one, except while a user moves between nodes); each
@@ -142,15 +160,47 @@ export class Delivery {
   }
 
   /**
-   * A message of a shard this node reads: delivered to this node's sessions of its receiver, unless this
-   * node wrote it to them already when it accepted the send.
+   * A message of a shard this node reads, at `position`: delivered to this node's sessions of its
+   * receiver, unless this node wrote it to them already (when it accepted the send, or earlier within the
+   * dedup window). A receiver with no session here is expected (reconnecting to this shard's owner): the
+   * record is held for them (handoff). The seed design reads every shard and holds nothing.
    */
-  fromBus(message: BusMessage): void {
+  fromBus(message: BusMessage, position: MessagePosition): void {
     if (message.origin === this.#d.nodeId && this.#echo.delete(message.id)) return;
     const local = this.#d.sessions.sessionsOf(message.to);
-    if (local.size === 0) return;
+    if (local.size === 0) {
+      if (this.#d.mode === 'seed') return;
+      if (this.#d.delivered.has(message.to, message.id)) {
+        this.#d.metrics.duplicatesDropped.inc({ path: 'bus' });
+        return;
+      }
+      if (this.#d.handoff.hold(message, position) === 'duplicate')
+        this.#d.metrics.duplicatesDropped.inc({ path: 'handoff' });
+      return;
+    }
+    if (!this.#first(message.to, message.id, 'bus')) return;
     this.#write(local, new OutboundMessage(message.frame), 'bus');
     this.#d.metrics.deliveryLatency.observe({ path: 'bus' }, Math.max(0, this.#now() - message.ts) / 1000);
+  }
+
+  /**
+   * `userId`'s first session registered on this node: what was held for them is written now, oldest
+   * first (each id once).
+   */
+  arrived(userId: string): void {
+    const local = this.#d.sessions.sessionsOf(userId);
+    if (local.size === 0) return;
+    for (const message of this.#d.handoff.take(userId)) {
+      if (this.#first(userId, message.id, 'handoff'))
+        this.#write(local, new OutboundMessage(message.frame), 'bus');
+    }
+  }
+
+  /** Records that `id` is written to `receiver` now; false (counted) when it already was. */
+  #first(receiver: string, id: string, path: 'local' | 'bus' | 'handoff'): boolean {
+    if (this.#d.delivered.first(receiver, id)) return true;
+    this.#d.metrics.duplicatesDropped.inc({ path });
+    return false;
   }
 
   #write(targets: ReadonlySet<Connection>, message: OutboundMessage, path: 'local' | 'bus'): void {

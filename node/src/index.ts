@@ -8,6 +8,7 @@ export type {
   DirectoryHandlers,
   MessageBus,
   MessageHandlers,
+  MessagePosition,
   PresenceUpdate,
 } from './bus/types.js';
 export { NodeMetrics } from './metrics.js';

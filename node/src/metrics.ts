@@ -26,6 +26,9 @@ export class NodeMetrics {
   readonly shardsOwned: Gauge;
   readonly errorsSent: Counter<'code'>;
   readonly authFailures: Counter<'code'>;
+  readonly handoff: Counter<'result'>;
+  readonly handoffHeld: Gauge;
+  readonly duplicatesDropped: Counter<'path'>;
   readonly sendRetries: Counter<'result'>;
   readonly sendDedupEvictions: Counter;
 
@@ -160,6 +163,23 @@ export class NodeMetrics {
       help: 'Client sockets terminated because they stayed silent past CHAT_NODE_IDLE_TIMEOUT_MS.',
       registers,
     });
+    this.handoff = new Counter({
+      name: 'chat_node_handoff_total',
+      help: 'Records held for a receiver who had no session here yet (handoff), by how they left the hold: delivered (the receiver arrived), expired (CHAT_NODE_HANDOFF_GRACE_MS passed), overflow (CHAT_NODE_HANDOFF_MAX_MESSAGES reached, oldest first), released (this node stopped reading their shard; its next owner reads them again).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.handoffHeld = new Gauge({
+      name: 'chat_node_handoff_held_messages',
+      help: 'Records held now for receivers expected to reconnect here (handoff).',
+      registers,
+    });
+    this.duplicatesDropped = new Counter({
+      name: 'chat_node_duplicates_dropped_total',
+      help: 'Messages not written because the same server message id was already written to the same receiver within CHAT_NODE_SEND_DEDUP_WINDOW_MS (a record read again after a crash or hand-over, a retried send), by path (local, bus, handoff).',
+      labelNames: ['path'],
+      registers,
+    });
     // Series exist from the start (at 0), so rate() and alerts see them before the first event.
     for (const kind of ['message', 'presence', 'heartbeat']) {
       this.busProduced.inc({ kind }, 0);
@@ -169,6 +189,8 @@ export class NodeMetrics {
     for (const reason of ['invalid_record', 'handler_error', 'consumer_crash'])
       this.busConsumeErrors.inc({ reason }, 0);
     for (const path of ['local', 'bus']) this.deliveries.inc({ path }, 0);
+    for (const path of ['local', 'bus', 'handoff']) this.duplicatesDropped.inc({ path }, 0);
+    for (const result of ['delivered', 'expired', 'overflow', 'released']) this.handoff.inc({ result }, 0);
     for (const status of ['delivered', 'accepted', 'offline']) this.acks.inc({ status }, 0);
     for (const limit of [
       'rate',

@@ -17,7 +17,9 @@ export interface MemberView {
  * while its heartbeats are fresh (`timeoutMs`) and only for its current incarnation (`epoch`), so a node
  * killed with kill -9 stops counting within the timeout and a restarted node's old entries never count.
  * While no heartbeat arrives at all (the bus is down), nobody expires: receivers on other nodes stay
- * "elsewhere" (a retryable bus error) instead of turning "offline".
+ * "elsewhere" (a retryable bus error) instead of turning "offline". A user who left, or whose node died,
+ * stays reachable through their last shard for the grace period (`shardOf`), so a send to someone who is
+ * only reconnecting is accepted into their shard's log (its owner holds it), not answered `offline`.
  */
 export class PresenceDirectory {
   readonly #usersNodes = new Map<string, Map<string, { epoch: string; shard: number | undefined }>>();
@@ -28,16 +30,24 @@ export class PresenceDirectory {
   readonly #graceMs: number;
   readonly #now: () => number;
 
-  constructor(options: { timeoutMs: number; now?: () => number; shardGraceMs?: number }) {
+  /**
+   * `timeoutMs`: a node whose last heartbeat is older is dead (CHAT_NODE_HEARTBEAT_TIMEOUT_MS).
+   * `graceMs`: how long a user who left, or whose node died, stays reachable through their last shard,
+   * counted from when they left or from their node's last heartbeat (CHAT_NODE_PRESENCE_GRACE_MS,
+   * default 60 s).
+   */
+  constructor(options: { timeoutMs: number; now?: () => number; graceMs?: number }) {
     this.#clock = new HeartbeatClock(options.timeoutMs, options.now);
     this.#now = options.now ?? Date.now;
-    this.#graceMs = options.shardGraceMs ?? 60_000;
+    this.#graceMs = options.graceMs ?? 60_000;
   }
 
   /** Applies a heartbeat (or, with `null`, a node's goodbye tombstone). */
   applyMember(id: string, heartbeat: MemberHeartbeat | null): void {
     if (heartbeat === null) {
+      const gone = this.#members.get(id);
       this.#members.delete(id);
+      if (gone) this.#lingerAfter(gone);
       return;
     }
     const lastSeen = Math.max(this.#clock.saw(heartbeat.ts), this.#members.get(id)?.lastSeen ?? -Infinity);
@@ -74,15 +84,35 @@ export class PresenceDirectory {
   }
 
   /**
-   * The shard messages to `userId` go to: from a live node's presence entry, else the last known one
-   * within the grace period; undefined when the user is nowhere and was not recently.
+   * The users of a member that said goodbye (tombstone) without removing their entries first stay
+   * reachable through their shard for the grace period after its last heartbeat.
+   */
+  #lingerAfter(member: MemberView): void {
+    const until = member.lastSeen + this.#graceMs;
+    if (until < this.#now()) return;
+    for (const [userId, nodes] of this.#usersNodes) {
+      const entry = nodes.get(member.id);
+      if (entry?.shard === undefined || entry.epoch !== member.epoch) continue;
+      const recent = this.#recent.get(userId);
+      if (!recent || recent.until < until) this.#recent.set(userId, { shard: entry.shard, until });
+    }
+  }
+
+  /**
+   * The shard messages to `userId` go to: from a live node's presence entry; else from the entry of a
+   * node that stopped heartbeating (kill -9) within the grace period after its last heartbeat; else the
+   * last known one of a user who left, within the grace period; undefined when the user is nowhere and
+   * was not recently (only then is `offline` the truth).
    */
   shardOf(userId: string): number | undefined {
+    let lingering: number | undefined;
     for (const [nodeId, entry] of this.#usersNodes.get(userId) ?? []) {
       const member = this.#members.get(nodeId);
-      if (entry.shard !== undefined && member?.epoch === entry.epoch && this.isAlive(member))
-        return entry.shard;
+      if (entry.shard === undefined || member?.epoch !== entry.epoch) continue;
+      if (this.isAlive(member)) return entry.shard;
+      if (lingering === undefined && this.#now() - member.lastSeen <= this.#graceMs) lingering = entry.shard;
     }
+    if (lingering !== undefined) return lingering;
     const recent = this.#recent.get(userId);
     if (recent === undefined) return undefined;
     if (recent.until >= this.#now()) return recent.shard;

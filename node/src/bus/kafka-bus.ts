@@ -381,7 +381,9 @@ export class KafkaBus implements ChatBus {
       isMemberAlive: (nodeId, epoch) => this.#handlers?.isMemberAlive(nodeId, epoch) ?? false,
       initialOffsetOf: (shard) => this.#initialOffsets.get(shard) ?? 0,
       endOffsetOf: (shard) => this.#endOffsets.get(shard) ?? 0,
-      onRecord: (message) => this.#onMessageRecord(message),
+      onRecord: (message, shard) => this.#onMessageRecord(message, shard),
+      heldFloorOf: (shard) => this.#handlers?.heldFloorOf?.(shard),
+      onReleased: (shard) => this.#dispatchRelease(shard),
       // Ready once the consumer first joined. A consumer that crashes later (the broker went away)
       // rejoins by itself and reads on from its position, while sends keep working meanwhile: it does
       // not make the node unready (the consumer lag and the logs show it).
@@ -401,7 +403,7 @@ export class KafkaBus implements ChatBus {
     consumer.assign(this.#assigned);
   }
 
-  #onMessageRecord(message: KafkaMessage): void {
+  #onMessageRecord(message: KafkaMessage, shard: number): void {
     let parsed: BusMessage;
     try {
       parsed = decodeMessage(message.value?.toString('utf8') ?? null);
@@ -409,7 +411,18 @@ export class KafkaBus implements ChatBus {
       return this.#invalidRecord(this.#topics.messages, message, err);
     }
     const handlers = this.#handlers;
-    if (handlers) this.#dispatch(this.#topics.messages, message, () => handlers.onMessage(parsed));
+    const position = { shard, offset: Number(message.offset) };
+    if (handlers) this.#dispatch(this.#topics.messages, message, () => handlers.onMessage(parsed, position));
+  }
+
+  /** Tells the node a shard was released; a handler that throws is a bug: logged and counted. */
+  #dispatchRelease(shard: number): void {
+    try {
+      this.#handlers?.onShardReleased?.(shard);
+    } catch (err) {
+      this.#o.metrics.busConsumeErrors.inc({ reason: 'handler_error' });
+      this.#log.error({ err, shard }, 'shard release handler failed');
+    }
   }
 
   assignShards(shards: ReadonlySet<number> | 'all'): void {

@@ -8,7 +8,7 @@ import {
   encodePresence,
   type EncodedRecord,
 } from './records.js';
-import type { BusHandlers, ChatBus, PresenceUpdate } from './types.js';
+import type { BusHandlers, ChatBus, MessagePosition, PresenceUpdate } from './types.js';
 
 function unavailable(message: string): ChatError {
   return new ChatError('KAFKA_ERR_UNAVAILABLE', message);
@@ -142,14 +142,18 @@ export class MemoryBus implements ChatBus {
    * that does not decode is skipped and counted; a handler that throws is counted apart (a bug in the
    * node, not a bad record) and the next record is still delivered.
    */
-  receive(kind: 'message' | 'presence' | 'heartbeat', { key, value }: EncodedRecord): void {
+  receive(
+    kind: 'message' | 'presence' | 'heartbeat',
+    { key, value }: EncodedRecord,
+    position: MessagePosition = { shard: 0, offset: 0 },
+  ): void {
     const handlers = this.#handlers;
     if (!handlers) return;
     let deliver: () => void;
     try {
       if (kind === 'message') {
         const message = decodeMessage(value);
-        deliver = () => handlers.onMessage(message);
+        deliver = () => handlers.onMessage(message, position);
       } else if (kind === 'heartbeat') {
         const { id, heartbeat } = decodeHeartbeat(key, value);
         deliver = () => handlers.onMember(id, heartbeat);
@@ -194,7 +198,7 @@ export class MemoryBus implements ChatBus {
     if (before !== 'all') {
       for (const [shard, position] of before) {
         if (shards.has(shard)) owned.set(shard, position);
-        else this.#hub.release(shard, position.delivered);
+        else this.#release(shard, position.delivered);
       }
     }
     this.#owned = owned;
@@ -209,8 +213,23 @@ export class MemoryBus implements ChatBus {
 
   #releaseAll(): void {
     if (this.#owned === 'all') return;
-    for (const [shard, position] of this.#owned) this.#hub.release(shard, position.delivered);
+    const owned = this.#owned;
     this.#owned = new Map();
+    for (const [shard, position] of owned) this.#release(shard, position.delivered);
+  }
+
+  /**
+   * Lets `shard` go: its next owner starts at `delivered`, or at the oldest record the node still holds
+   * (like Kafka's positions), and the node is told to drop what it holds of it.
+   */
+  #release(shard: number, delivered: number): void {
+    const floor = this.#handlers?.heldFloorOf?.(shard);
+    this.#hub.release(shard, floor === undefined ? delivered : Math.min(delivered, floor));
+    try {
+      this.#handlers?.onShardReleased?.(shard);
+    } catch {
+      this.#hub.handlerErrors++;
+    }
   }
 
   /** @internal A message was appended to `shard`'s log at `offset`: queue it if this bus reads the shard. */
@@ -230,7 +249,7 @@ export class MemoryBus implements ChatBus {
         if (!position) return;
         position.delivered = offset + 1;
       }
-      this.receive('message', record);
+      this.receive('message', record, { shard, offset });
     });
   }
 

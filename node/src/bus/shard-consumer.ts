@@ -24,7 +24,11 @@ export interface ShardConsumerOptions {
   /** The end of a shard's log when the bus started (where `all`, the seed design, starts). */
   readonly endOffsetOf: (shard: number) => number;
   /** A record of an owned shard, in partition order. */
-  readonly onRecord: (message: KafkaMessage) => void;
+  readonly onRecord: (message: KafkaMessage, shard: number) => void;
+  /** The oldest offset of `shard` the node still holds undelivered: positions written never pass it. */
+  readonly heldFloorOf: (shard: number) => number | undefined;
+  /** This consumer stopped reading `shard` and fixed its final position (see MessageHandlers). */
+  readonly onReleased: (shard: number) => void;
   /** The consumer joined its group (true) or crashed (false). */
   readonly onJoinChange: (joined: boolean) => void;
   readonly commitIntervalMs: number;
@@ -50,7 +54,9 @@ interface Owned {
  * when it lets a shard go (`released`). Hand-over: the old owner stops delivering the shard at once,
  * writes its final position as released; the new owner starts from it as soon as it sees it, or from
  * the last position written when the old owner is dead (or silent past the hand-over timeout), in which
- * case messages since that position may be delivered twice.
+ * case messages since that position may be delivered twice. A position written (periodic or final) never
+ * passes the oldest record the node still holds for the shard (`heldFloorOf`, handoff): the next owner
+ * reads such a record again instead of losing it.
  */
 export class ShardConsumer {
   readonly #o: ShardConsumerOptions;
@@ -156,7 +162,8 @@ export class ShardConsumer {
     for (const shard of lost) {
       const owned = this.#owned.get(shard);
       this.#owned.delete(shard);
-      if (owned) this.#releases.set(shard, owned.next);
+      if (owned) this.#releases.set(shard, this.#position(shard, owned.next));
+      this.#o.onReleased(shard);
     }
     for (const shard of this.#waiting.keys()) if (!this.#isAssigned(shard)) this.#waiting.delete(shard);
     if (lost.length > 0) {
@@ -268,7 +275,7 @@ export class ShardConsumer {
         this.#allNext.set(shard, Number(message.offset) + 1);
       }
       this.#o.metrics.busConsumed.inc({ kind: 'message' });
-      this.#o.onRecord(message);
+      this.#o.onRecord(message, shard);
     }
     const last = batch.messages.at(-1);
     if (last) this.#lag.set(shard, Math.max(0, Number(batch.highWatermark) - Number(last.offset) - 1));
@@ -276,6 +283,12 @@ export class ShardConsumer {
     for (const [s, v] of this.#lag) if (this.#assigned === 'all' || this.#owned.has(s)) total += v;
     this.#o.metrics.consumerLag.set(total);
     await payload.heartbeat();
+  }
+
+  /** The position to write for `shard` read up to `next`: never past its oldest held record. */
+  #position(shard: number, next: number): number {
+    const floor = this.#o.heldFloorOf(shard);
+    return floor === undefined ? next : Math.min(next, floor);
   }
 
   /** Writes the position of every owned shard that moved, and the final position of released ones. */
@@ -291,7 +304,8 @@ export class ShardConsumer {
     const records: { shard: number; offset: number; released: boolean }[] = [];
     for (const [shard, offset] of this.#releases) records.push({ shard, offset, released: true });
     for (const [shard, owned] of this.#owned) {
-      if (owned.next !== owned.committed) records.push({ shard, offset: owned.next, released: false });
+      const offset = this.#position(shard, owned.next);
+      if (offset !== owned.committed) records.push({ shard, offset, released: false });
     }
     if (records.length === 0) return;
     try {
@@ -322,8 +336,10 @@ export class ShardConsumer {
     this.#stopped = true;
     clearInterval(this.#commitTimer);
     this.#restarter.stop();
-    for (const [shard, owned] of this.#owned) this.#releases.set(shard, owned.next);
+    const owned = [...this.#owned];
+    for (const [shard, { next }] of owned) this.#releases.set(shard, this.#position(shard, next));
     this.#owned.clear();
+    for (const [shard] of owned) this.#o.onReleased(shard);
     this.#waiting.clear();
     await this.#committing;
     await this.commit();

@@ -20,6 +20,12 @@ export interface PresenceUpdate {
   readonly record: PresenceRecord | null;
 }
 
+/** Where a message record was read: its shard and its offset in the shard's log. */
+export interface MessagePosition {
+  readonly shard: number;
+  readonly offset: number;
+}
+
 /** What the message path hands to its node. */
 export interface MessageHandlers {
   /**
@@ -29,9 +35,22 @@ export interface MessageHandlers {
    * crash the next owner re-reads from the last position its predecessor committed, so a message may be
    * seen twice (the server message id tells); a clean hand-over (the old owner releases, the new one
    * starts from the release) delivers each message once. Messages of a shard published while nobody
-   * owned it are delivered to its next owner.
+   * owned it are delivered to its next owner. `position` is where it was read (offsets grow per shard).
    */
-  onMessage(message: BusMessage): void;
+  onMessage(message: BusMessage, position: MessagePosition): void;
+  /**
+   * The offset of the oldest record of `shard` the node still holds undelivered (handoff), or undefined.
+   * The position the bus keeps for the shard (committed every interval, written when the shard is
+   * released or the bus stops) never passes it, so the next owner reads a held record again. Absent:
+   * the node holds nothing.
+   */
+  heldFloorOf?(shard: number): number | undefined;
+  /**
+   * The bus stopped reading `shard` (no longer assigned, or stopping) and has fixed its final position
+   * (not past `heldFloorOf`): the node drops what it holds of that shard; the next owner reads it again.
+   * Called after the last `onMessage` of the shard.
+   */
+  onShardReleased?(shard: number): void;
   /**
    * Whether member `nodeId` in incarnation `epoch` is alive (its heartbeats are fresh): a shard whose
    * previous owner is alive waits for its release; one whose owner died is taken at once.

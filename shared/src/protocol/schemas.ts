@@ -73,8 +73,12 @@ export const ClientFrame = z.discriminatedUnion('type', [SendFrame, AuthFrame]);
 
 export const AckStatus = z.enum(['delivered', 'accepted', 'offline']).meta({
   description:
-    '`delivered`: written to every session of the receiver on this node; `accepted`: durably handed to ' +
-    'the bus for the receiver’s other node(s); `offline`: the receiver has no session anywhere.',
+    '`delivered`: written to every session of the receiver on this node. `accepted`: durably in the ' +
+    'receiver’s shard log; the shard’s owner writes it to their sessions, or, while they reconnect, holds ' +
+    'it for the handoff grace period (CHAT_NODE_HANDOFF_GRACE_MS) and writes it when they arrive. ' +
+    '`offline`: only when true: the receiver has no session anywhere and had none within the presence ' +
+    'grace period (CHAT_NODE_PRESENCE_GRACE_MS, also after their node died). When the node cannot know ' +
+    '(its bus is not ready) the answer is the retryable error NODE_ERR_BUS_UNAVAILABLE, not `offline`.',
 });
 
 export const MessageFrame = z

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, test, type TestContext } from 'node:test';
 import { isChatError, type BusMessage, type MemberHeartbeat, type PresenceRecord } from '@chat/shared';
-import type { BusHandlers, ChatBus } from '@chat/node';
+import type { BusHandlers, ChatBus, MessagePosition } from '@chat/node';
 import { pollUntil } from '../poll.js';
 
 /** One isolated backend (a hub, a topic prefix) for one test. */
@@ -33,6 +33,8 @@ export interface BusContractOptions {
 export interface Recorder {
   readonly bus: ChatBus;
   readonly messages: BusMessage[];
+  /** Where each message was read, by message id (the latest reading). */
+  readonly positions: Map<string, MessagePosition>;
   readonly presence: { nodeId: string; userId: string; record: PresenceRecord | null }[];
   readonly members: { id: string; heartbeat: MemberHeartbeat | null }[];
   readonly readyChanges: boolean[];
@@ -46,6 +48,7 @@ function record(bus: ChatBus): { recorder: Recorder; handlers: BusHandlers } {
   const recorder: Recorder = {
     bus,
     messages: [],
+    positions: new Map(),
     presence: [],
     members: [],
     readyChanges: [],
@@ -67,7 +70,10 @@ function record(bus: ChatBus): { recorder: Recorder; handlers: BusHandlers } {
     },
   };
   const handlers: BusHandlers = {
-    onMessage: (message) => recorder.messages.push(message),
+    onMessage: (message, position) => {
+      recorder.messages.push(message);
+      recorder.positions.set(message.id, position);
+    },
     onPresence: (nodeId, userId, rec) => recorder.presence.push({ nodeId, userId, record: rec }),
     onMember: (id, heartbeat) => recorder.members.push({ id, heartbeat }),
     onReadyChange: (ready) => recorder.readyChanges.push(ready),
@@ -243,6 +249,52 @@ export function busContractSuite(name: string, options: BusContractOptions): voi
         );
         assert.equal(a.messages.length, 20, 'a read nothing after it released the shard');
       });
+
+      for (const how of ['assignShards', 'stop'] as const) {
+        test(`a held record (heldFloorOf) is not passed by the position released by ${how}; the next owner reads it again`, async (t) => {
+          const { backend, start } = await setup(t);
+          const bus = backend.connect('a');
+          const { recorder: a, handlers } = record(bus);
+          // The node holds the first message (its receiver is not connected yet) until the shard goes.
+          let held: MessagePosition | undefined;
+          const released: number[] = [];
+          await bus.start({
+            ...handlers,
+            onMessage: (m, p) => {
+              handlers.onMessage(m, p);
+              if (m.frame.body === 'held') held = p;
+            },
+            heldFloorOf: (shard) => (held?.shard === shard ? held.offset : undefined),
+            onShardReleased: (shard) => {
+              released.push(shard);
+              if (held?.shard === shard) held = undefined;
+            },
+          });
+          bus.assignShards(new Set([0]));
+          const b = await start('b', new Set());
+          const sent = ['before', 'held', 'after 1', 'after 2'].map((body) => message('a', 'x', 'y', body));
+          for (const m of sent) await bus.publishMessage(m, 0);
+          await waitFor(() => a.messages.length === sent.length, 'all four on a');
+          const offsets = sent.map((m) => a.positions.get(m.id));
+          assert.ok(
+            offsets.every((p, i) => p?.shard === 0 && (i === 0 || p.offset > (offsets[i - 1]?.offset ?? 0))),
+            `positions: shard 0, growing offsets (${JSON.stringify(offsets)})`,
+          );
+          if (how === 'stop') await bus.stop();
+          else bus.assignShards(new Set());
+          assert.deepEqual(released, [0], 'the node is told the shard went');
+          b.bus.assignShards(new Set([0]));
+          const marker = message('b', 'x', 'y', 'marker');
+          await b.bus.publishMessage(marker, 0);
+          await waitFor(() => b.messages.some((m) => m.id === marker.id), 'the marker on b');
+          assert.deepEqual(
+            b.messages.map((m) => m.frame.body),
+            ['held', 'after 1', 'after 2', 'marker'],
+            'b starts at the held record, not after what a read',
+          );
+          assert.deepEqual(b.positions.get(sent[1]?.id ?? ''), a.positions.get(sent[1]?.id ?? ''));
+        });
+      }
     });
 
     describe('a handler that throws', () => {
@@ -264,7 +316,7 @@ export function busContractSuite(name: string, options: BusContractOptions): voi
           };
         await bus.start({
           ...handlers,
-          onMessage: once('message', (m: BusMessage) => handlers.onMessage(m)),
+          onMessage: once('message', (m: BusMessage, p: MessagePosition) => handlers.onMessage(m, p)),
           onPresence: once('presence', (n: string, u: string, r: PresenceRecord | null) =>
             handlers.onPresence(n, u, r),
           ),
