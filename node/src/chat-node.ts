@@ -44,8 +44,13 @@ export interface ChatNode {
    */
   stop(): Promise<boolean>;
   isReady(): boolean;
-  /** Leaves the ring (heartbeat `draining`, no new sessions); sessions stay until routers migrate them. */
+  /**
+   * Leaves the ring (heartbeat `draining`, no new sessions); once its shards went to the others, closes
+   * every session itself with 4002 and a retry hint, spread over the drain window (routers leave them to
+   * it). Resolves once the heartbeat is out; the closes go on in the background.
+   */
   drain(): Promise<void>;
+  /** Back in the ring; closes of an admin drain not yet made are called off. */
   undrain(): Promise<void>;
 }
 
@@ -171,6 +176,8 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
       undrain,
       closeSessions: (ids, windowMs) => {
         const targets = sessions.byConnectionIds(ids);
+        // Draining (SIGTERM or admin): the node is closing every session itself, over its own window.
+        if (draining || drained) return targets.length;
         for (const conn of targets)
           void conn.closeAfter(Math.random() * windowMs, 'MOVED', Math.random() * 1000);
         metrics.migrations.inc(targets.length);
@@ -180,17 +187,28 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
   );
   server.on('upgrade', (req, socket, head) => gateway.onUpgrade(req, socket as Socket, head));
 
+  /** The admin drain's closes in progress (called off by undrain or superseded by shutdown). */
+  let drainCloses: AbortController | undefined;
+
   async function drain(): Promise<void> {
     if (drained) return;
     drained = true;
     updateReadyGauge();
     log.info('drained by admin: leaving the ring');
     await membership.setState('draining');
+    const abort = new AbortController();
+    drainCloses = abort;
+    void (async () => {
+      await shardsHandedOver(abort.signal);
+      await closeSessions('MOVED', abort.signal);
+      if (!abort.signal.aborted) log.info('drained by admin: every session closed');
+    })();
   }
 
   async function undrain(): Promise<void> {
     if (!drained) return;
     drained = false;
+    drainCloses?.abort();
     updateReadyGauge();
     log.info('undrained by admin: back in the ring');
     await membership.setState('active');
@@ -241,23 +259,66 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     return address;
   }
 
-  /** Closes every session with 4001, spread evenly over the drain window. */
-  async function closeSessions(): Promise<void> {
+  /**
+   * Resolves once this node's own owner table no longer gives it any shard: its `draining` heartbeat has
+   * gone round the members topic, which every router reads too, so a client told to reconnect now lands
+   * on the shard's new owner. Bounded (Kafka may be down): at most the heartbeat timeout, and at most
+   * half of what the shutdown grace leaves after the drain window.
+   */
+  async function shardsHandedOver(signal?: AbortSignal): Promise<void> {
+    const boundMs = Math.min(
+      config.heartbeatTimeoutMs,
+      Math.max(0, config.shutdownGraceMs - config.drainWindowMs) / 2,
+    );
+    const started = Date.now();
+    while (ownership.table.shardsOf(config.nodeId).length > 0 && !signal?.aborted) {
+      if (Date.now() - started >= boundMs) {
+        log.warn({ waitedMs: Date.now() - started }, 'shards not handed over in time: closing anyway');
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /**
+   * Closes every session with `name` (4001 on shutdown, 4002 after an admin drain) and a retry hint,
+   * spread evenly over the drain window, then any that opened meanwhile; resolves once all are closed.
+   * An aborted `signal` (undrain) stops the closes not yet made and resolves at once.
+   */
+  async function closeSessions(name: 'DRAINING' | 'MOVED', signal?: AbortSignal): Promise<void> {
+    const hint = () => Math.random() * 1000;
+    // Sessions already closing (an earlier drain, a migration) are waited for, not given a slot.
     const all = sessions.all();
-    const step = all.length > 1 ? config.drainWindowMs / (all.length - 1) : 0;
-    await Promise.all(all.map((conn, i) => conn.closeAfter(i * step, 'DRAINING', Math.random() * 1000)));
+    const open = all.filter((conn) => conn.isOpen);
+    const step = open.length > 1 ? config.drainWindowMs / (open.length - 1) : 0;
+    log.info({ sessions: open.length, windowMs: config.drainWindowMs, code: name }, 'closing sessions');
+    open.forEach((conn, i) => {
+      setTimeout(() => signal?.aborted || conn.close(name, hint()), i * step).unref();
+    });
+    const closed = all.map((conn) => conn.whenClosed());
+    const aborted = new Promise<void>((resolve) => signal?.addEventListener('abort', () => resolve()));
+    await Promise.race([Promise.all(closed), aborted]);
+    if (signal?.aborted) return;
+    // A handshake that was past its checks when the drain began: closed now.
+    const late = sessions.all();
+    for (const conn of late) conn.close(name, hint());
+    await Promise.race([Promise.all(late.map((conn) => conn.whenClosed())), aborted]);
   }
 
   async function shutdown(): Promise<void> {
     draining = true;
+    drainCloses?.abort();
     updateReadyGauge();
     log.info({ sessions: sessions.sessionCount }, 'draining');
     await membership.setState('draining');
-    // Stop accepting: close the listener (upgraded sockets stay until closeSessions).
-    const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
-    await closeSessions();
+    // The listener stays open until every session is closed: upgrades get 503 with Retry-After (not
+    // accepting), /readyz answers 503 saying `draining`, and a router's migrate request is answered.
+    await shardsHandedOver();
+    await closeSessions('DRAINING');
+    // Presence withdrawn and the heartbeat tombstone; then the bus commits and releases its shards.
     await membership.stop();
     await deps.bus.stop();
+    const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeAllConnections();
     await serverClosed;
   }

@@ -21,7 +21,7 @@ const MAX_LOOKUP_KEYS = 100_000;
  *   GET  /shards                   every shard with its owner and this router's connections on it
  *   GET  /lookup?key=K             key K's shard and the node owning it
  *   POST /lookup  {"keys":[...]}   shards and owners of many keys at once
- *   POST /nodes/{id}/drain         the node leaves the ring; its sessions migrate (4002)
+ *   POST /nodes/{id}/drain         the node leaves the ring and closes its sessions itself (4002)
  *   POST /nodes/{id}/undrain       the node is back in the ring
  *   GET  /metrics                  Prometheus metrics (served by router.ts on the same listener)
  */
@@ -94,12 +94,15 @@ export function createAdminHandler(o: AdminApiOptions) {
       const [, id = '', verb] = action;
       const member = o.members.member(id);
       if (!member) return json(404, { error: 'ROUTER_ERR_UNKNOWN_NODE', id });
-      if (verb === 'drain') o.members.drain(id);
-      else o.members.undrain(id);
-      // Tell the node too, so every router (through its heartbeats) and the node's /readyz agree.
+      // The node first, so every router (through its heartbeats) and the node's /readyz agree, and so the
+      // rebalancer here already knows the node is draining: it closes its sessions itself (4002, spread
+      // over its drain window) and the router leaves them to it.
       const answer = await callNode(member.url, verb === 'drain' ? 'drain' : 'undrain', undefined, {
         headers: o.nodeHeaders,
       });
+      if (answer.ok) o.members.nodeSaid(id, answer.body.draining);
+      if (verb === 'drain') o.members.drain(id);
+      else o.members.undrain(id);
       const nodeTold = answer.ok;
       if (!answer.ok) {
         log.warn(

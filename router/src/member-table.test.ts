@@ -289,13 +289,98 @@ describe('MemberTable#member and #members', () => {
     members.setMembers([info(c), info(a), info(b, { weight: 2 })]);
     await members.probeAll();
     members.drain('c');
+    const seen = { draining: false, probed: true, reachable: true };
     assert.deepEqual(members.members(), [
-      { ...info(a), healthy: false, adminDrained: false, inRing: false, shards: 0 },
-      { ...info(b, { weight: 2 }), healthy: true, adminDrained: false, inRing: true, shards: 16 },
-      { ...info(c), healthy: true, adminDrained: true, inRing: false, shards: 0 },
+      { ...info(a), ...seen, healthy: false, adminDrained: false, inRing: false, shards: 0 },
+      { ...info(b, { weight: 2 }), ...seen, healthy: true, adminDrained: false, inRing: true, shards: 16 },
+      { ...info(c), ...seen, healthy: true, adminDrained: true, inRing: false, shards: 0 },
     ]);
     assert.deepEqual(members.member('b'), members.members()[1]);
     assert.equal(members.member('nobody'), undefined);
+  });
+});
+
+describe('MemberTable#allProbed', () => {
+  test('false until every listed member was probed once (answered or timed out); a new member makes it false again', async (t) => {
+    const a = await fakeNode(t, 'a');
+    const slow = await fakeNode(t, 'slow', 'hang');
+    const { members } = table(t, { probeTimeoutMs: 100 });
+    assert.equal(members.allProbed, true, 'nobody listed: nothing to wait for');
+    members.setMembers([info(a), info(slow)]);
+    assert.equal(members.allProbed, false);
+    await a.until(1);
+    await members.probeAll();
+    assert.equal(members.allProbed, true, 'the silent one counts once its probe timed out');
+    assert.deepEqual(ids(members.owners), ['a']);
+    const b = await fakeNode(t, 'b');
+    members.setMembers([info(a), info(slow), info(b)]);
+    assert.equal(members.allProbed, false);
+    await b.until(1);
+    await members.probeAll();
+    assert.equal(members.allProbed, true);
+    assert.equal(members.member('b')?.probed, true);
+  });
+
+  test('a member added while a round runs is probed by a round right after it, not at the next interval', async (t) => {
+    const a = await fakeNode(t, 'a');
+    const b = await fakeNode(t, 'b');
+    const { members } = table(t);
+    members.setMembers([info(a)]);
+    const round = members.probeAll();
+    members.setMembers([info(a), info(b)]);
+    await round;
+    assert.equal(members.allProbed, true);
+    assert.ok(b.requests >= 1);
+  });
+});
+
+describe('MemberTable#liveness', () => {
+  test('gone when not listed; draining by heartbeat or by /readyz; active otherwise', async (t) => {
+    const a = await fakeNode(t, 'a');
+    const d = await fakeNode(t, 'd', readyz('d', { ready: false, accepting: false, draining: true }));
+    const h = await fakeNode(t, 'h');
+    const { members } = table(t);
+    members.setMembers([info(a), info(d), info(h, { state: 'draining' })]);
+    await members.probeAll();
+    assert.equal(members.liveness('nobody'), 'gone');
+    assert.equal(members.liveness('a'), 'active');
+    assert.equal(members.liveness('d'), 'draining', '/readyz says draining before the heartbeat does');
+    assert.equal(members.liveness('h'), 'draining');
+    assert.equal(members.member('d')?.draining, true);
+    // What the node answered to an admin drain counts until its next probe.
+    members.nodeSaid('a', true);
+    assert.equal(members.liveness('a'), 'draining');
+    await members.probeAll();
+    assert.equal(members.liveness('a'), 'active');
+    members.nodeSaid('nobody', true);
+  });
+
+  test('a static member unreachable for `probeFailures` probes is dead; an HTTP error is not silence', async (t) => {
+    const a = await fakeNode(t, 'a');
+    const err = await fakeNode(t, 'err', { status: 500, body: 'oops' });
+    const { members } = table(t, { probeFailures: 2 });
+    members.setMembers([info(a), info(err)]);
+    await members.probeAll();
+    await a.close();
+    await members.probeAll();
+    assert.equal(members.liveness('a'), 'active', 'one miss is not enough');
+    await members.probeAll();
+    assert.equal(members.member('a')?.reachable, false);
+    assert.equal(members.liveness('a'), 'dead');
+    assert.equal(members.member('err')?.reachable, true, 'a 500 is an answer');
+    assert.equal(members.liveness('err'), 'active');
+  });
+
+  test('with heartbeats, an unreachable member that is still listed is alive (it may be draining)', async (t) => {
+    const a = await fakeNode(t, 'a');
+    const { members } = table(t, { probeFailures: 1, heartbeats: true });
+    members.setMembers([info(a, { state: 'draining' })]);
+    await a.close();
+    await members.probeAll();
+    assert.equal(members.member('a')?.reachable, false);
+    assert.equal(members.liveness('a'), 'draining');
+    members.setMembers([]);
+    assert.equal(members.liveness('a'), 'gone');
   });
 });
 

@@ -8,6 +8,15 @@ export interface MemberStatus extends MemberInfo {
   readonly healthy: boolean;
   /** Drained through this router's admin API. */
   readonly adminDrained: boolean;
+  /** The node says it is draining: its heartbeat's `state`, or its last /readyz body. */
+  readonly draining: boolean;
+  /** Probed at least once since it appeared (whatever the answer, or a timeout). */
+  readonly probed: boolean;
+  /**
+   * Its HTTP listener answers (any status): false after `probeFailures` probes in a row got no answer at
+   * all (refused, timed out). A draining node is reachable while it closes its sessions.
+   */
+  readonly reachable: boolean;
   readonly inRing: boolean;
   /** Shards this member owns in the router's owner table (0 when it is not in the table). */
   readonly shards: number;
@@ -19,6 +28,11 @@ export interface MemberTableOptions {
   readonly probeIntervalMs: number;
   readonly probeTimeoutMs: number;
   readonly probeFailures: number;
+  /**
+   * The member list comes from heartbeats (Kafka): a listed member is alive by its heartbeats, so it is
+   * dead only once the source drops it. False (a static list): a member is dead when it is unreachable.
+   */
+  readonly heartbeats?: boolean;
   readonly metrics: RouterMetrics;
   readonly logger: Logger;
 }
@@ -27,7 +41,19 @@ interface Entry {
   info: MemberInfo;
   healthy: boolean;
   failures: number;
+  probed: boolean;
+  /** Probes in a row that got no answer at all. */
+  unanswered: number;
+  /** The last answered /readyz said `draining`. */
+  saysDraining: boolean;
 }
+
+/**
+ * What the rebalancer may do with a member's connections: `gone` (no longer listed) and `dead`
+ * (unreachable, and no heartbeats say otherwise) are cut, since nobody will close them; `draining` (alive,
+ * closing its sessions itself) and `active` are left to the node.
+ */
+export type Liveness = 'gone' | 'dead' | 'draining' | 'active';
 
 /**
  * Joins what the membership source says (who exists, active or draining) with this router's own probes
@@ -36,7 +62,7 @@ interface Entry {
  * hash ring of the same members is kept beside it for its version and member list. Emits `owners` (new
  * table, old table) whenever the table's version changes (a member joined, left or changed weight).
  */
-export class MemberTable extends EventEmitter<{ owners: [OwnerTable, OwnerTable] }> {
+export class MemberTable extends EventEmitter<{ owners: [OwnerTable, OwnerTable]; probed: [] }> {
   readonly #o: MemberTableOptions;
   readonly #log: Logger;
   readonly #entries = new Map<string, Entry>();
@@ -70,7 +96,15 @@ export class MemberTable extends EventEmitter<{ owners: [OwnerTable, OwnerTable]
       seen.add(info.id);
       const entry = this.#entries.get(info.id);
       if (entry) entry.info = info;
-      else this.#entries.set(info.id, { info, healthy: false, failures: 0 });
+      else
+        this.#entries.set(info.id, {
+          info,
+          healthy: false,
+          failures: 0,
+          probed: false,
+          unanswered: 0,
+          saysDraining: false,
+        });
     }
     for (const id of this.#entries.keys()) if (!seen.has(id)) this.#entries.delete(id);
     this.#recompute();
@@ -83,6 +117,20 @@ export class MemberTable extends EventEmitter<{ owners: [OwnerTable, OwnerTable]
 
   stop(): void {
     clearInterval(this.#timer);
+  }
+
+  /** True once every listed member has been probed at least once (answered, failed or timed out). */
+  get allProbed(): boolean {
+    for (const entry of this.#entries.values()) if (!entry.probed) return false;
+    return true;
+  }
+
+  /** Whether `id`'s connections are left to its node or cut (see `Liveness`). */
+  liveness(id: string): Liveness {
+    const entry = this.#entries.get(id);
+    if (!entry) return 'gone';
+    if (!this.#reachable(entry) && !this.#o.heartbeats) return 'dead';
+    return entry.info.state === 'draining' || entry.saysDraining ? 'draining' : 'active';
   }
 
   member(id: string): MemberStatus | undefined {
@@ -106,8 +154,18 @@ export class MemberTable extends EventEmitter<{ owners: [OwnerTable, OwnerTable]
   }
 
   /**
+   * The node itself said whether it is draining (its answer to POST /internal/drain or /undrain); kept
+   * until its next /readyz answer says otherwise.
+   */
+  nodeSaid(id: string, draining: boolean): void {
+    const entry = this.#entries.get(id);
+    if (entry) entry.saysDraining = draining;
+  }
+
+  /**
    * Probes every member once and recomputes the ring. While a round is running, a call joins that round
-   * instead of starting another (members added since are probed by the next round).
+   * instead of starting another; members added meanwhile are probed by a round started right after it
+   * (so a new member waits for no interval, and `allProbed` turns true as soon as it can).
    */
   probeAll(): Promise<void> {
     this.#round ??= (async () => {
@@ -117,6 +175,8 @@ export class MemberTable extends EventEmitter<{ owners: [OwnerTable, OwnerTable]
         this.#round = undefined;
       }
       this.#recompute();
+      this.emit('probed');
+      if (!this.allProbed) await this.probeAll();
     })();
     return this.#round;
   }
@@ -126,6 +186,11 @@ export class MemberTable extends EventEmitter<{ owners: [OwnerTable, OwnerTable]
     const answer = await callNode(entry.info.url, 'readyz', undefined, {
       timeoutMs: this.#o.probeTimeoutMs,
     });
+    entry.probed = true;
+    // Any HTTP answer means the process is there; only silence (refused, timed out) counts against it.
+    if (answer.status === 0) entry.unanswered++;
+    else entry.unanswered = 0;
+    if (answer.ok) entry.saysDraining = answer.body.draining;
     const ok = answer.ok && answer.body.accepting;
     if (ok) {
       if (!entry.healthy) this.#log.info({ node: entry.info.id }, 'member healthy');
@@ -141,6 +206,10 @@ export class MemberTable extends EventEmitter<{ owners: [OwnerTable, OwnerTable]
     }
   }
 
+  #reachable(entry: Entry): boolean {
+    return entry.unanswered < this.#o.probeFailures;
+  }
+
   #eligible(entry: Entry): boolean {
     return entry.healthy && entry.info.state === 'active' && !this.#drained.has(entry.info.id);
   }
@@ -150,6 +219,9 @@ export class MemberTable extends EventEmitter<{ owners: [OwnerTable, OwnerTable]
       ...entry.info,
       healthy: entry.healthy,
       adminDrained: this.#drained.has(entry.info.id),
+      draining: entry.info.state === 'draining' || entry.saysDraining,
+      probed: entry.probed,
+      reachable: this.#reachable(entry),
       inRing: this.#ring.has(entry.info.id),
       shards: this.#owners.shardsOf(entry.info.id).length,
     };

@@ -1,5 +1,9 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** Why the router cut a proxied connection itself (`chat_router_connections_cut_total{reason}`). */
+export const CUT_REASONS = ['gone', 'dead', 'refused', 'not_closed', 'unreachable', 'router_stop'] as const;
+export type CutReason = (typeof CUT_REASONS)[number];
+
 /** Every metric of one router, on its own registry. Labels are low-cardinality enums only. */
 export class RouterMetrics {
   readonly registry: Registry;
@@ -14,6 +18,7 @@ export class RouterMetrics {
   readonly ownerTableVersion: Gauge<'version'>;
   readonly shardsMoved: Counter;
   readonly migrations: Counter<'result'>;
+  readonly connectionsCut: Counter<'reason'>;
   readonly probeFailures: Counter;
   readonly badRequests: Counter<'reason'>;
   readonly authFailures: Counter<'code'>;
@@ -25,7 +30,7 @@ export class RouterMetrics {
     const registers = [registry];
     this.upgrades = new Counter({
       name: 'chat_router_upgrades_total',
-      help: 'WebSocket upgrade requests by result (ok, bad_request, not_found, unauthorized, origin_forbidden, rate_limited, no_node, upstream_refused, upstream_timeout, upstream_rejected, client_gone).',
+      help: 'WebSocket upgrade requests by result (ok, bad_request, not_found, unauthorized, origin_forbidden, rate_limited, no_node, not_ready, upstream_refused, upstream_timeout, upstream_rejected, client_gone).',
       labelNames: ['result'],
       registers,
     });
@@ -81,8 +86,14 @@ export class RouterMetrics {
     });
     this.migrations = new Counter({
       name: 'chat_router_migrations_total',
-      help: 'Connections moved because their shard moved to another node, by result (asked: the node closed them with 4002; forced: the router cut them).',
+      help: 'Connections moved because their shard moved to another node, by result (asked: the node was asked to close them with 4002; draining: their node is draining and closes them itself, so the router waits; forced: the router cut them, see chat_router_connections_cut_total).',
       labelNames: ['result'],
+      registers,
+    });
+    this.connectionsCut = new Counter({
+      name: 'chat_router_connections_cut_total',
+      help: 'Proxied connections the router cut itself (the client sees 1006), by reason (gone: their node left the membership; dead: their node is unreachable and no heartbeats say it is alive; refused: their node refused to close them; not_closed: their active node did not close them within the migration window plus a grace; unreachable: their active node could not be asked within that time; router_stop: this router shut down with them still open). A draining node’s connections are never cut while it is alive.',
+      labelNames: ['reason'],
       registers,
     });
     this.probeFailures = new Counter({
@@ -103,7 +114,8 @@ export class RouterMetrics {
       registers,
     });
     // Series exist from the start (at 0), so rate() and alerts see them before the first event.
-    for (const result of ['asked', 'forced']) this.migrations.inc({ result }, 0);
+    for (const result of ['asked', 'draining', 'forced']) this.migrations.inc({ result }, 0);
+    for (const reason of CUT_REASONS) this.connectionsCut.inc({ reason }, 0);
     for (const kind of [
       'connect_failed',
       'handshake_timeout',

@@ -7,7 +7,7 @@ import { createServer as createTcpServer, connect, type AddressInfo, type Socket
 import { describe, test, type TestContext } from 'node:test';
 import { OwnerTable, createLogger, shardOf, type ReadyzBody } from '@chat/shared';
 import { ConnectionTable, type ProxiedConnection } from './connections.js';
-import { MemberTable } from './member-table.js';
+import { MemberTable, type MemberTableOptions } from './member-table.js';
 import { RouterMetrics } from './metrics.js';
 import { Rebalancer, type MigrationSettled, type RebalancerOptions } from './rebalancer.js';
 
@@ -23,6 +23,25 @@ type CloseBehaviour =
   | 'bad-body' // 200 with a body that breaks the contract
   | 'hang'; // never answers
 
+/** A listener that accepts connections and never answers (probes and requests time out). */
+async function hangingUrl(t: TestContext): Promise<string> {
+  const held: Socket[] = [];
+  const server = createTcpServer((socket) => held.push(socket));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => {
+    for (const socket of held) socket.destroy();
+    server.close();
+  });
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** A port nobody listens on any more. */
+async function deadUrl(t: TestContext): Promise<string> {
+  const [probe] = await socketPair(t);
+  return `http://127.0.0.1:${probe.remotePort}`;
+}
+
 interface CloseCall {
   readonly body: { connections: string[]; windowMs: number };
   readonly authorization: string | undefined;
@@ -32,6 +51,8 @@ interface FakeNode {
   readonly id: string;
   readonly url: string;
   behaviour: CloseBehaviour;
+  /** What its /readyz says. */
+  draining: boolean;
   readonly calls: CloseCall[];
 }
 
@@ -39,14 +60,15 @@ interface FakeNode {
 type Live = Map<string, ProxiedConnection>;
 
 async function fakeNode(t: TestContext, id: string, live: Live, behaviour: CloseBehaviour = 'close') {
-  const node: FakeNode = { id, url: '', behaviour, calls: [] };
+  const node: FakeNode = { id, url: '', behaviour, draining: false, calls: [] };
   const server = createServer((req, res) => void handle(req, res));
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const json = (status: number, body: unknown) =>
       void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     if (req.url === '/readyz') {
-      const body: ReadyzBody = { ready: true, accepting: true, draining: false, bus: true, nodeId: id };
-      return json(200, body);
+      const up = !node.draining;
+      const body: ReadyzBody = { ready: up, accepting: up, draining: node.draining, bus: true, nodeId: id };
+      return json(up ? 200 : 503, body);
     }
     if (req.method !== 'POST' || req.url !== '/internal/sessions/close') return json(404, { error: 'no' });
     let text = '';
@@ -94,7 +116,11 @@ async function socketPair(t: TestContext): Promise<[Socket, Socket]> {
   return [a, b];
 }
 
-function setup(t: TestContext, options: Partial<RebalancerOptions> = {}) {
+function setup(
+  t: TestContext,
+  options: Partial<RebalancerOptions> = {},
+  tableOptions: Partial<MemberTableOptions> = {},
+) {
   const metrics = new RouterMetrics({ defaultMetrics: false });
   const connections = new ConnectionTable();
   const members = new MemberTable({
@@ -104,6 +130,7 @@ function setup(t: TestContext, options: Partial<RebalancerOptions> = {}) {
     probeFailures: 1,
     metrics,
     logger,
+    ...tableOptions,
   });
   t.after(() => members.stop());
   const rebalancer = new Rebalancer({
@@ -114,6 +141,7 @@ function setup(t: TestContext, options: Partial<RebalancerOptions> = {}) {
     metrics,
     logger,
     forceAfterMs: 50,
+    recheckMs: 20,
     ...options,
   });
   const live: Live = new Map();
@@ -134,7 +162,9 @@ function setup(t: TestContext, options: Partial<RebalancerOptions> = {}) {
   };
   const migrations = async (result: string) =>
     (await metrics.migrations.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
-  return { rebalancer, members, connections, live, settled, untilSettled, add, migrations };
+  const cuts = async (reason: string) =>
+    (await metrics.connectionsCut.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
+  return { rebalancer, members, connections, live, settled, untilSettled, add, migrations, cuts };
 }
 
 const table = (...ids: string[]) =>
@@ -288,11 +318,14 @@ describe('Rebalancer#migrate', () => {
     assert.equal(c.client.destroyed, false, 'not cut while the node has time');
     await s.untilSettled(1);
     assert.ok(Date.now() - started >= 150, 'not before window + forceAfterMs');
-    assert.deepEqual(s.settled, [{ nodeId: 'a', asked: true, connections: 1, forced: 1 }]);
+    assert.deepEqual(s.settled, [
+      { nodeId: 'a', asked: true, connections: 1, forced: 1, reason: 'not_closed' },
+    ]);
     assert.equal(c.client.destroyed, true);
     assert.equal(c.upstream.destroyed, true);
     assert.equal(await s.migrations('asked'), 1);
     assert.equal(await s.migrations('forced'), 1);
+    assert.equal(await s.cuts('not_closed'), 1);
   });
 
   for (const behaviour of ['unauthorized', 'bad-body'] as const) {
@@ -304,36 +337,118 @@ describe('Rebalancer#migrate', () => {
       await s.rebalancer.migrate([c], 60_000);
       await s.untilSettled(1);
       assert.equal(a.calls.length, 1);
-      assert.deepEqual(s.settled, [{ nodeId: 'a', asked: false, connections: 1, forced: 1 }]);
+      assert.deepEqual(s.settled, [
+        { nodeId: 'a', asked: false, connections: 1, forced: 1, reason: 'refused' },
+      ]);
       assert.equal(c.client.destroyed, true);
       assert.equal(await s.migrations('asked'), 0);
+      assert.equal(await s.cuts('refused'), 1);
     });
   }
 
-  test('a node that is gone (refused), unknown, or never answers: its connections are cut', async (t) => {
-    const s = setup(t, { forceAfterMs: 60_000, requestTimeoutMs: 100 });
-    const slow = await fakeNode(t, 'slow', s.live, 'hang');
-    const [probe] = await socketPair(t); // a port nobody listens on any more
-    const deadPort = probe.remotePort;
-    s.members.setMembers([
-      { id: 'slow', url: slow.url, weight: 1, state: 'active' },
-      { id: 'dead', url: `http://127.0.0.1:${deadPort}`, weight: 1, state: 'active' },
-    ]);
-    const targets = [
-      await s.add('s', 'k1', 'slow'),
-      await s.add('d', 'k2', 'dead'),
-      await s.add('u', 'k3', 'unknown'),
-    ];
+  test('a member that is gone (not listed) or dead (unreachable, no heartbeats): cut, by reason', async (t) => {
+    const s = setup(t, { forceAfterMs: 60_000 });
+    s.members.setMembers([{ id: 'dead', url: await deadUrl(t), weight: 1, state: 'active' }]);
+    await s.members.probeAll();
+    assert.equal(s.members.liveness('dead'), 'dead');
+    const targets = [await s.add('d', 'k2', 'dead'), await s.add('u', 'k3', 'unknown')];
     await s.rebalancer.migrate(targets, 60_000);
-    await s.untilSettled(3);
-    assert.deepEqual(s.settled.map((x) => [x.nodeId, x.asked, x.forced]).sort(), [
-      ['dead', false, 1],
-      ['slow', false, 1],
-      ['unknown', false, 1],
+    await s.untilSettled(2);
+    assert.deepEqual(s.settled.map((x) => [x.nodeId, x.asked, x.forced, x.reason]).sort(), [
+      ['dead', false, 1, 'dead'],
+      ['unknown', false, 1, 'gone'],
     ]);
     assert.ok(targets.every((c) => c.client.destroyed && c.upstream.destroyed && c.migrating));
-    assert.equal(slow.calls.length, 1);
-    assert.equal(await s.migrations('forced'), 3);
+    assert.equal(await s.cuts('dead'), 1);
+    assert.equal(await s.cuts('gone'), 1);
+    assert.equal(await s.migrations('forced'), 2);
+  });
+
+  test('an active node that never answers the request: asked again, cut after window + forceAfterMs', async (t) => {
+    const s = setup(t, { forceAfterMs: 100, requestTimeoutMs: 50 });
+    const slow = await fakeNode(t, 'slow', s.live, 'hang');
+    s.members.setMembers([{ id: 'slow', url: slow.url, weight: 1, state: 'active' }]);
+    const c = await s.add('s', 'k1', 'slow');
+    await s.rebalancer.migrate([c], 0);
+    await s.untilSettled(1);
+    assert.deepEqual(s.settled, [
+      { nodeId: 'slow', asked: false, connections: 1, forced: 1, reason: 'unreachable' },
+    ]);
+    assert.ok(slow.calls.length >= 2, `asked ${slow.calls.length} times`);
+    assert.equal(await s.cuts('unreachable'), 1);
+  });
+
+  test('a draining node: not asked, never cut on time, settled when the node closes them itself', async (t) => {
+    const s = setup(t, { forceAfterMs: 10 });
+    const a = await fakeNode(t, 'a', s.live);
+    s.members.setMembers([{ id: 'a', url: a.url, weight: 1, state: 'draining' }]);
+    const targets = [await s.add('x', 'k1', 'a'), await s.add('y', 'k2', 'a')];
+    await s.rebalancer.migrate(targets, 0);
+    assert.equal(s.members.liveness('a'), 'draining');
+    // The node closes them over its own drain window, long after the router's window and grace.
+    const lateBy = 300;
+    const closer = setTimeout(() => targets.forEach((c) => c.client.destroy()), lateBy);
+    t.after(() => clearTimeout(closer));
+    const started = Date.now();
+    await s.untilSettled(1);
+    assert.ok(Date.now() - started >= lateBy - 20, 'settled by the node’s closes, not a cut');
+    assert.deepEqual(s.settled, [{ nodeId: 'a', asked: false, connections: 2, forced: 0 }]);
+    assert.equal(a.calls.length, 0, 'a draining node is not asked');
+    assert.equal(await s.migrations('draining'), 2);
+    assert.equal(await s.migrations('forced'), 0);
+  });
+
+  test('a node that says draining on /readyz (its heartbeat not yet) counts as draining', async (t) => {
+    const s = setup(t, { forceAfterMs: 10 });
+    const a = await fakeNode(t, 'a', s.live);
+    a.draining = true;
+    s.members.setMembers([{ id: 'a', url: a.url, weight: 1, state: 'active' }]);
+    await s.members.probeAll();
+    const c = await s.add('x', 'k1', 'a');
+    await s.rebalancer.migrate([c], 0);
+    assert.equal(a.calls.length, 0);
+    assert.equal(await s.migrations('draining'), 1);
+    c.client.destroy();
+    await s.untilSettled(1);
+    assert.equal(s.settled[0]?.forced, 0);
+  });
+
+  test('a draining node that cannot be reached but still heartbeats is waited for; cut once it is gone', async (t) => {
+    const s = setup(t, { forceAfterMs: 10 }, { heartbeats: true, probeTimeoutMs: 150 });
+    s.members.setMembers([{ id: 'a', url: await hangingUrl(t), weight: 1, state: 'draining' }]);
+    await s.members.probeAll();
+    assert.equal(s.members.member('a')?.reachable, false);
+    assert.equal(s.members.liveness('a'), 'draining', 'heartbeats say it is alive');
+    const c = await s.add('x', 'k1', 'a');
+    await s.rebalancer.migrate([c], 0);
+    // A probe round (150 ms: far past the window and grace, several rechecks): still open.
+    await s.members.probeAll();
+    assert.equal(c.client.destroyed, false);
+    assert.equal(s.settled.length, 0);
+    // Its heartbeats stop: the source drops it, and the router cuts what is stuck.
+    s.members.setMembers([]);
+    await s.untilSettled(1);
+    assert.deepEqual(s.settled, [{ nodeId: 'a', asked: false, connections: 1, forced: 1, reason: 'gone' }]);
+    assert.equal(c.client.destroyed, true);
+    assert.equal(await s.cuts('gone'), 1);
+  });
+
+  test('an active node unreachable but heartbeating is not dead: asked again, not cut before the deadline', async (t) => {
+    const s = setup(
+      t,
+      { forceAfterMs: 60_000, requestTimeoutMs: 20 },
+      { heartbeats: true, probeTimeoutMs: 150 },
+    );
+    s.members.setMembers([{ id: 'a', url: await hangingUrl(t), weight: 1, state: 'active' }]);
+    await s.members.probeAll();
+    assert.equal(s.members.liveness('a'), 'active');
+    const c = await s.add('x', 'k1', 'a');
+    await s.rebalancer.migrate([c], 0);
+    await s.members.probeAll();
+    assert.equal(c.client.destroyed, false);
+    s.members.setMembers([]);
+    await s.untilSettled(1);
+    assert.equal(s.settled[0]?.reason, 'gone');
   });
 
   test('asks in batches of `closeBatch` ids, and each batch settles on its own', async (t) => {

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { callNode, type Logger, type OwnerTable } from '@chat/shared';
 import type { ConnectionTable, ProxiedConnection } from './connections.js';
 import type { MemberTable } from './member-table.js';
-import type { RouterMetrics } from './metrics.js';
+import type { CutReason, RouterMetrics } from './metrics.js';
 
 export interface RebalancerOptions {
   /** Headers for the nodes' /internal API (the bearer token). */
@@ -14,33 +14,52 @@ export interface RebalancerOptions {
   readonly logger: Logger;
   /** How long to wait for a node's answer to the close request (default 2000 ms). */
   readonly requestTimeoutMs?: number;
-  /** Extra time after the window before the router cuts a connection its node did not close (default 3000 ms). */
+  /**
+   * Extra time after the window before the router cuts a connection an active node did not close
+   * (default 3000 ms). A draining node's connections are never cut on time alone.
+   */
   readonly forceAfterMs?: number;
   /** Connection ids per close request (default 10,000). */
   readonly closeBatch?: number;
+  /**
+   * While connections wait for their node, how often the router looks again at the node's liveness (and
+   * asks again a node it could not reach) (default 1000 ms).
+   */
+  readonly recheckMs?: number;
 }
 
-/** One batch of a migration, settled: the router cut what was still open (`forced` of `connections`). */
+/** One batch of a migration, settled: every connection closed, `forced` of them cut by the router. */
 export interface MigrationSettled {
   readonly nodeId: string;
-  /** The node accepted the close request; false: it could not be asked, so everything was cut at once. */
+  /** The node accepted the close request (false: not asked, could not be asked, or it is draining). */
   readonly asked: boolean;
   readonly connections: number;
   readonly forced: number;
+  /** Why the router cut them (only when `forced` > 0). */
+  readonly reason?: CutReason;
 }
 
 const FORCE_AFTER_MS = 3000;
+const RECHECK_MS = 1000;
 /** Connection ids per close request: about 200 KB a body, far below the nodes' request body limit (16 MiB). */
 const CLOSE_BATCH = 10_000;
 
 /**
  * When the owner table changes, moves exactly the connections of the shards whose owner changed
- * (`previous.movedTo(next)`): the node holding each is asked (POST /internal/sessions/close) to close it
- * with 4002 at a random moment in the migration window, so the clients come back through the router to
- * the shard's new owner without a reconnect storm. Connections of shards that did not move are never
- * touched. If the node cannot be asked (it
- * is dead) or does not close one in time, the router cuts it. Emits `settled` per batch once that is
- * decided.
+ * (`previous.movedTo(next)`). Exactly one party closes a moved connection, its node, with 4002 and a
+ * retry hint, spread over the migration window, so the clients come back through the router to the
+ * shard's new owner without a reconnect storm. Connections of shards that did not move are never touched.
+ *
+ * What happens to a batch depends on its node's liveness (`MemberTable#liveness`):
+ * - `active`: asked (POST /internal/sessions/close) to close them within the window; a node that could
+ *   not be reached is asked again while it stays alive; what an active node did not close after the
+ *   window plus `forceAfterMs` is cut, and a node that answers but refuses is cut at once.
+ * - `draining`: not asked and never cut while it is alive: the node closes every session itself
+ *   (4001 on SIGTERM, 4002 after an admin drain), spread over its own drain window.
+ * - `dead` or `gone` (now or later, while the router waits): cut, since nobody will close those sockets.
+ *
+ * Every cut is counted by reason (`chat_router_connections_cut_total`) and logged. Emits `settled` per
+ * batch once every connection in it is closed.
  */
 export class Rebalancer extends EventEmitter<{ settled: [MigrationSettled] }> {
   readonly #o: RebalancerOptions;
@@ -76,9 +95,9 @@ export class Rebalancer extends EventEmitter<{ settled: [MigrationSettled] }> {
   }
 
   /**
-   * Asks each connection's node to close it with 4002 within `windowMs` (POST /internal/sessions/close,
-   * in batches of `closeBatch` ids); cuts what is left `forceAfterMs` after the window, and at once what
-   * its node could not be asked about (unknown, dead, refused the request).
+   * Has each connection's node close it with 4002 within `windowMs` (in batches of `closeBatch` ids),
+   * as the class comment says. Resolves once every batch was asked, left to its draining node or cut;
+   * each batch then settles in the background (`settled`).
    */
   async migrate(targets: ProxiedConnection[], windowMs: number): Promise<void> {
     const byNode = new Map<string, ProxiedConnection[]>();
@@ -89,56 +108,130 @@ export class Rebalancer extends EventEmitter<{ settled: [MigrationSettled] }> {
       else byNode.set(c.nodeId, [c]);
     }
     const window = Math.min(600_000, Math.max(0, Math.round(windowMs)));
-    await Promise.all(
-      [...byNode].map(async ([nodeId, list]) => {
-        const url = this.#o.members.member(nodeId)?.url;
-        if (url === undefined) this.#log.warn({ node: nodeId }, 'node unknown: cutting its connections');
-        const batches: ProxiedConnection[][] = [];
-        const size = this.#o.closeBatch ?? CLOSE_BATCH;
-        for (let i = 0; i < list.length; i += size) batches.push(list.slice(i, i + size));
-        await Promise.all(
-          batches.map(async (batch) => {
-            const asked = url !== undefined && (await this.#ask(nodeId, url, batch, window));
-            if (asked) this.#o.metrics.migrations.inc({ result: 'asked' }, batch.length);
-            if (!asked) return this.#cut(nodeId, batch, false);
-            // Settled when the last one closes, or cut what is left after the window and a grace.
-            let open = batch.filter((c) => !c.client.destroyed).length;
-            if (open === 0) return this.#cut(nodeId, batch, true);
-            let done = false;
-            const settle = () => {
-              if (done) return;
-              done = true;
-              clearTimeout(timer);
-              this.#cut(nodeId, batch, true);
-            };
-            const timer = setTimeout(settle, window + (this.#o.forceAfterMs ?? FORCE_AFTER_MS)).unref();
-            for (const c of batch) {
-              if (!c.client.destroyed) c.client.once('close', () => --open === 0 && settle());
-            }
+    const size = this.#o.closeBatch ?? CLOSE_BATCH;
+    const started: Promise<void>[] = [];
+    for (const [nodeId, list] of byNode) {
+      for (let i = 0; i < list.length; i += size) {
+        started.push(
+          new Promise<void>((resolve) => {
+            this.#settle(nodeId, list.slice(i, i + size), window, resolve).catch((err: unknown) => {
+              this.#log.error({ err, node: nodeId }, 'migration failed');
+              resolve();
+            });
           }),
         );
-      }),
-    );
+      }
+    }
+    await Promise.all(started);
   }
 
-  async #ask(nodeId: string, url: string, batch: ProxiedConnection[], windowMs: number): Promise<boolean> {
-    const answer = await callNode(
+  /**
+   * Follows one batch until every connection in it is closed: asks, waits, looks again at the node's
+   * liveness every `recheckMs`, cuts when the rules say so. Calls `started` once the first decision
+   * (asked, left to the node, cut) is made.
+   */
+  async #settle(
+    nodeId: string,
+    batch: ProxiedConnection[],
+    windowMs: number,
+    started: () => void,
+  ): Promise<void> {
+    const recheckMs = this.#o.recheckMs ?? RECHECK_MS;
+    /** Set when the node is first asked: its window plus the grace. */
+    let deadline: number | undefined;
+    let asked = false;
+    let left = false;
+    let unreachableLogged = false;
+    try {
+      for (;;) {
+        const open = batch.filter((c) => !c.client.destroyed);
+        if (open.length === 0) return this.#settled(nodeId, batch, asked);
+        const liveness = this.#o.members.liveness(nodeId);
+        if (liveness === 'gone' || liveness === 'dead') return this.#cut(nodeId, batch, asked, liveness);
+        if (liveness === 'draining') {
+          // Its node closes them itself (4001/4002 over its drain window): wait for that, or its death.
+          if (!left && !asked) {
+            left = true;
+            this.#o.metrics.migrations.inc({ result: 'draining' }, batch.length);
+            this.#log.info(
+              { node: nodeId, connections: open.length },
+              'node is draining: its connections are left to it',
+            );
+          }
+          started();
+          await this.#closedOr(open, recheckMs);
+          continue;
+        }
+        if (!asked) {
+          deadline ??= Date.now() + windowMs + (this.#o.forceAfterMs ?? FORCE_AFTER_MS);
+          const answer = await this.#ask(nodeId, batch, windowMs);
+          if (answer.ok) {
+            asked = true;
+            this.#o.metrics.migrations.inc({ result: 'asked' }, batch.length);
+          } else if (answer.status !== 0 && this.#o.members.liveness(nodeId) === 'active') {
+            // It answered and will not close them (a wrong token, an answer outside the contract).
+            return this.#cut(nodeId, batch, false, 'refused');
+          } else if (!unreachableLogged) {
+            unreachableLogged = true;
+            this.#log.warn(
+              { node: nodeId, err: answer.error, connections: open.length },
+              'could not ask node to migrate; asking again while it is alive',
+            );
+          }
+        }
+        if (deadline !== undefined && Date.now() >= deadline) {
+          // Looked at again: a node that began to drain meanwhile closes them itself.
+          if (this.#o.members.liveness(nodeId) !== 'active') continue;
+          return this.#cut(nodeId, batch, asked, asked ? 'not_closed' : 'unreachable');
+        }
+        started();
+        await this.#closedOr(open, Math.min(recheckMs, Math.max(0, (deadline ?? 0) - Date.now())));
+      }
+    } finally {
+      started();
+    }
+  }
+
+  /** Resolves when every socket in `open` has closed, or after `ms`. */
+  #closedOr(open: ProxiedConnection[], ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      let left = open.length;
+      const done = () => {
+        clearTimeout(timer);
+        for (const c of open) c.client.off('close', onClose);
+        resolve();
+      };
+      const onClose = () => --left === 0 && done();
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      for (const c of open) c.client.once('close', onClose);
+    });
+  }
+
+  #ask(nodeId: string, batch: ProxiedConnection[], windowMs: number) {
+    const url = this.#o.members.member(nodeId)?.url ?? '';
+    return callNode(
       url,
       'closeSessions',
       { connections: batch.map((c) => c.id), windowMs },
       { headers: this.#o.nodeHeaders, timeoutMs: this.#o.requestTimeoutMs ?? 2000 },
-    );
-    if (!answer.ok) {
-      this.#log.warn(
-        { node: nodeId, status: answer.status, err: answer.error, connections: batch.length },
-        'could not ask node to migrate',
-      );
-    }
-    return answer.ok;
+    ).then((answer) => {
+      if (!answer.ok && answer.status !== 0) {
+        this.#log.warn(
+          { node: nodeId, status: answer.status, err: answer.error, connections: batch.length },
+          'node refused to migrate',
+        );
+      }
+      return answer;
+    });
   }
 
-  /** Cuts the connections of `batch` that are still open. */
-  #cut(nodeId: string, batch: ProxiedConnection[], asked: boolean): void {
+  #settled(nodeId: string, batch: ProxiedConnection[], asked: boolean): void {
+    this.emit('settled', { nodeId, asked, connections: batch.length, forced: 0 });
+  }
+
+  /** Cuts the connections of `batch` that are still open, counted and logged under `reason`. */
+  #cut(nodeId: string, batch: ProxiedConnection[], asked: boolean, reason: CutReason): void {
     let forced = 0;
     for (const c of batch) {
       if (c.client.destroyed) continue;
@@ -148,13 +241,15 @@ export class Rebalancer extends EventEmitter<{ settled: [MigrationSettled] }> {
     }
     if (forced > 0) {
       this.#o.metrics.migrations.inc({ result: 'forced' }, forced);
-      this.#log.warn(
-        { node: nodeId, forced, asked },
-        asked
-          ? 'node did not close migrated connections in time: cut'
-          : 'cut connections of a node not asked',
-      );
+      this.#o.metrics.connectionsCut.inc({ reason }, forced);
+      this.#log.warn({ node: nodeId, forced, asked, reason }, 'cut connections of moved shards');
     }
-    this.emit('settled', { nodeId, asked, connections: batch.length, forced });
+    this.emit('settled', {
+      nodeId,
+      asked,
+      connections: batch.length,
+      forced,
+      ...(forced > 0 ? { reason } : {}),
+    });
   }
 }

@@ -5,6 +5,7 @@ import {
   ChatError,
   bearerMatches,
   createTokenVerifier,
+  rejectUpgrade,
   type ConfigOf,
   type Logger,
   type routerConfigSchema,
@@ -16,6 +17,7 @@ import { KafkaMembership } from './membership/kafka-membership.js';
 import { StaticMembership, parseStaticMembers } from './membership/static-membership.js';
 import type { MembershipSource } from './membership/types.js';
 import { RouterMetrics } from './metrics.js';
+import { RouterReadiness } from './readiness.js';
 import { Rebalancer } from './rebalancer.js';
 import { WsProxy } from './ws-proxy.js';
 
@@ -70,9 +72,11 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
     probeIntervalMs: config.probeIntervalMs,
     probeTimeoutMs: config.probeTimeoutMs,
     probeFailures: config.probeFailures,
+    heartbeats: membership.kind === 'kafka',
     metrics,
     logger: deps.logger,
   });
+  const readiness = new RouterReadiness({ membership, members, logger: deps.logger });
   // Credentials for the nodes' /internal API.
   const nodeHeaders: Record<string, string> = config.internalToken
     ? { authorization: `Bearer ${config.internalToken}` }
@@ -128,9 +132,11 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
       void res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
     if (path === '/healthz') return json(200, { status: 'ok' });
     if (path === '/readyz') {
-      const ready = !stopping && members.owners.size > 0;
+      const { ready, settled, reason } = readiness.check();
       return json(ready ? 200 : 503, {
         ready,
+        settled,
+        ...(reason ? { reason } : {}),
         ringSize: members.ring.size,
         ringVersion: members.ring.version,
         ownerTableVersion: members.owners.version,
@@ -145,6 +151,13 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
       socket.end(
         'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n',
       );
+      return;
+    }
+    // No placement before the view has settled: a partial ring would place users that move a moment later.
+    if (!readiness.check().settled) {
+      socket.on('error', () => undefined);
+      metrics.upgrades.inc({ result: 'not_ready' });
+      rejectUpgrade(socket, 503, 'ROUTER_ERR_NO_NODE', { 'Retry-After': '1' });
       return;
     }
     proxy.handle(req, socket, head);
@@ -200,12 +213,18 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
     },
     async stop(drainMs = 1000) {
       stopping = true;
+      readiness.stop();
       members.stop();
       const closed = new Promise<void>((resolve) => publicServer.close(() => resolve()));
       if (connections.size > 0) await rebalancer.migrate(connections.all(), drainMs);
       const deadline = Date.now() + drainMs + 2000;
       while (connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      for (const c of connections.all()) {
+      const left = connections.all();
+      if (left.length > 0) {
+        metrics.connectionsCut.inc({ reason: 'router_stop' }, left.length);
+        log.warn({ connections: left.length }, 'router stopping: cut connections still open');
+      }
+      for (const c of left) {
         c.client.destroy();
         c.upstream.destroy();
       }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Kafka, type Admin, type Consumer } from 'kafkajs';
+import { Kafka, type Admin, type Consumer, type EachBatchPayload } from 'kafkajs';
 import {
   ChatError,
   HeartbeatClock,
@@ -24,6 +24,11 @@ export interface KafkaMembershipOptions {
 }
 
 const DEFAULT_START_TIMEOUT_MS = 60_000;
+/**
+ * A compacted partition whose newest record was a tombstone that compaction removed never reaches the end
+ * offset read at start: after this long, the replay counts as done with what was read (and says so).
+ */
+const REPLAY_FALLBACK_MS = 15_000;
 
 /**
  * Members from the nodes' heartbeats on the compacted members topic, replayed from the beginning by a
@@ -34,6 +39,9 @@ const DEFAULT_START_TIMEOUT_MS = 60_000;
  * fails. The members topic is created by the first node; a router started before any node does not fail
  * but starts with no members (so not ready) and keeps looking for the topic in the background, following
  * it as soon as it exists.
+ *
+ * `replayed` turns true once the consumer has read up to the end offsets the topic had when the router
+ * started (or the topic was empty): only then is the member list the cluster's, not a prefix of it.
  */
 export class KafkaMembership implements MembershipSource {
   readonly kind = 'kafka';
@@ -49,11 +57,19 @@ export class KafkaMembership implements MembershipSource {
   #onChange: (members: readonly MemberInfo[]) => void = () => {};
   #lastEmitted = '';
   readonly #clock: HeartbeatClock;
+  /** Partition -> the end offset to reach before the replay counts as done. */
+  readonly #ends = new Map<number, bigint>();
+  #replayed = false;
+  #replayFallback: NodeJS.Timeout | undefined;
 
   constructor(options: KafkaMembershipOptions) {
     this.#o = options;
     this.#log = options.logger.child({ subsystem: 'kafka-membership' });
     this.#clock = new HeartbeatClock(options.timeoutMs, options.now);
+  }
+
+  get replayed(): boolean {
+    return this.#replayed;
   }
 
   async start(onChange: (members: readonly MemberInfo[]) => void): Promise<void> {
@@ -90,6 +106,7 @@ export class KafkaMembership implements MembershipSource {
         exists = await this.#topicReady(admin);
       });
       if (exists) {
+        await retry('read the members topic end', () => this.#readEnds(admin));
         await retry('subscribe', () => this.#follow(kafka));
         await admin.disconnect();
       } else {
@@ -101,6 +118,7 @@ export class KafkaMembership implements MembershipSource {
           'wait for the members topic',
           async () => {
             if (!(await this.#topicReady(admin))) throw new Error('members topic does not exist yet');
+            await this.#readEnds(admin);
             await this.#follow(kafka);
             this.#log.info({ topic: this.#topic }, 'members topic found');
           },
@@ -135,6 +153,34 @@ export class KafkaMembership implements MembershipSource {
     return true;
   }
 
+  /** Reads where the topic ends now: the replay is done once the consumer got there. */
+  async #readEnds(admin: Admin): Promise<void> {
+    this.#ends.clear();
+    for (const p of await admin.fetchTopicOffsets(this.#topic)) {
+      if (BigInt(p.high) > BigInt(p.low)) this.#ends.set(p.partition, BigInt(p.high));
+    }
+    if (this.#ends.size === 0) this.#markReplayed('empty');
+    else {
+      clearTimeout(this.#replayFallback);
+      this.#replayFallback = setTimeout(() => {
+        if (this.#replayed || this.#stopped.signal.aborted) return;
+        this.#log.warn(
+          { partitions: [...this.#ends.keys()] },
+          'members topic not replayed in time; going on',
+        );
+        this.#markReplayed('fallback');
+      }, REPLAY_FALLBACK_MS);
+      this.#replayFallback.unref();
+    }
+  }
+
+  #markReplayed(how: 'empty' | 'end' | 'fallback'): void {
+    if (this.#replayed) return;
+    this.#replayed = true;
+    clearTimeout(this.#replayFallback);
+    this.#log.info({ how, members: this.#members.size }, 'members topic replayed');
+  }
+
   /** Replays and follows the members topic with a consumer group of this process's own. */
   async #follow(kafka: Kafka): Promise<void> {
     const consumer = kafka.consumer({
@@ -155,7 +201,19 @@ export class KafkaMembership implements MembershipSource {
     try {
       await consumer.connect();
       await consumer.subscribe({ topic: this.#topic, fromBeginning: true });
-      await consumer.run({ autoCommit: false, eachMessage: ({ message }) => this.#onRecord(message) });
+      await consumer.run({
+        autoCommit: false,
+        eachBatch: ({ batch }: EachBatchPayload) => {
+          for (const message of batch.messages) this.#onRecord(message);
+          const end = this.#ends.get(batch.partition);
+          const last = batch.messages.at(-1);
+          if (end !== undefined && last && BigInt(last.offset) + 1n >= end) {
+            this.#ends.delete(batch.partition);
+            if (this.#ends.size === 0) this.#markReplayed('end');
+          }
+          return Promise.resolve();
+        },
+      });
     } catch (err) {
       await consumer.disconnect().catch(() => undefined);
       throw err;
@@ -181,9 +239,9 @@ export class KafkaMembership implements MembershipSource {
     });
   }
 
-  #onRecord(message: { key: Buffer | null; value: Buffer | null }): Promise<void> {
+  #onRecord(message: { key: Buffer | null; value: Buffer | null }): void {
     const id = message.key?.toString('utf8');
-    if (id === undefined) return Promise.resolve();
+    if (id === undefined) return;
     if (message.value === null) {
       this.#members.delete(id);
     } else {
@@ -201,7 +259,6 @@ export class KafkaMembership implements MembershipSource {
       }
     }
     this.#emit();
-    return Promise.resolve();
   }
 
   #emit(): void {
@@ -220,6 +277,7 @@ export class KafkaMembership implements MembershipSource {
     this.#stopped.abort();
     this.#restarter.stop();
     clearInterval(this.#sweep);
+    clearTimeout(this.#replayFallback);
     await this.#waiting;
     await this.#admin?.disconnect().catch(() => undefined);
     await this.#consumer?.disconnect();

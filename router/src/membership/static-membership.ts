@@ -18,6 +18,11 @@ export function parseStaticMembers(items: readonly string[]): MemberInfo[] {
 export class StaticMembership implements MembershipSource {
   readonly kind = 'static';
   readonly #members: readonly MemberInfo[];
+  #replayed = false;
+
+  get replayed(): boolean {
+    return this.#replayed;
+  }
 
   constructor(members: readonly MemberInfo[]) {
     this.#members = members;
@@ -25,6 +30,7 @@ export class StaticMembership implements MembershipSource {
 
   start(onChange: (members: readonly MemberInfo[]) => void): Promise<void> {
     onChange(this.#members);
+    this.#replayed = true;
     return Promise.resolve();
   }
 
