@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { AckFrame, ErrorFrame } from '@chat/shared';
 import type { Outgoing } from './delivery.js';
 import type { NodeMetrics } from './metrics.js';
@@ -31,9 +31,11 @@ export const SEND_ID_PREFIX = 'c:';
  * 22 base64url characters of a SHA-256 (132 bits) over sender, cid, receiver and body.
  */
 export function sendIdOf(key: SendKey): string {
-  const digest = createHash('sha256')
-    .update(JSON.stringify(['chat-send-v1', key.userId, key.cid, key.to, key.body]))
-    .digest('base64url');
+  const digest = hash(
+    'sha256',
+    JSON.stringify(['chat-send-v1', key.userId, key.cid, key.to, key.body]),
+    'base64url',
+  );
   return SEND_ID_PREFIX + digest.slice(0, 22);
 }
 
