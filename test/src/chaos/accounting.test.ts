@@ -54,6 +54,22 @@ describe('account', () => {
     assert.equal(c.examples.length, 2);
   });
 
+  test('a loss after delivered counts as abnormal only at a 1006 close of the receiver soon after', () => {
+    const lost = (cid: string, at: number) => record(cid, [ack('delivered', cid, at)]);
+    const c = account(
+      input([lost('m1', 100), lost('m2', 1000), lost('m3', 20_000), lost('m4', 30_000)], {
+        closes: [
+          { user: 'b', at: 150, code: 1006, reason: '', wasOpen: true },
+          { user: 'b', at: 1100, code: 4002, reason: '', wasOpen: true },
+          { user: 'b', at: 27_000, code: 1006, reason: '', wasOpen: true },
+        ],
+      }),
+    );
+    // m1: 1006 50 ms later; m2: closed cleanly; m3: the 1006 came 7 s later; m4: no close after it.
+    assert.equal(c.lostDelivered, 4);
+    assert.equal(c.lostDeliveredAbnormal, 1);
+  });
+
   test('a repeated server id is dropped; two ids for one cid are a duplicate', () => {
     const c = account(
       input([

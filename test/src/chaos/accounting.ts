@@ -22,6 +22,12 @@ export interface Counts {
   readonly lostAccepted: number;
   /** Acked `delivered` (first ack) and never received. */
   readonly lostDelivered: number;
+  /**
+   * Of those, the ones whose receiver's session ended without a close frame (1006: a killed process, a
+   * cut connection) within `KILLED_WINDOW_MS` after the send: bytes in a dead socket's buffers, the one
+   * loss fast mode allows. The rest were lost on a session that closed cleanly, or stayed open.
+   */
+  readonly lostDeliveredAbnormal: number;
   /** Copies that repeated a server id the receiver had already seen (the SDK drops them). */
   readonly repeatedIds: number;
   /** Messages the receiver got under two or more different server ids: duplicates an app would show. */
@@ -65,6 +71,9 @@ export interface AccountingInput {
   readonly origin?: number;
 }
 
+/** How soon after a `delivered` send an abnormal close of the receiver's session explains its loss. */
+export const KILLED_WINDOW_MS = 5000;
+
 const bump = (m: Record<string, number>, k: string, by = 1) => (m[k] = (m[k] ?? 0) + by);
 
 /** True when `spans` has a session open at some moment in [at - graceMs, at]. */
@@ -89,6 +98,7 @@ export function account(input: AccountingInput): Counts {
   let unanswered = 0;
   let lostAccepted = 0;
   let lostDelivered = 0;
+  let lostDeliveredAbnormal = 0;
   let repeatedIds = 0;
   let duplicates = 0;
   let duplicateCopies = 0;
@@ -128,7 +138,12 @@ export function account(input: AccountingInput): Counts {
     if (first && firstAttempt) deliveryMs.push(first.at - firstAttempt.at);
     if (r.receptions.length === 0 && (firstAck === 'accepted' || firstAck === 'delivered')) {
       if (firstAck === 'accepted') lostAccepted++;
-      else lostDelivered++;
+      else {
+        lostDelivered++;
+        const at = firstAttempt?.at ?? 0;
+        const next = input.closes.find((c) => c.user === r.to && c.wasOpen && c.at >= at);
+        if (next && next.code === 1006 && next.at - at <= KILLED_WINDOW_MS) lostDeliveredAbnormal++;
+      }
       if (examples.length < 5) {
         const sentAt = firstAttempt?.at ?? 0;
         // The receiver's session ends near the send: what a reader needs to tell why it was lost.
@@ -156,6 +171,7 @@ export function account(input: AccountingInput): Counts {
     errors,
     lostAccepted,
     lostDelivered,
+    lostDeliveredAbnormal,
     repeatedIds,
     duplicates,
     duplicateCopies,
