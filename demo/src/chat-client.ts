@@ -2,6 +2,7 @@
 // once running for its commands). Reconnects when that helps (a dropped connection, a draining or moved
 // node, an overloaded router), after the server's hint or a growing backoff, and says so; exits 1 with the
 // reason when the server refuses it for good (a bad token, a foreign origin).
+import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { BEARER_PROTOCOL_PREFIX, mintToken } from '@chat/shared';
@@ -22,6 +23,8 @@ const { userId, url } = args;
 let socket: WebSocket | undefined;
 let peer: string | undefined;
 let seq = 0;
+/** cids are unique per sender across runs: a node takes a repeated (cid, receiver, body) for a retry. */
+const cidPrefix = randomUUID().slice(0, 8);
 /** Failed attempts since the last successful connection (drives the backoff). */
 let attempt = 0;
 let retryTimer: NodeJS.Timeout | undefined;
@@ -144,7 +147,9 @@ rl.on('line', (line) => {
     case 'send':
       peer = action.to;
       if (socket?.readyState !== WebSocket.OPEN) return say('(not connected yet: not sent)');
-      socket.send(JSON.stringify({ type: 'send', cid: String(++seq), to: action.to, body: action.body }));
+      socket.send(
+        JSON.stringify({ type: 'send', cid: `${cidPrefix}-${++seq}`, to: action.to, body: action.body }),
+      );
   }
 });
 rl.on('close', () => {
