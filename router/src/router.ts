@@ -34,7 +34,7 @@ export interface Router {
   readonly members: MemberTable;
   readonly metrics: RouterMetrics;
   readonly connections: ConnectionTable;
-  /** Listens on the public and admin ports; resolves once membership started. */
+  /** Listens on the public and admin ports; resolves once membership started (members probed once). */
   start(): Promise<{ port: number; adminPort: number }>;
   /** Stops accepting, asks nodes to move this router's connections (4002), closes what is left. */
   stop(drainMs?: number): Promise<void>;
@@ -205,6 +205,8 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
     connections,
     async start() {
       await membership.start((list) => members.setMembers(list));
+      // One probe round before listening: a static list has settled by the time the router listens.
+      await members.probeAll();
       members.start();
       const port = await listen(publicServer, config.port, config.host);
       const adminPort = await listen(adminServer, config.adminPort, config.adminHost);
