@@ -82,7 +82,8 @@ export const ERROR_CODES = {
   },
   ROUTER_ERR_NO_NODE: {
     retryable: true,
-    summary: 'No healthy node is on the ring (HTTP 503 with Retry-After).',
+    summary:
+      'No healthy node is on the ring, or the router has just started and its view has not settled yet (HTTP 503 with Retry-After).',
   },
   ROUTER_ERR_UPSTREAM_REFUSED: {
     retryable: true,

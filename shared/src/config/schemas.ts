@@ -245,7 +245,7 @@ export const nodeConfigSchema = {
     default: 2000,
     min: 0,
     max: 600_000,
-    doc: 'On shutdown, sessions are closed with code 4001 spread evenly over this window.',
+    doc: 'On shutdown (4001) and after an admin drain (4002), the node closes every session itself, spread evenly over this window; routers leave them to it.',
   }),
   ratePerSec: int({
     env: 'CHAT_NODE_RATE_PER_SEC',

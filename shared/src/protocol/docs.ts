@@ -87,7 +87,7 @@ export function renderProtocolDocs(): string {
     '| `400` `ROUTER_ERR_BAD_USER_ID` / `ROUTER_ERR_BAD_UPGRADE` / `ROUTER_ERR_BAD_AFFINITY` | router | The user id is empty, too long or has other characters / not a WebSocket upgrade / a bad `affinity` parameter. |',
     '| `404` `ROUTER_ERR_NOT_FOUND` | router | The path is not `/chat/{userId}`. |',
     '| `429` `ROUTER_ERR_RATE_LIMITED` + `Retry-After` | router | Too many handshakes from this address. |',
-    '| `503` `ROUTER_ERR_NO_NODE` + `Retry-After` | router | No node is on the ring (the cluster is starting or every node is draining). |',
+    '| `503` `ROUTER_ERR_NO_NODE` + `Retry-After` | router | No node is on the ring (the cluster is starting or every node is draining), or the router has just started and its view has not settled yet. |',
     '| `502` `ROUTER_ERR_UPSTREAM_REFUSED` / `ROUTER_ERR_UPSTREAM_FAILED`, `504` `ROUTER_ERR_UPSTREAM_TIMEOUT` | router | The node could not be reached, or did not answer the upgrade in time. Retry with backoff. |',
     '| `429` `NODE_ERR_TOO_MANY_CONNECTIONS` | node | Too many sessions for this user (`CHAT_NODE_MAX_CONNECTIONS_PER_USER`). |',
     '| `503` `NODE_ERR_NOT_READY` / `NODE_ERR_FULL` + `Retry-After` | node | The node is starting or draining / has `CHAT_NODE_MAX_CONNECTIONS` sessions (a node whose Kafka is down still accepts: local delivery works). |',
