@@ -9,14 +9,20 @@ import { startRouter, type RouterProcess } from '../harness/router-process.js';
 import type { Cleanup } from '../kafka/harness.js';
 import { pollUntil } from '../poll.js';
 
+/** Scopes not closed yet, so a runner stopped by a signal or its time limit can close them all. */
+const openScopes = new Set<Scope>();
+
 /** Cleanups run together, last registered first; errors are logged, never thrown. */
 export class Scope implements Cleanup {
   readonly #fns: (() => unknown)[] = [];
-  constructor(private readonly log: (msg: string) => void = () => undefined) {}
+  constructor(private readonly log: (msg: string) => void = () => undefined) {
+    openScopes.add(this);
+  }
   after(fn: () => unknown): void {
     this.#fns.push(fn);
   }
   async close(): Promise<void> {
+    openScopes.delete(this);
     for (const fn of this.#fns.splice(0).reverse()) {
       try {
         await fn();
@@ -25,6 +31,11 @@ export class Scope implements Cleanup {
       }
     }
   }
+}
+
+/** Closes every scope still open (every process a scenario started). */
+export async function closeAllScopes(): Promise<void> {
+  for (const scope of [...openScopes].reverse()) await scope.close();
 }
 
 export interface ChaosClusterOptions {

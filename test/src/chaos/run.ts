@@ -12,6 +12,7 @@ import { nodeConfigSchema } from '@chat/shared';
 import { KafkaBroker } from '../kafka/broker.js';
 import { kafkaVersion } from '../kafka/maven.js';
 import { repoRoot } from '../paths.js';
+import { closeAllScopes } from './cluster.js';
 import { renderReport } from './report.js';
 import { DEFAULT_OPTIONS, runScenario, type ScenarioOptions, type ScenarioResult } from './run-scenario.js';
 import { pickScenarios } from './scenarios.js';
@@ -62,18 +63,23 @@ const scenarios = pickScenarios(String(values.scenarios).split(',').filter(Boole
 const args = process.argv.slice(2).join(' ');
 
 let broker: KafkaBroker | undefined;
+/** Every scenario's processes, then the broker. */
+async function stopEverything(): Promise<void> {
+  await closeAllScopes();
+  await broker?.dispose();
+}
 // Hard bound on the whole run: whatever hangs, the broker (and through each scenario's scope, every
 // process) is stopped.
 const HARD_LIMIT_MS = 20 * 60_000;
 const watchdog = setTimeout(() => {
   log('hard time limit reached: stopping everything');
-  void (broker?.dispose() ?? Promise.resolve()).finally(() => process.exit(2));
+  void stopEverything().finally(() => process.exit(2));
 }, HARD_LIMIT_MS);
 watchdog.unref();
 for (const signal of ['SIGINT', 'SIGTERM'] as const)
   process.once(signal, () => {
     log(`${signal}: stopping`);
-    void (broker?.dispose() ?? Promise.resolve()).finally(() => process.exit(130));
+    void stopEverything().finally(() => process.exit(130));
   });
 
 function machine(version: string): string {
