@@ -103,6 +103,12 @@ export function renderReport(input: ReportInput): string {
     for (const n of r.notRecovered) p(`Not recovered: ${n}`, '');
     const c = r.counts;
     if (c?.examples.length) p(`Lost (first few; times from the fault): ${c.examples.join('; ')}.`, '');
+    const counters = Object.entries(r.nodeCounters).filter(([, v]) => v > 0);
+    if (counters.length)
+      p(
+        `Node counters (the nodes alive at the end): ${counters.map(([k, v]) => `${k} ${v}`).join(', ')}.`,
+        '',
+      );
     if (c && c.stray > 0)
       p(`Messages at a user other than their receiver, or not written by this run: ${c.stray}.`, '');
     p('Timeline (ms from the fault):', '', ...r.timeline.map((e) => `- ${e.t}: ${e.event}`), '');

@@ -66,6 +66,31 @@ export interface ScenarioResult {
   readonly durationMs: number;
   readonly error: string | undefined;
   readonly logFiles: readonly string[];
+  /** Node-side counters summed over the nodes alive at the end (a killed node's are gone). */
+  readonly nodeCounters: Readonly<Record<string, number>>;
+}
+
+/** The node counters the report shows next to the client's counts. */
+const NODE_COUNTERS: readonly { as: string; name: string; labels?: Record<string, string> }[] = [
+  { as: 'handoff delivered', name: 'chat_node_handoff_total', labels: { result: 'delivered' } },
+  { as: 'handoff expired', name: 'chat_node_handoff_total', labels: { result: 'expired' } },
+  { as: 'handoff overflow', name: 'chat_node_handoff_total', labels: { result: 'overflow' } },
+  { as: 'handoff released', name: 'chat_node_handoff_total', labels: { result: 'released' } },
+  { as: 'retries replayed', name: 'chat_node_send_retries_total', labels: { result: 'replayed' } },
+  { as: 'retries joined', name: 'chat_node_send_retries_total', labels: { result: 'joined' } },
+  { as: 'retries resent', name: 'chat_node_send_retries_total', labels: { result: 'resent' } },
+  { as: 'duplicates dropped', name: 'chat_node_duplicates_dropped_total' },
+];
+
+async function nodeCounters(cluster: ChaosCluster | undefined): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const node of cluster?.nodes.values() ?? []) {
+    for (const c of NODE_COUNTERS) {
+      const v = await node.metric(c.name, c.labels).catch(() => 0);
+      out[c.as] = (out[c.as] ?? 0) + v;
+    }
+  }
+  return out;
 }
 
 /** The run's Kafka: the brokers' address, and the broker itself when the run may stop and freeze it. */
@@ -189,6 +214,7 @@ export async function runScenario(
       })
     : undefined;
   const logFiles = cluster?.logFiles ?? [];
+  const counters = await nodeCounters(cluster);
   await scope.close();
   const origin = faultAt ?? started;
   return {
@@ -202,5 +228,6 @@ export async function runScenario(
     durationMs: Date.now() - started,
     error,
     logFiles,
+    nodeCounters: counters,
   };
 }
