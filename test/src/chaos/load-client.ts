@@ -294,14 +294,9 @@ export class LoadClient {
     return true;
   }
 
+  /** A poll step (short; not cancelled by close(), so a wait in progress always ends). */
   #wait(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.#timers.delete(t);
-        resolve();
-      }, ms);
-      this.#timers.add(t);
-    });
+    return new Promise((resolve) => setTimeout(resolve, ms));
   }
 
   #later(ms: number, fn: () => void): void {
