@@ -122,7 +122,23 @@ export const ERROR_CODES = {
   },
   AUTH_ERR_INVALID_CLAIMS: {
     retryable: false,
-    summary: 'A required claim is missing or wrong: `sub`, `exp`, issuer or audience (HTTP 401).',
+    summary:
+      'A required claim is missing or wrong: `sub`, `exp`, issuer (CHAT_AUTH_ISSUER) or audience (CHAT_AUTH_AUDIENCE) (HTTP 401).',
+  },
+  AUTH_ERR_ISSUED_IN_FUTURE: {
+    retryable: false,
+    summary:
+      'The token’s `iat` is later than now plus CHAT_AUTH_CLOCK_TOLERANCE_SEC: the issuer’s clock is wrong or the token is forged in advance (HTTP 401).',
+  },
+  AUTH_ERR_LIFETIME_TOO_LONG: {
+    retryable: false,
+    summary:
+      'The token’s `exp` is more than CHAT_AUTH_MAX_LIFETIME_SEC after its `iat` (or after now, without `iat`); mint shorter-lived tokens (HTTP 401).',
+  },
+  AUTH_ERR_KEYS_UNAVAILABLE: {
+    retryable: true,
+    summary:
+      'The server has no usable verification keys: the JWKS file or URL is missing, unreadable, malformed or empty and no earlier good key set is held (HTTP 503, or an error frame for an in-band refresh). The token was not judged; retry later.',
   },
   AUTH_ERR_SUBJECT_MISMATCH: {
     retryable: false,

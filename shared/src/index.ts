@@ -8,6 +8,7 @@ export * from './cluster/records.js';
 export * from './auth/index.js';
 export * from './token-bucket.js';
 export * from './retry.js';
+export * from './log-throttle.js';
 export * from './http.js';
 export * from './cluster/liveness.js';
 export * from './cluster/internal-api.js';

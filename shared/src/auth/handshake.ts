@@ -38,11 +38,13 @@ export interface HandshakeCheck {
 
 export type HandshakeResult =
   | { readonly ok: true; readonly token: VerifiedToken | undefined }
-  | { readonly ok: false; readonly status: 401 | 403; readonly code: ErrorCode };
+  | { readonly ok: false; readonly status: 401 | 403 | 503; readonly code: ErrorCode };
 
 /**
  * The checks every WebSocket upgrade passes, at the router and again at the node: the browser origin
- * against the allowlist, then the token (present, valid, `sub` = the path's user id).
+ * against the allowlist, then the token (present, valid, `sub` = the path's user id). Each refusal is
+ * logged through the verifier (rate-limited, never the token). No usable keys is the server's fault:
+ * 503 (AUTH_ERR_KEYS_UNAVAILABLE, retryable), not 401.
  */
 export async function checkHandshake(
   req: IncomingMessage,
@@ -51,16 +53,28 @@ export async function checkHandshake(
 ): Promise<HandshakeResult> {
   const origin = req.headers.origin;
   if (origin !== undefined && check.allowedOrigins.length > 0 && !check.allowedOrigins.includes(origin)) {
+    check.verifier?.refused?.('AUTH_ERR_ORIGIN_FORBIDDEN', 'origin not allowed', {
+      user: userId,
+      origin: origin.slice(0, 200),
+    });
     return { ok: false, status: 403, code: 'AUTH_ERR_ORIGIN_FORBIDDEN' };
   }
-  if (!check.verifier) return { ok: true, token: undefined };
+  const verifier = check.verifier;
+  if (!verifier) return { ok: true, token: undefined };
   const found = extractToken(req, check.allowQueryToken);
-  if (!found) return { ok: false, status: 401, code: 'AUTH_ERR_MISSING_TOKEN' };
+  if (!found) {
+    verifier.refused?.('AUTH_ERR_MISSING_TOKEN', 'no token in the request', { user: userId });
+    return { ok: false, status: 401, code: 'AUTH_ERR_MISSING_TOKEN' };
+  }
   try {
-    const token = await check.verifier.verify(found.token);
-    if (token.sub !== userId) return { ok: false, status: 403, code: 'AUTH_ERR_SUBJECT_MISMATCH' };
+    const token = await verifier.verify(found.token, { user: userId });
+    if (token.sub !== userId) {
+      verifier.refused?.('AUTH_ERR_SUBJECT_MISMATCH', 'the token is for another user', { user: userId });
+      return { ok: false, status: 403, code: 'AUTH_ERR_SUBJECT_MISMATCH' };
+    }
     return { ok: true, token };
   } catch (err) {
+    if (isChatError(err, 'AUTH_ERR_KEYS_UNAVAILABLE')) return { ok: false, status: 503, code: err.code };
     if (isChatError(err)) return { ok: false, status: 401, code: err.code };
     throw err;
   }

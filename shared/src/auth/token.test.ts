@@ -18,10 +18,11 @@ const base: AuthConfig = {
   authHs256Secret: SECRET,
   authJwksFile: '',
   authJwksUrl: '',
-  authIssuer: '',
-  authAudience: '',
+  authIssuer: 'chat',
+  authAudience: 'chat',
   authAffinityClaim: 'aff',
   authClockToleranceSec: 0,
+  authMaxLifetimeSec: 86_400,
 };
 
 async function codeOf(promise: Promise<unknown>): Promise<string> {
@@ -122,7 +123,13 @@ test('RS256 and ES256 tokens from a JWKS file, with key rotation picked up witho
   const verifier = createTokenVerifier({ ...base, authHs256Secret: '', authJwksFile: file });
   assert.ok(verifier);
   const sign = (key: CryptoKey, kid: string, alg: string) =>
-    new SignJWT({}).setProtectedHeader({ alg, kid }).setSubject('bob').setExpirationTime('1h').sign(key);
+    new SignJWT({})
+      .setProtectedHeader({ alg, kid })
+      .setSubject('bob')
+      .setIssuer('chat')
+      .setAudience('chat')
+      .setExpirationTime('1h')
+      .sign(key);
   assert.equal((await verifier.verify(await sign(rsa.privateKey, 'k1', 'RS256'))).sub, 'bob');
   assert.equal((await verifier.verify(await sign(ec.privateKey, 'k2', 'ES256'))).sub, 'bob');
   // No HS256 secret configured: HS256 tokens are refused.
@@ -239,6 +246,8 @@ test('RS256 tokens from a JWKS URL; a new key id is fetched again (rotation)', a
     new SignJWT({})
       .setProtectedHeader({ alg: 'RS256', kid })
       .setSubject('carol')
+      .setIssuer('chat')
+      .setAudience('chat')
       .setExpirationTime('1h')
       .sign(key);
   assert.equal((await verifier.verify(await sign(first.privateKey, 'u1'))).sub, 'carol');

@@ -63,13 +63,13 @@ export const commonConfigSchema = {
   }),
   authIssuer: str({
     env: 'CHAT_AUTH_ISSUER',
-    default: '',
-    doc: 'Required `iss` claim; empty means not checked.',
+    default: 'chat',
+    doc: 'Required `iss` claim: set it to your identity provider’s issuer (the default is what `npm run token` mints); `*` accepts any issuer (not checked; a warning at start-up).',
   }),
   authAudience: str({
     env: 'CHAT_AUTH_AUDIENCE',
-    default: '',
-    doc: 'Required `aud` claim; empty means not checked.',
+    default: 'chat',
+    doc: 'Required `aud` claim (one of the token’s audiences): the name your identity provider gives this service (the default is what `npm run token` mints); `*` accepts any audience (not checked; a warning at start-up).',
   }),
   authQueryToken: bool({
     env: 'CHAT_AUTH_QUERY_TOKEN',
@@ -88,7 +88,14 @@ export const commonConfigSchema = {
     default: 5,
     min: 0,
     max: 300,
-    doc: 'Clock skew allowed when checking `exp` and `nbf`.',
+    doc: 'Clock skew allowed when checking `exp`, `nbf` and a future `iat`.',
+  }),
+  authMaxLifetimeSec: int({
+    env: 'CHAT_AUTH_MAX_LIFETIME_SEC',
+    default: 86_400,
+    min: 60,
+    max: 2_592_000,
+    doc: 'Longest token lifetime accepted: `exp` at most this many seconds after `iat` (after now when there is no `iat`); longer-lived tokens are refused with AUTH_ERR_LIFETIME_TOO_LONG. Default 24 hours.',
   }),
   authAllowedOrigins: list({
     env: 'CHAT_AUTH_ALLOWED_ORIGINS',

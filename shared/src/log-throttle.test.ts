@@ -1,4 +1,4 @@
-// The per-key log rate limit, on an injected clock.
+// The per-key log rate limit, on an injected clock (router handshake refusals, token refusals).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { LogThrottle } from './log-throttle.js';
