@@ -26,7 +26,11 @@ export interface HttpApiDeps {
   readonly presence: (userId: string) => Omit<PresenceResponse, 'user'>;
   readonly drain: () => Promise<void>;
   readonly undrain: () => Promise<void>;
-  /** Closes these router connections with 4002 spread over `windowMs`; returns how many were found. */
+  /**
+   * Closes these router connections with 4002 spread over `windowMs`; returns how many were found. A
+   * draining node only counts them (it is closing every session itself), so a router that asks it is
+   * answered with success, never with an error.
+   */
   readonly closeSessions: (connectionIds: ReadonlySet<string>, windowMs: number) => number;
 }
 

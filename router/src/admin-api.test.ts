@@ -173,3 +173,60 @@ describe('admin API: shards', () => {
     );
   });
 });
+
+describe('admin API: drain', () => {
+  /** A stand-in node that answers /readyz and, when `tellable`, POST /internal/drain and /undrain. */
+  async function drainableNode(t: TestContext, id: string, tellable: boolean): Promise<string> {
+    let draining = false;
+    return listen(
+      t,
+      createServer((req, res) => {
+        const json = (status: number, body: unknown) =>
+          void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+        if (req.url === '/readyz') {
+          const body: ReadyzBody = {
+            ready: !draining,
+            accepting: !draining,
+            draining,
+            bus: true,
+            nodeId: id,
+          };
+          return json(draining ? 503 : 200, body);
+        }
+        if (tellable && req.method === 'POST' && req.url === '/internal/drain') {
+          draining = true;
+          return json(200, { nodeId: id, draining });
+        }
+        if (tellable && req.method === 'POST' && req.url === '/internal/undrain') {
+          draining = false;
+          return json(200, { nodeId: id, draining });
+        }
+        return json(404, { error: 'NODE_ERR_NOT_FOUND' });
+      }),
+    );
+  }
+
+  for (const tellable of [true, false]) {
+    test(`POST /nodes/{id}/drain ${tellable ? 'tells the node first: when the table changes, the node is already draining' : 'when the node cannot be told: nodeTold false, the node is still active (asked to close them)'}`, async (t) => {
+      const s = await setup(t, ['a']);
+      const url = await drainableNode(t, 'b', tellable);
+      s.members.setMembers([
+        ...s.members.members().map(({ id, url, weight, state }) => ({ id, url, weight, state })),
+        { id: 'b', url, weight: 1, state: 'active' },
+      ]);
+      await s.members.probeAll();
+      // What the rebalancer would see when the owner table drops b.
+      const seen: string[] = [];
+      s.members.on('owners', () => seen.push(s.members.liveness('b')));
+      const res = await s.get('/nodes/b/drain', { method: 'POST' });
+      assert.equal(res.status, 200);
+      assert.equal(res.body.nodeTold, tellable);
+      assert.deepEqual(seen, [tellable ? 'draining' : 'active']);
+      assert.equal(s.members.member('b')?.inRing, false);
+      const back = await s.get('/nodes/b/undrain', { method: 'POST' });
+      assert.equal(back.body.nodeTold, tellable);
+      assert.equal(s.members.liveness('b'), 'active');
+      assert.equal(s.members.member('b')?.inRing, true);
+    });
+  }
+});
