@@ -85,7 +85,7 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
   const idPrefix = `${config.nodeId}-${deps.epoch.slice(0, 8)}-`;
 
   // Throws CONFIG_ERR_INVALID when jwt mode has no key material.
-  const verifier = createTokenVerifier(config);
+  const verifier = createTokenVerifier(config, { logger: deps.logger, keyErrors: metrics.authKeyErrors });
   if (!verifier) log.warn('authentication is OFF (CHAT_AUTH_MODE=off): any client can connect as any user');
 
   const accepting = () => listening && !draining && !drained;

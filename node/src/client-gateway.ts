@@ -82,7 +82,8 @@ export class ClientGateway {
     const auth = await checkHandshake(req, userId, this.#o.handshake);
     if (!auth.ok) {
       metrics.authFailures.inc({ code: auth.code });
-      return rejectUpgrade(socket, auth.status, auth.code);
+      // 503 (AUTH_ERR_KEYS_UNAVAILABLE): no usable JWKS here; the client may retry. Logged by the verifier.
+      return rejectUpgrade(socket, auth.status, auth.code, auth.status === 503 ? { 'Retry-After': '5' } : {});
     }
     if (socket.destroyed) return;
     // Again after the token check, which may take a while (a JWKS fetch): the node may have begun to

@@ -26,6 +26,7 @@ export class NodeMetrics {
   readonly shardsOwned: Gauge;
   readonly errorsSent: Counter<'code'>;
   readonly authFailures: Counter<'code'>;
+  readonly authKeyErrors: Counter<'source'>;
   readonly handoff: Counter<'result'>;
   readonly handoffHeld: Gauge;
   readonly duplicatesDropped: Counter<'path'>;
@@ -139,6 +140,12 @@ export class NodeMetrics {
       name: 'chat_node_auth_failures_total',
       help: 'Refused tokens and origins at upgrade, refresh or expiry, by error code.',
       labelNames: ['code'],
+      registers,
+    });
+    this.authKeyErrors = new Counter({
+      name: 'chat_node_auth_key_errors_total',
+      help: 'JWKS loads that failed (unreadable, not JSON, no keys, fetch failed), each broken version once, by source (file, url); the last good key set stays in use.',
+      labelNames: ['source'],
       registers,
     });
     this.sendRetries = new Counter({

@@ -22,6 +22,7 @@ export class RouterMetrics {
   readonly probeFailures: Counter;
   readonly badRequests: Counter<'reason'>;
   readonly authFailures: Counter<'code'>;
+  readonly authKeyErrors: Counter<'source'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registry = new Registry();
@@ -105,6 +106,12 @@ export class RouterMetrics {
       name: 'chat_router_auth_failures_total',
       help: 'Requests refused for their token or origin, by error code: upgrades (AUTH_ERR_*; a browser Origin outside the allowlist is AUTH_ERR_ORIGIN_FORBIDDEN) and the admin API (AUTH_ERR_UNAUTHORIZED).',
       labelNames: ['code'],
+      registers,
+    });
+    this.authKeyErrors = new Counter({
+      name: 'chat_router_auth_key_errors_total',
+      help: 'JWKS loads that failed (unreadable, not JSON, no keys, fetch failed), each broken version once, by source (file, url); the last good key set stays in use.',
+      labelNames: ['source'],
       registers,
     });
     this.badRequests = new Counter({

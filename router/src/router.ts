@@ -90,7 +90,7 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
     logger: deps.logger,
   });
   members.on('owners', (next, previous) => void rebalancer.onOwnersChange(next, previous));
-  const verifier = createTokenVerifier(config);
+  const verifier = createTokenVerifier(config, { logger: deps.logger, keyErrors: metrics.authKeyErrors });
   if (!verifier) log.warn('authentication is OFF (CHAT_AUTH_MODE=off): any client can connect as any user');
   if (!config.adminToken && !isLoopbackHost(config.adminHost)) {
     throw new ChatError(

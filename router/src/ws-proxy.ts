@@ -184,7 +184,15 @@ export class WsProxy {
         user: userId,
         ...(origin ? { origin: req.headers.origin?.slice(0, 200) } : {}),
       });
-      return this.#refuse(client, auth.status, auth.code, origin ? 'origin_forbidden' : 'unauthorized');
+      // 503 (AUTH_ERR_KEYS_UNAVAILABLE): no usable JWKS here; the client may retry.
+      const retry = auth.status === 503 ? { 'Retry-After': '5' } : undefined;
+      return this.#refuse(
+        client,
+        auth.status,
+        auth.code,
+        origin ? 'origin_forbidden' : 'unauthorized',
+        retry,
+      );
     }
     if (client.destroyed) {
       this.#o.metrics.upgrades.inc({ result: 'client_gone' });

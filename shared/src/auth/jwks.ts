@@ -173,7 +173,7 @@ export interface JwksUrlOptions {
  * with no good set, tokens are refused with AUTH_ERR_KEYS_UNAVAILABLE.
  */
 export function jwksUrl(url: URL, options: JwksUrlOptions = {}): JWTVerifyGetKey {
-  const location = `${url.origin}${url.pathname}`; // never credentials or a query
+  const location = `${url.origin}${url.pathname}`; // never credentials or a query (may hold a key)
   const health = new KeyHealth({ source: 'url', location, logger: options.logger, errors: options.errors });
   const cooldown = options.cooldownMs ?? 5000;
   const maxAge = options.maxAgeMs ?? 600_000;
