@@ -1,35 +1,24 @@
-// No Docker engine runs here, so the deployment files are checked by reading them: they parse, every
-// CHAT_* variable they set is a known setting with a valid value, and ports, probe paths and commands
-// match what the code serves.
+// No Docker engine or Kubernetes runs here, so the deployment files are checked by reading them: they
+// parse, every CHAT_* variable they set is a known setting with a valid value, ports, probe paths and
+// commands match what the code serves, and they fail safe (hardened pods, not-ready nodes still
+// resolvable, TLS in front, a Dockerfile that ships only what runs). compose.test.ts checks compose;
+// checkov.test.ts runs a real checker over every file here; network-policy.test.ts evaluates the
+// NetworkPolicies; image.test.ts builds and starts what the image runs.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseAllDocuments, parse } from 'yaml';
-import { KNOWN_ENV, loadConfig, nodeConfigSchema, routerConfigSchema } from '@chat/shared';
+import { KNOWN_ENV, nodeConfigSchema, routerConfigSchema } from '@chat/shared';
 import { repoRoot } from '../paths.js';
-
-const read = (path: string) => readFileSync(join(repoRoot, path), 'utf8');
+import { alertRules } from './dashboard.js';
+import { checkEnv, k8sDocs, read, workloads, type Env } from './manifests.js';
 
 /** Paths each listener serves (node/src/chat-node.ts, router/src/router.ts). */
 const SERVED = {
   node: new Set(['/healthz', '/readyz', '/metrics']),
   routerPublic: new Set(['/healthz', '/readyz']),
 };
-
-type Env = Record<string, string>;
-
-/** Checks names and, for literal values, validity under the service's schema. */
-function checkEnv(where: string, env: Env, service: 'node' | 'router'): void {
-  for (const name of Object.keys(env)) {
-    if (name.startsWith('CHAT_')) assert.ok(KNOWN_ENV.has(name), `${where}: unknown setting ${name}`);
-  }
-  const literal = Object.fromEntries(Object.entries(env).filter(([, v]) => !v.includes('$(')));
-  assert.doesNotThrow(
-    () => loadConfig(service === 'node' ? nodeConfigSchema : routerConfigSchema, literal),
-    `${where}: invalid values`,
-  );
-}
 
 test('every deploy YAML and JSON file parses', () => {
   const files: string[] = [];
@@ -41,104 +30,38 @@ test('every deploy YAML and JSON file parses', () => {
     }
   };
   walk('deploy');
-  assert.ok(files.length >= 9, files.join(', '));
+  assert.ok(files.length >= 12, files.join(', '));
   for (const f of files) {
     if (f.endsWith('.json')) JSON.parse(read(f));
     else for (const doc of parseAllDocuments(read(f))) assert.deepEqual(doc.errors, [], f);
   }
 });
 
-test('docker-compose: known settings, the router published on its port, mounted files exist', () => {
-  const compose = parse(read('deploy/docker-compose.yml'), { merge: true }) as {
-    services: Record<
-      string,
-      {
-        environment?: Record<string, string | number>;
-        command?: string[];
-        ports?: string[];
-        volumes?: string[];
-      }
-    >;
-  };
-  const services = compose.services;
-  for (const [name, svc] of Object.entries(services)) {
-    const env = Object.fromEntries(Object.entries(svc.environment ?? {}).map(([k, v]) => [k, String(v)]));
-    if (svc.command?.includes('node/dist/main.js')) {
-      checkEnv(`compose ${name}`, env, 'node');
-      assert.equal(env.CHAT_NODE_ADVERTISED_URL, `http://${name}:${env.CHAT_NODE_PORT}`);
-    }
-    if (svc.command?.includes('router/dist/main.js')) {
-      checkEnv(`compose ${name}`, env, 'router');
-      assert.ok(svc.ports?.includes(`${env.CHAT_ROUTER_PORT}:${env.CHAT_ROUTER_PORT}`));
-    }
-    for (const volume of svc.volumes ?? []) {
-      const host = volume.split(':')[0] ?? '';
-      if (host.startsWith('./'))
-        assert.ok(existsSync(join(repoRoot, 'deploy', host)), `${name}: ${host} missing`);
-    }
-  }
-  assert.equal(Object.keys(services).filter((n) => n.startsWith('node-')).length, 3);
-  // Prometheus scrapes what the services serve, on the ports they listen on.
-  const prom = parse(read('deploy/prometheus/prometheus.yml')) as {
-    scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
-  };
-  const targets = (job: string) =>
-    prom.scrape_configs.find((j) => j.job_name === job)?.static_configs[0]?.targets ?? [];
-  assert.deepEqual(targets('chat-node'), ['node-1:8081', 'node-2:8081', 'node-3:8081']);
-  assert.deepEqual(targets('chat-router'), [
-    `router:${services.router?.environment?.CHAT_ROUTER_ADMIN_PORT}`,
-  ]);
-});
-
-interface Container {
-  name: string;
-  command?: string[];
-  ports?: { name: string; containerPort: number }[];
-  env?: { name: string; value?: string; valueFrom?: unknown }[];
-  readinessProbe?: { httpGet: { path: string; port: string } };
-  livenessProbe?: { httpGet: { path: string; port: string } };
-  lifecycle?: { preStop?: { exec: { command: string[] } } };
-}
-
-function k8sDocs(): {
-  kind: string;
-  metadata: { name: string };
-  data?: Env;
-  spec?: Record<string, unknown>;
-}[] {
-  return readdirSync(join(repoRoot, 'deploy/k8s')).flatMap((f) =>
-    parseAllDocuments(read(`deploy/k8s/${f}`)).map(
-      (d) => d.toJS() as { kind: string; metadata: { name: string } },
-    ),
-  );
-}
-
 test('kubernetes: workloads, probes on served paths and declared ports, known settings, a preStop drain, PDBs', () => {
   const docs = k8sDocs();
   const configMap = docs.find((d) => d.kind === 'ConfigMap')?.data ?? {};
   const kinds = docs.map((d) => `${d.kind}/${d.metadata.name}`).sort();
   for (const k of [
+    'Namespace/chat',
     'ConfigMap/chat-config',
     'Deployment/chat-router',
     'Service/chat-router',
+    'Ingress/chat-router',
     'StatefulSet/chat-node',
     'Service/chat-node',
     'PodDisruptionBudget/chat-node',
     'PodDisruptionBudget/chat-router',
+    'NetworkPolicy/default-deny',
+    'NetworkPolicy/chat-router',
+    'NetworkPolicy/chat-node',
   ]) {
     assert.ok(kinds.includes(k), `missing ${k}`);
   }
-  const headless = docs.find((d) => d.kind === 'Service' && d.metadata.name === 'chat-node')?.spec;
-  assert.equal(headless?.clusterIP, 'None');
-  const sts = docs.find((d) => d.kind === 'StatefulSet')?.spec as {
-    serviceName: string;
-    template: { spec: { containers: Container[] } };
-  };
-  assert.equal(sts.serviceName, 'chat-node');
+  const sts = workloads(docs).find((d) => d.kind === 'StatefulSet');
+  assert.equal(sts?.spec.serviceName, 'chat-node');
 
-  for (const workload of docs.filter((d) => d.kind === 'Deployment' || d.kind === 'StatefulSet')) {
-    const spec = workload.spec as { template: { spec: { containers: Container[] } } };
-    for (const c of spec.template.spec.containers) {
+  for (const workload of workloads(docs)) {
+    for (const c of workload.spec.template.spec.containers) {
       const service = c.command?.includes('node/dist/main.js') ? 'node' : 'router';
       const env: Env = { ...configMap };
       for (const e of c.env ?? [])
@@ -147,18 +70,20 @@ test('kubernetes: workloads, probes on served paths and declared ports, known se
       const port = (name: string) => c.ports?.find((p) => p.name === name)?.containerPort;
       if (service === 'node') {
         assert.equal(port('http'), Number(env.CHAT_NODE_PORT ?? nodeConfigSchema.port.default));
-        for (const probe of [c.readinessProbe, c.livenessProbe]) {
+        for (const probe of [c.startupProbe, c.readinessProbe, c.livenessProbe]) {
           assert.ok(probe && SERVED.node.has(probe.httpGet.path) && probe.httpGet.port === 'http', c.name);
         }
         assert.match(c.lifecycle?.preStop?.exec.command.join(' ') ?? '', /\/internal\/drain/);
         assert.ok(env.CHAT_NODE_ADVERTISED_URL?.includes(':8081'));
+        // The advertised name is the pod's name under the headless Service.
+        assert.match(env.CHAT_NODE_ADVERTISED_URL ?? '', /^http:\/\/\$\(CHAT_NODE_ID\)\.chat-node\./);
       } else {
         assert.equal(port('ws'), Number(env.CHAT_ROUTER_PORT ?? routerConfigSchema.port.default));
         assert.equal(
           port('admin'),
           Number(env.CHAT_ROUTER_ADMIN_PORT ?? routerConfigSchema.adminPort.default),
         );
-        for (const probe of [c.readinessProbe, c.livenessProbe]) {
+        for (const probe of [c.startupProbe, c.readinessProbe, c.livenessProbe]) {
           assert.ok(
             probe && SERVED.routerPublic.has(probe.httpGet.path) && probe.httpGet.port === 'ws',
             c.name,
@@ -166,6 +91,13 @@ test('kubernetes: workloads, probes on served paths and declared ports, known se
         }
         assert.ok(env.CHAT_ROUTER_ADMIN_TOKEN, 'an admin listener off loopback needs its token');
       }
+      // The start-up probe covers the longest start (waiting for Kafka) before liveness counts.
+      const startup = c.startupProbe;
+      const startupBudgetMs = (startup?.periodSeconds ?? 10) * (startup?.failureThreshold ?? 3) * 1000;
+      assert.ok(
+        startupBudgetMs >= Number(env.CHAT_NODE_BUS_START_TIMEOUT_MS ?? 30_000),
+        `${c.name}: a start-up probe of ${startupBudgetMs} ms`,
+      );
       // What the image runs exists in the source.
       const entry = (c.command ?? [])[1] ?? '';
       assert.ok(existsSync(join(repoRoot, entry.replace('/dist/', '/src/').replace(/\.js$/, '.ts'))), entry);
@@ -174,18 +106,144 @@ test('kubernetes: workloads, probes on served paths and declared ports, known se
   for (const name of Object.keys(configMap)) assert.ok(KNOWN_ENV.has(name), `ConfigMap: unknown ${name}`);
 });
 
-test('the Dockerfile copies files that exist and runs the built entry points', () => {
+test('kubernetes: every pod runs hardened (non-root, read-only, no capabilities, seccomp) with limits and spread', () => {
+  const docs = k8sDocs();
+  for (const d of docs.filter((x) => x.kind !== 'Namespace')) {
+    assert.equal(d.metadata.namespace, 'chat', `${d.kind}/${d.metadata.name}: not in the chat namespace`);
+  }
+  const ns = docs.find((d) => d.kind === 'Namespace');
+  assert.equal(ns?.metadata.labels?.['pod-security.kubernetes.io/enforce'], 'restricted');
+  const all = workloads(docs);
+  assert.equal(all.length, 2);
+  for (const w of all) {
+    const pod = w.spec.template.spec;
+    const where = `${w.kind}/${w.metadata.name}`;
+    assert.equal(pod.automountServiceAccountToken, false, where);
+    assert.equal(pod.securityContext?.runAsNonRoot, true, where);
+    assert.ok((pod.securityContext?.runAsUser ?? 0) >= 10000, `${where}: a high, non-root uid`);
+    assert.equal(pod.securityContext?.seccompProfile?.type, 'RuntimeDefault', where);
+    const spreadKeys = (pod.topologySpreadConstraints ?? [])
+      .filter((t) => t.labelSelector.matchLabels.app === w.spec.template.metadata.labels.app)
+      .map((t) => t.topologyKey);
+    assert.deepEqual(spreadKeys.sort(), ['kubernetes.io/hostname', 'topology.kubernetes.io/zone'], where);
+    for (const c of pod.containers) {
+      assert.equal(c.securityContext?.allowPrivilegeEscalation, false, where);
+      assert.equal(c.securityContext?.privileged, false, where);
+      assert.equal(c.securityContext?.readOnlyRootFilesystem, true, where);
+      assert.deepEqual(c.securityContext?.capabilities?.drop, ['ALL'], where);
+      assert.equal(c.securityContext?.capabilities?.add, undefined, where);
+      for (const r of ['cpu', 'memory']) {
+        assert.ok(c.resources?.requests?.[r], `${where}: ${r} request`);
+        assert.ok(c.resources?.limits?.[r], `${where}: ${r} limit`);
+      }
+    }
+  }
+});
+
+test('kubernetes: the headless Service publishes not-ready nodes, so a Kafka outage keeps their names resolving', () => {
+  // Issue 15, item 5: a node answers /readyz 503 while the bus is down; its advertised name must still
+  // resolve, or the routers' probes fail and the ring empties.
+  const docs = k8sDocs();
+  const sts = workloads(docs).find((d) => d.kind === 'StatefulSet');
+  const headless = docs.find((d) => d.kind === 'Service' && d.metadata.name === sts?.spec.serviceName);
+  assert.equal(headless?.spec?.clusterIP, 'None');
+  assert.equal(headless?.spec?.publishNotReadyAddresses, true);
+  const container = sts?.spec.template.spec.containers[0];
+  assert.equal(container?.readinessProbe?.httpGet.path, '/readyz', 'readiness follows the bus');
+});
+
+test('kubernetes: clients reach the routers through TLS only; no Service is exposed by itself', () => {
+  const docs = k8sDocs();
+  for (const svc of docs.filter((d) => d.kind === 'Service')) {
+    assert.ok(
+      [undefined, 'ClusterIP'].includes(svc.spec?.type as string | undefined),
+      `${svc.metadata.name}: ${String(svc.spec?.type)}`,
+    );
+  }
+  const ingress = docs.find((d) => d.kind === 'Ingress')?.spec as {
+    tls: { hosts: string[]; secretName: string }[];
+    rules: {
+      host: string;
+      http: { paths: { backend: { service: { name: string; port: { name: string } } } }[] };
+    }[];
+  };
+  const tlsHosts = new Set(ingress.tls.flatMap((t) => t.hosts));
+  for (const rule of ingress.rules) {
+    assert.ok(tlsHosts.has(rule.host), `${rule.host} has no TLS`);
+    for (const p of rule.http.paths)
+      assert.deepEqual(p.backend.service, { name: 'chat-router', port: { name: 'ws' } });
+  }
+  const annotations = docs.find((d) => d.kind === 'Ingress')?.metadata.annotations ?? {};
+  assert.equal(annotations['nginx.ingress.kubernetes.io/force-ssl-redirect'], 'true');
+  assert.ok(Number(annotations['nginx.ingress.kubernetes.io/proxy-read-timeout']) >= 3600);
+  assert.ok(Number(annotations['nginx.ingress.kubernetes.io/limit-rps']) > 0, 'a per-client handshake limit');
+});
+
+test('kubernetes: Kafka client credentials are set as soon as the services have settings for them', () => {
+  // The services cannot authenticate to Kafka yet (no SASL or TLS settings; docs/security.md,
+  // "Deployment"). When such settings appear, the manifests must use them: this fails until they do.
+  const kafkaAuth = [...KNOWN_ENV].filter((n) => /^CHAT_KAFKA_(SASL|SSL|TLS)/.test(n));
+  const set = new Set<string>(Object.keys(k8sDocs().find((d) => d.kind === 'ConfigMap')?.data ?? {}));
+  for (const w of workloads(k8sDocs()))
+    for (const c of w.spec.template.spec.containers) for (const e of c.env ?? []) set.add(e.name);
+  for (const name of kafkaAuth) assert.ok(set.has(name), `the manifests do not set ${name}`);
+});
+
+test('the Dockerfile: two stages, production files only, non-root, a health check, the pinned Node.js release', () => {
   const dockerfile = read('deploy/Dockerfile');
-  for (const line of dockerfile.split('\n').filter((l) => l.startsWith('COPY '))) {
+  const lines = dockerfile.split('\n');
+  for (const line of lines.filter((l) => l.startsWith('COPY ') && !l.includes('--from='))) {
     const sources = line
       .replace(/^COPY\s+/, '')
       .split(/\s+/)
       .slice(0, -1);
     for (const s of sources) assert.ok(existsSync(join(repoRoot, s)), `COPY ${s}`);
   }
-  assert.match(dockerfile, /CMD \["node", "node\/dist\/main\.js"\]/);
+  // The install needs every patch the workspace applies.
+  const workspace = parse(read('pnpm-workspace.yaml')) as { patchedDependencies?: Env };
+  for (const patch of Object.values(workspace.patchedDependencies ?? {})) {
+    assert.ok(patch.startsWith('patches/') && dockerfile.includes('COPY patches patches'), patch);
+  }
+  const stages = lines.filter((l) => l.startsWith('FROM '));
+  assert.equal(stages.length, 2);
+  const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+  // The runtime stage takes only the build's output: no source, test or workspace file.
+  const runtimeCopies = runtime.split('\n').filter((l) => l.startsWith('COPY '));
+  assert.deepEqual(runtimeCopies, ['COPY --from=build /app /app']);
+  assert.match(dockerfile, /sh deploy\/build-prod\.sh \/src \/app/);
+  assert.match(read('deploy/build-prod.sh'), /--prod deploy/);
+  assert.match(runtime, /^USER 10001:10001$/m);
+  assert.match(runtime, /^HEALTHCHECK .*CMD \["node", "\/app\/healthcheck\.mjs"\]$/m);
+  assert.match(runtime, /^CMD \["node", "node\/dist\/main\.js"\]$/m);
   const tsconfig = JSON.parse(read('node/tsconfig.json')) as {
     compilerOptions: { outDir: string; rootDir: string };
   };
   assert.deepEqual([tsconfig.compilerOptions.rootDir, tsconfig.compilerOptions.outDir], ['src', 'dist']);
+  // Both stages use the one pinned base (ARG NODE_IMAGE; node-version.test.ts checks the release).
+  for (const s of stages) assert.match(s, /^FROM \$\{NODE_IMAGE\}/);
+  assert.match(dockerfile, /^ARG NODE_IMAGE=node:\d+\.\d+\.\d+-bookworm-slim(@sha256:[0-9a-f]{64})?$/m);
+});
+
+test('prometheus: compose and Kubernetes scrape configs name the jobs the alert rules select, and both send the router token', () => {
+  interface Job {
+    job_name: string;
+    authorization?: { credentials_file?: string };
+  }
+  const jobsOf = (path: string) => (parse(read(path)) as { scrape_configs: Job[] }).scrape_configs;
+  const compose = jobsOf('deploy/prometheus/prometheus.yml');
+  const k8s = jobsOf('deploy/prometheus/prometheus-k8s.yml');
+  for (const jobs of [compose, k8s]) {
+    assert.deepEqual(jobs.map((j) => j.job_name).sort(), ['chat-node', 'chat-router']);
+    assert.ok(jobs.find((j) => j.job_name === 'chat-router')?.authorization?.credentials_file);
+  }
+  for (const rule of alertRules()) {
+    for (const [, job] of rule.expr.matchAll(/\bjob\s*=~?\s*"([^"]*)"/g)) {
+      for (const jobs of [compose, k8s]) {
+        assert.ok(
+          jobs.some((j) => new RegExp(`^(?:${job})$`).test(j.job_name)),
+          `${rule.alert} selects job ${job}`,
+        );
+      }
+    }
+  }
 });
