@@ -68,6 +68,15 @@ describe('account', () => {
     // m1: 1006 50 ms later; m2: closed cleanly; m3: the 1006 came 7 s later; m4: no close after it.
     assert.equal(c.lostDelivered, 4);
     assert.equal(c.lostDeliveredAbnormal, 1);
+    // The app closing its own socket is no excuse, whatever code it ended with.
+    const byApp = account(
+      input([lost('m1', 100)], {
+        closes: [{ user: 'b', at: 150, code: 1006, reason: '', wasOpen: true, byClient: true }],
+      }),
+    );
+    assert.equal(byApp.lostDeliveredAbnormal, 0);
+    assert.equal(byApp.churned, 1);
+    assert.deepEqual(byApp.closes, {});
   });
 
   test('a repeated server id is dropped; two ids for one cid are a duplicate', () => {

@@ -42,6 +42,8 @@ export interface Counts {
   readonly stray: number;
   /** Server-side closes of open sessions by code ("1006", "4001", ...), and failed connects by status. */
   readonly closes: Readonly<Record<string, number>>;
+  /** Sessions the app closed itself (churn), each followed by a reconnect. */
+  readonly churned: number;
   readonly failedConnects: Readonly<Record<string, number>>;
   readonly reconnects: number;
   readonly reconnectP50Ms: number;
@@ -142,14 +144,15 @@ export function account(input: AccountingInput): Counts {
         lostDelivered++;
         const at = firstAttempt?.at ?? 0;
         const next = input.closes.find((c) => c.user === r.to && c.wasOpen && c.at >= at);
-        if (next && next.code === 1006 && next.at - at <= KILLED_WINDOW_MS) lostDeliveredAbnormal++;
+        if (next && !next.byClient && next.code === 1006 && next.at - at <= KILLED_WINDOW_MS)
+          lostDeliveredAbnormal++;
       }
       if (examples.length < 5) {
         const sentAt = firstAttempt?.at ?? 0;
         // The receiver's session ends near the send: what a reader needs to tell why it was lost.
         const near = input.closes
           .filter((c) => c.user === r.to && c.wasOpen && Math.abs(c.at - sentAt) <= 3000)
-          .map((c) => `${c.at - origin} ms (${c.code})`);
+          .map((c) => `${c.at - origin} ms (${c.code}${c.byClient ? ' by the app' : ''})`);
         examples.push(
           `${r.cid} ${firstAck} ${r.from}->${r.to}${r.cross ? ' (cross)' : ''}, first sent at ${sentAt - origin} ms, ${r.attempts.length} attempt(s)${near.length ? `; receiver's session closed at ${near.join(', ')}` : ''}`,
         );
@@ -157,8 +160,10 @@ export function account(input: AccountingInput): Counts {
     }
   }
   for (const [code, n] of input.uncorrelated.errors) bump(errors, `${code} (no cid)`, n);
+  let churned = 0;
   for (const c of input.closes) {
-    if (c.wasOpen) bump(closes, String(c.code));
+    if (c.byClient) churned++;
+    else if (c.wasOpen) bump(closes, String(c.code));
     else bump(failedConnects, c.status !== undefined ? `HTTP ${c.status}` : `close ${c.code}`);
   }
   return {
@@ -179,6 +184,7 @@ export function account(input: AccountingInput): Counts {
     offline,
     stray: input.uncorrelated.messages + input.uncorrelated.misdelivered,
     closes,
+    churned,
     failedConnects,
     reconnects: input.reconnectMs.length,
     reconnectP50Ms: quantile(input.reconnectMs, 0.5),

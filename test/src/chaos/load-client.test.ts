@@ -139,3 +139,35 @@ test('load client: Retry-After, retry_after_ms, retries with the same cid, every
   for (const ms of load.reconnectMs)
     assert.ok(ms >= 290, `reconnect after ${ms} ms honours retry_after_ms=300`);
 });
+
+test('load client: churn closes sockets from the app side and reconnects at once, not counted as server closes', async (t) => {
+  const { url } = await scriptedServer(t);
+  const load = new LoadClient({
+    url,
+    users: 4,
+    groups: 2,
+    ratePerSec: 10,
+    crossShare: 0.5,
+    churnPerSec: 20,
+    tag: 'ch',
+  });
+  t.after(() => load.close());
+  await load.connect(10_000);
+  load.start();
+  await pollUntil(() => load.closes.filter((c) => c.byClient).length >= 5, {
+    timeoutMs: 10_000,
+    what: '5 app reconnects',
+  });
+  load.stop();
+  assert.equal(await load.settle(15_000, 200), true);
+  const churned = load.closes.filter((c) => c.byClient);
+  assert.ok(churned.every((c) => c.code === 1000 && c.wasOpen));
+  // Only the server's closes make reconnect times (the scripted server closes on cids ending in 7).
+  assert.equal(load.reconnectMs.length, load.closes.filter((c) => c.wasOpen && !c.byClient).length);
+  for (const u of load.users) assert.ok(load.spansOf(u.id).length >= 1);
+  assert.ok(
+    load.users.some((u) => load.spansOf(u.id).length >= 2),
+    'someone reopened',
+  );
+  for (const r of load.records.values()) assert.equal(r.receptions.length, 1, r.cid);
+});

@@ -47,6 +47,8 @@ export interface CloseEvent {
   readonly wasOpen: boolean;
   /** The HTTP status of a refused upgrade, if that is how it ended. */
   readonly status?: number;
+  /** The app itself closed it (churn: a network switch, the app going to the background and back). */
+  readonly byClient?: boolean;
 }
 
 /** A user's sessions: [open, close) intervals (close undefined while open). */
@@ -74,6 +76,11 @@ export interface LoadClientOptions {
   readonly maxBackoffMs?: number;
   /** Seed of the message plan (senders, receivers). */
   readonly seed?: number;
+  /**
+   * Users per second whose app closes its socket and reconnects at once (default 0), as apps do on a
+   * network switch: presence and handoff see reconnects during every phase, faults included.
+   */
+  readonly churnPerSec?: number;
 }
 
 interface UserState {
@@ -91,6 +98,8 @@ interface UserState {
   lostAt: number | undefined;
   reconnectTimer: NodeJS.Timeout | undefined;
   readonly spans: SessionSpan[];
+  /** The app is closing this socket itself (churn). */
+  churning: boolean;
 }
 
 /** A small seeded PRNG (mulberry32), so a run's message plan can be repeated. */
@@ -148,6 +157,7 @@ export class LoadClient {
   #ticker: NodeJS.Timeout | undefined;
   #sendStart = 0;
   #planned = 0;
+  #churned = 0;
   #closing = false;
   #timers = new Set<NodeJS.Timeout>();
   #lastReceptionAt = 0;
@@ -158,6 +168,7 @@ export class LoadClient {
       answerTimeoutMs: 8000,
       maxBackoffMs: 5000,
       seed: 1,
+      churnPerSec: 0,
       ...options,
     };
     this.#random = prng(this.#o.seed);
@@ -172,6 +183,7 @@ export class LoadClient {
       lostAt: undefined,
       reconnectTimer: undefined,
       spans: [],
+      churning: false,
     }));
     this.#byGroup = Array.from({ length: options.groups }, (_, g) =>
       this.#users.filter((u) => u.group === g),
@@ -314,6 +326,15 @@ export class LoadClient {
       this.#planned++;
       this.#write(this.#planned);
     }
+    const churnDue = Math.floor(((Date.now() - this.#sendStart) * this.#o.churnPerSec) / 1000);
+    while (this.#churned < churnDue) {
+      this.#churned++;
+      const user = this.#users[Math.floor(this.#random() * this.#users.length)];
+      if (user?.open && user.ws) {
+        user.churning = true;
+        user.ws.close(1000, 'app reconnects');
+      }
+    }
   }
 
   /** The app writes message `n`: a random sender, a receiver in its group or (crossShare) in another. */
@@ -413,12 +434,23 @@ export class LoadClient {
       const at = Date.now();
       const reason = reasonBuf.toString('utf8');
       const wasOpen = span !== undefined;
+      const byClient = user.churning;
+      user.churning = false;
       user.open = false;
       user.ws = undefined;
       if (span) span.closeAt = at;
       if (this.#closing) return;
-      this.closes.push({ user: user.id, at, code, reason, wasOpen, ...(status ? { status } : {}) });
-      if (wasOpen) user.lostAt = at;
+      this.closes.push({
+        user: user.id,
+        at,
+        code,
+        reason,
+        wasOpen,
+        ...(status ? { status } : {}),
+        ...(byClient ? { byClient } : {}),
+      });
+      // The reconnect time is the server's doing only when the server (or the network) ended the session.
+      if (wasOpen && !byClient) user.lostAt = at;
       // What was in flight on this socket goes out again on the next one.
       for (const r of user.inflight.values()) {
         const last = r.attempts.at(-1);
@@ -430,7 +462,7 @@ export class LoadClient {
         else if (r.state === 'pending') user.outbox.push(r);
       }
       user.inflight.clear();
-      const hinted = retryAfterMsOf(reason) ?? retryAfter;
+      const hinted = byClient ? 0 : (retryAfterMsOf(reason) ?? retryAfter);
       const delay = hinted ?? backoffMs(user.failures, this.#o.maxBackoffMs, this.#random);
       if (!wasOpen || hinted === undefined) user.failures++;
       user.reconnectTimer = setTimeout(() => this.#open(user), delay);

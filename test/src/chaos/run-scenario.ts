@@ -15,6 +15,8 @@ export interface ScenarioOptions {
   readonly groups: number;
   readonly ratePerSec: number;
   readonly crossShare: number;
+  /** Users per second whose app closes and reopens its socket (see LoadClientOptions.churnPerSec). */
+  readonly churnPerSec: number;
   /** Load before the fault, as a duration at the rate (the phase ends after that many messages). */
   readonly warmupMs: number;
   /** Load after the recovery, before the writing stops (as `warmupMs`). */
@@ -37,6 +39,7 @@ export const DEFAULT_OPTIONS: ScenarioOptions = {
   groups: 12,
   ratePerSec: 200,
   crossShare: 0.3,
+  churnPerSec: 1,
   warmupMs: 5000,
   afterMs: 4000,
   recoverTimeoutMs: 40_000,
@@ -155,6 +158,7 @@ export async function runScenario(
       groups: options.groups,
       ratePerSec: options.ratePerSec,
       crossShare: options.crossShare,
+      churnPerSec: options.churnPerSec,
       tag,
     });
     load = l;

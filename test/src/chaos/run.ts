@@ -2,7 +2,7 @@
 // Kafka broker of this run's own; one report in docs/reliability.md. A script, not a test: nothing is
 // asserted here (reliability.test.ts asserts a short subset in CI); what fails is reported, never hidden.
 //   pnpm chaos [--scenarios kill9,sigterm,...] [--out docs/reliability.md] [--users 120] [--groups 12]
-//              [--rate 200] [--cross 0.3] [--warmup 5] [--after 4] [--shards N] [--node-env K=V,K=V]
+//              [--rate 200] [--cross 0.3] [--churn 1] [--warmup 5] [--after 4] [--shards N] [--node-env K=V,K=V]
 // Exit code: 0 when every scenario ran (whatever it counted), 1 when one could not run, 2 on the hard limit.
 import { mkdtempSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
@@ -25,6 +25,7 @@ const { values } = parseArgs({
     groups: { type: 'string', default: String(DEFAULT_OPTIONS.groups) },
     rate: { type: 'string', default: String(DEFAULT_OPTIONS.ratePerSec) },
     cross: { type: 'string', default: String(DEFAULT_OPTIONS.crossShare) },
+    churn: { type: 'string', default: String(DEFAULT_OPTIONS.churnPerSec) },
     warmup: { type: 'string', default: String(DEFAULT_OPTIONS.warmupMs / 1000) },
     after: { type: 'string', default: String(DEFAULT_OPTIONS.afterMs / 1000) },
     shards: { type: 'string', default: '' },
@@ -53,6 +54,7 @@ const options: ScenarioOptions = {
   groups: Number(values.groups),
   ratePerSec: Number(values.rate),
   crossShare: Number(values.cross),
+  churnPerSec: Number(values.churn),
   warmupMs: Number(values.warmup) * 1000,
   afterMs: Number(values.after) * 1000,
   ...(shards ? { shards } : {}),
