@@ -1,12 +1,16 @@
 // A real Prometheus (Debian's package, installed by .ci/run) scrapes a live cluster (router, two nodes,
 // the real broker) under a little traffic of every kind; then every dashboard panel query and every alert
-// expression is evaluated against it: no query may fail, and no panel may come back empty.
+// expression is evaluated against it: no query may fail, and no panel may come back empty. It runs the
+// Kubernetes scrape configuration (deploy/prometheus/prometheus-k8s.yml) itself, its pod discovery
+// replaced by static targets carrying the labels that discovery gives the manifests' pods, so its
+// relabelling, job names and the router's admin token are what is tested.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { parse, stringify } from 'yaml';
 import { mintToken } from '@chat/shared';
 import { startNode } from '../harness/node-process.js';
 import { rawRequest, upgradeRequest } from '../harness/raw-http.js';
@@ -17,6 +21,7 @@ import { freePort } from '../net.js';
 import { repoRoot } from '../paths.js';
 import { pollUntil } from '../poll.js';
 import { alertRules, concrete, dashboardQueries, metricNames } from './dashboard.js';
+import { k8sDocs, workloads } from './manifests.js';
 
 const SECRET = 'prometheus-test-secret-0123456789abcdef';
 const ADMIN = 'admin-token-for-prometheus';
@@ -27,9 +32,65 @@ interface PromResult {
   data?: { result: unknown[] };
 }
 
-test('promtool accepts the deploy configuration and rules', () => {
+interface ScrapeJob {
+  job_name: string;
+  kubernetes_sd_configs?: { role: string; namespaces?: { names: string[] } }[];
+  static_configs?: { targets: string[]; labels: Record<string, string> }[];
+  authorization?: { credentials_file?: string };
+}
+
+/**
+ * deploy/prometheus/prometheus-k8s.yml, runnable here: each job's pod discovery becomes one static target
+ * per container port of every pod of the manifests' workloads, labelled as the discovery labels it
+ * (`__meta_kubernetes_*`, which the job's relabelling reads), at the live process serving that port.
+ * The router token's file and the rules are moved to `tokenFile` and the deploy rules.
+ */
+async function k8sScrapeConfig(
+  listening: Record<string, Record<string, number>[]>,
+  tokenFile: string,
+): Promise<string> {
+  const config = parse(await readFile(join(repoRoot, 'deploy/prometheus/prometheus-k8s.yml'), 'utf8')) as {
+    global: Record<string, string>;
+    rule_files: string[];
+    scrape_configs: ScrapeJob[];
+  };
+  const pods = workloads(k8sDocs()).flatMap((w) => {
+    const app = w.spec.template.metadata.labels.app ?? '';
+    const names = w.spec.template.spec.containers.flatMap((c) => (c.ports ?? []).map((p) => p.name));
+    return (listening[app] ?? []).map((ports, i) => ({ app, pod: `${w.metadata.name}-${i}`, names, ports }));
+  });
+  for (const job of config.scrape_configs) {
+    assert.equal(job.kubernetes_sd_configs?.[0]?.role, 'pod', job.job_name);
+    const namespace = job.kubernetes_sd_configs[0].namespaces?.names[0] ?? '';
+    delete job.kubernetes_sd_configs;
+    job.static_configs = pods.flatMap((p) =>
+      p.names.map((name) => ({
+        targets: [`127.0.0.1:${p.ports[name]}`],
+        labels: {
+          __meta_kubernetes_namespace: namespace,
+          __meta_kubernetes_pod_name: p.pod,
+          __meta_kubernetes_pod_label_app: p.app,
+          __meta_kubernetes_pod_container_port_name: name,
+        },
+      })),
+    );
+    if (job.authorization?.credentials_file) job.authorization.credentials_file = tokenFile;
+  }
+  config.global = { scrape_interval: '1s', evaluation_interval: '1s' };
+  config.rule_files = [join(repoRoot, 'deploy/prometheus/alerts.yml')];
+  return stringify(config);
+}
+
+test('promtool accepts the deploy configurations and rules', async (t) => {
+  // Debian's Prometheus is built without Kubernetes discovery, so the Kubernetes configuration is checked
+  // with its discovery replaced by static targets (everything else as written).
+  const dir = await mkdtemp(join(tmpdir(), 'chat-promtool-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const k8s = join(dir, 'prometheus-k8s.yml');
+  await writeFile(k8s, await k8sScrapeConfig({}, join(dir, 'token')));
   for (const args of [
     ['check', 'config', '--syntax-only', join(repoRoot, 'deploy/prometheus/prometheus.yml')],
+    ['check', 'config', '--syntax-only', k8s],
     ['check', 'rules', join(repoRoot, 'deploy/prometheus/alerts.yml')],
   ]) {
     const r = spawnSync('promtool', args, { encoding: 'utf8' });
@@ -68,17 +129,13 @@ test('every dashboard panel and alert expression evaluates against a live cluste
   const promPort = await freePort();
   await writeFile(
     join(dir, 'prometheus.yml'),
-    [
-      'global: { scrape_interval: 1s, evaluation_interval: 1s }',
-      `rule_files: ['${join(repoRoot, 'deploy/prometheus/alerts.yml')}']`,
-      'scrape_configs:',
-      '  - job_name: chat-node',
-      `    static_configs: [{ targets: ['127.0.0.1:${n1.port}', '127.0.0.1:${n2.port}'] }]`,
-      '  - job_name: chat-router',
-      `    authorization: { credentials_file: '${join(dir, 'token')}' }`,
-      `    static_configs: [{ targets: ['127.0.0.1:${router.adminPort}'] }]`,
-      '',
-    ].join('\n'),
+    await k8sScrapeConfig(
+      {
+        'chat-node': [{ http: n1.port }, { http: n2.port }],
+        'chat-router': [{ ws: router.port, admin: router.adminPort }],
+      },
+      join(dir, 'token'),
+    ),
   );
   const version = spawnSync('prometheus', ['--version'], { encoding: 'utf8' });
   assert.equal(
@@ -125,6 +182,14 @@ test('every dashboard panel and alert expression evaluates against a live cluste
       what: 'all three targets up',
     },
   );
+  // The relabelling kept one target per pod, named by the pod (not the router's public port), and the
+  // router's admin listener took the token (it answers 401 without).
+  const up = (await query('up')).data?.result as { metric: Record<string, string> }[];
+  assert.deepEqual(up.map((r) => `${r.metric.job}/${r.metric.instance}`).sort(), [
+    'chat-node/chat-node-0',
+    'chat-node/chat-node-1',
+    'chat-router/chat-router-0',
+  ]);
 
   // Traffic of every kind: local and cross-node messages, client errors, a bad token, a flood, a drain.
   const users = Array.from({ length: 40 }, (_, i) => `prom-${i}`);
