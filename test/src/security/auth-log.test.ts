@@ -132,6 +132,16 @@ describe('authentication failures in the logs and metrics of real processes', ()
         retryAfter: '5',
       });
     }
+    // The node, reached directly, answers the same.
+    assert.deepEqual(await upgrade(node.port, 'bob', token), {
+      status: 503,
+      code: 'AUTH_ERR_KEYS_UNAVAILABLE',
+      retryAfter: '5',
+    });
+    assert.equal(
+      await node.metric('chat_node_auth_failures_total', { code: 'AUTH_ERR_KEYS_UNAVAILABLE' }),
+      1,
+    );
     for (const proc of [router, node]) {
       const errors = linesOf(proc.logFile).filter((l) => l.level === 'error' && l.msg !== undefined);
       const jwks = errors.filter((l) => String(l.msg).startsWith('JWKS not loaded'));
