@@ -186,8 +186,10 @@ describe('chat nodes on Kafka', () => {
     grace.send({ type: 'send', cid: 'k1', to: 'k-frank', body: 'still here' });
     await frank.next((f) => isMessage(f) && f.body === 'still here');
     assert.equal((await grace.reply('k1')).status, 'accepted');
+    // Erin's node died a moment ago: she is reconnecting somewhere, not offline (CHAT_NODE_PRESENCE_GRACE_MS):
+    // the message waits in her shard's log for its next owner, which holds it until she arrives.
     grace.send({ type: 'send', cid: 'k2', to: 'k-erin', body: 'gone?' });
-    assert.equal((await grace.reply('k2')).status, 'offline');
+    assert.equal((await grace.reply('k2')).status, 'accepted');
   });
 
   test('records that do not match the schema are skipped and counted; delivery goes on', async (t) => {
