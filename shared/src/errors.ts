@@ -31,7 +31,7 @@ export const ERROR_CODES = {
   NODE_ERR_BUS_UNAVAILABLE: {
     retryable: true,
     summary:
-      'The receiver is connected to another node and Kafka is unavailable: the message was not handed to it and will not be delivered to other nodes (sessions of the receiver on this node got it). Retry later.',
+      'The receiver is connected to another node (or was recently) and Kafka is unavailable, or this node cannot tell where the receiver is because its bus is not ready (presence unknown): the message was not handed to Kafka and will not be delivered to other nodes (sessions of the receiver on this node got it). Retry later.',
   },
   NODE_ERR_BUS_TIMEOUT: {
     retryable: true,
