@@ -175,3 +175,28 @@ describe('Handoff.floorOf / release', () => {
     assert.equal((await s.counts()).released, 1);
   });
 });
+
+describe('Handoff at its bound', () => {
+  test('many records for one absent receiver: holding, expiring and taking stay fast (no quadratic work)', (t) => {
+    const s = setup(t, { graceMs: 1000, maxMessages: 50_000 });
+    const started = performance.now();
+    for (let i = 0; i < 100_000; i++) {
+      s.handoff.hold(message('flooded'), { shard: 1, offset: i });
+      if (i % 1000 === 999) s.advance(20); // half the held ones expire along the way
+      if (i % 1000 === 999) s.handoff.sweep();
+    }
+    const held = s.handoff.size;
+    assert.ok(held > 0 && held <= 50_000, `held ${held}`);
+    const taken = s.handoff.take('flooded');
+    assert.equal(taken.length, held);
+    assert.equal(s.handoff.size, 0);
+    const ms = performance.now() - started;
+    assert.ok(ms < 5000, `took ${Math.round(ms)} ms`);
+    // Oldest first.
+    const offsets = taken.map((m) => Number(m.id.slice(1)));
+    assert.deepEqual(
+      offsets,
+      [...offsets].sort((a, b) => a - b),
+    );
+  });
+});

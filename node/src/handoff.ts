@@ -67,8 +67,8 @@ export class Handoff {
   readonly #all = new Fifo<Held>();
   /** Per shard, in offset order (for the floor). */
   readonly #byShard = new Map<number, Fifo<Held>>();
-  /** Per receiver, in arrival order. */
-  readonly #byReceiver = new Map<string, Held[]>();
+  /** Per receiver: arrival order (done entries skipped, compacted now and then), held ids, live count. */
+  readonly #byReceiver = new Map<string, { list: Held[]; ids: Set<string>; live: number }>();
   #size = 0;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
@@ -94,13 +94,15 @@ export class Handoff {
       return 'dropped';
     }
     let mine = this.#byReceiver.get(message.to);
-    if (mine?.some((h) => h.message.id === message.id)) return 'duplicate';
+    if (mine?.ids.has(message.id)) return 'duplicate';
     const held: Held = { message, ...position, heldAt: this.#now(), done: false };
     if (!mine) {
-      mine = [];
+      mine = { list: [], ids: new Set(), live: 0 };
       this.#byReceiver.set(message.to, mine);
     }
-    mine.push(held);
+    mine.list.push(held);
+    mine.ids.add(message.id);
+    mine.live++;
     this.#all.push(held);
     let shard = this.#byShard.get(position.shard);
     if (!shard) {
@@ -130,11 +132,12 @@ export class Handoff {
     const mine = this.#byReceiver.get(receiver);
     if (!mine) return [];
     this.#byReceiver.delete(receiver);
-    for (const held of mine) held.done = true;
-    this.#size -= mine.length;
-    this.#count('delivered', mine.length);
+    const live = mine.list.filter((held) => !held.done);
+    for (const held of live) held.done = true;
+    this.#size -= live.length;
+    this.#count('delivered', live.length);
     this.#gauge();
-    return mine.map((held) => held.message);
+    return live.map((held) => held.message);
   }
 
   /** The offset of the oldest record held for `shard`, or undefined when none is. */
@@ -184,15 +187,17 @@ export class Handoff {
     this.#disarm();
   }
 
-  /** Marks `held` done and takes it out of its receiver's list. */
+  /** Marks `held` done and takes it out of its receiver's entry. */
   #remove(held: Held): void {
     held.done = true;
     this.#size--;
     const mine = this.#byReceiver.get(held.message.to);
     if (!mine) return;
-    const i = mine.indexOf(held);
-    if (i >= 0) mine.splice(i, 1);
-    if (mine.length === 0) this.#byReceiver.delete(held.message.to);
+    mine.ids.delete(held.message.id);
+    if (--mine.live === 0) return void this.#byReceiver.delete(held.message.to);
+    // Done entries are skipped; compacted once they are most of the list (amortised O(1) per removal).
+    if (mine.list.length > 32 && mine.live * 2 < mine.list.length)
+      mine.list = mine.list.filter((h) => !h.done);
   }
 
   #count(result: 'delivered' | 'expired' | 'overflow' | 'released', n = 1): void {
