@@ -10,6 +10,7 @@ import {
   type CloseEvent,
   type MessageRecord,
 } from './load-client.js';
+import { Scope } from './cluster.js';
 import { pickScenarios, SCENARIOS } from './scenarios.js';
 
 function record(
@@ -217,5 +218,22 @@ describe('pickScenarios', () => {
       ['kill9', 'drain'],
     );
     assert.throws(() => pickScenarios(['kill9', 'nope']), /unknown scenario\(s\) nope/);
+  });
+});
+
+describe('Scope', () => {
+  test('runs its cleanups last first; one registered after close runs at once; errors are logged', async () => {
+    const ran: string[] = [];
+    const logged: string[] = [];
+    const scope = new Scope((m) => logged.push(m));
+    scope.after(() => ran.push('a'));
+    scope.after(() => {
+      throw new Error('boom');
+    });
+    scope.after(() => ran.push('c'));
+    await scope.close();
+    assert.deepEqual(ran, ['c', 'a']);
+    assert.deepEqual(logged, ['cleanup: boom']);
+    await new Promise<void>((resolve) => scope.after(() => resolve()));
   });
 });

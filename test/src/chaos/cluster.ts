@@ -15,13 +15,20 @@ const openScopes = new Set<Scope>();
 /** Cleanups run together, last registered first; errors are logged, never thrown. */
 export class Scope implements Cleanup {
   readonly #fns: (() => unknown)[] = [];
+  #closed = false;
   constructor(private readonly log: (msg: string) => void = () => undefined) {
     openScopes.add(this);
   }
+  /** Registers `fn`; once the scope is closed (a step still running after its time limit), runs it at once. */
   after(fn: () => unknown): void {
-    this.#fns.push(fn);
+    if (!this.#closed) this.#fns.push(fn);
+    else
+      void Promise.resolve()
+        .then(fn)
+        .catch((err: unknown) => this.log(`cleanup: ${(err as Error).message}`));
   }
   async close(): Promise<void> {
+    this.#closed = true;
     openScopes.delete(this);
     for (const fn of this.#fns.splice(0).reverse()) {
       try {
