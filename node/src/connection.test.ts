@@ -9,6 +9,7 @@ import { createLogger, errorFrame, type Flavor } from '@chat/shared';
 import { Connection, type ConnectionLimits } from './connection.js';
 import { NodeMetrics } from './metrics.js';
 import { OutboundMessage } from './outbound-message.js';
+import { UserBudgets, type UserBudget } from './user-budgets.js';
 
 const logger = createLogger({ name: 'test', level: 'silent' });
 
@@ -21,7 +22,13 @@ interface Pair {
   received: string[];
 }
 
-async function pair(t: TestContext, flavor: Flavor = 'v1', exp?: number): Promise<Pair> {
+async function pair(
+  t: TestContext,
+  flavor: Flavor = 'v1',
+  exp?: number,
+  now: () => number = Date.now,
+  overrides: Partial<ConnectionLimits> = {},
+): Promise<Pair> {
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
   t.after(() => wss.close());
   await once(wss, 'listening');
@@ -39,14 +46,18 @@ async function pair(t: TestContext, flavor: Flavor = 'v1', exp?: number): Promis
     maxBufferedBytes: Number.MAX_SAFE_INTEGER,
     ratePerSec: 1,
     rateBurst: 2,
+    rateBytesPerSec: 1000,
+    rateBytesBurst: 3000,
+    userRateConnections: 1,
     rateCloseAfter: 3,
     authClockToleranceSec: 0,
     idleTimeoutMs: 60_000,
+    ...overrides,
   };
   const conn = new Connection(
     server,
     { id: 1, userId: 'alice', connectionId: 'r-1', flavor, exp, shard: 0 },
-    { limits, metrics, logger },
+    { limits, metrics, logger, now },
   );
   return { conn, server, client, metrics, limits, received };
 }
@@ -173,15 +184,62 @@ describe('Connection.admit', () => {
   test('within the burst: ok; the first refusal warns; too many in a row close with 4008', async (t) => {
     const p = await pair(t);
     assert.deepEqual(
-      [p.conn.admit(), p.conn.admit(), p.conn.admit(), p.conn.admit()],
+      [p.conn.admit(1), p.conn.admit(1), p.conn.admit(1), p.conn.admit(1)],
       ['ok', 'ok', 'warn', 'refused'],
     );
     assert.equal(p.server.readyState, WebSocket.OPEN);
-    assert.equal(p.conn.admit(), 'refused');
+    assert.equal(p.conn.admit(1), 'refused');
     const [code, reason] = (await once(p.client, 'close')) as [number, Buffer];
     assert.equal(code, 4008);
     assert.match(reason.toString(), /^rate_limited retry_after_ms=\d+$/);
     assert.equal(await counter(p.metrics, 'chat_node_limit_hits_total', { limit: 'rate_close' }), 1);
+  });
+});
+
+describe('Connection.admit by cost', () => {
+  test('bytes count: large frames are refused within the frame rate, and the refusals are counted', async (t) => {
+    let now = 0;
+    const p = await pair(t, 'v1', undefined, () => now, {
+      ratePerSec: 100,
+      rateBurst: 100,
+      rateCloseAfter: 100,
+    });
+    assert.deepEqual([p.conn.admit(2000), p.conn.admit(2000)], ['ok', 'warn'], '3000 bytes of burst');
+    now += 500; // 500 bytes back: 1500, not enough (and nothing is spent by a refusal)
+    assert.equal(p.conn.admit(2000), 'refused');
+    now += 500;
+    assert.equal(p.conn.admit(2000), 'ok');
+    assert.equal(await counter(p.metrics, 'chat_node_limit_hits_total', { limit: 'rate_bytes' }), 2);
+    assert.equal(await counter(p.metrics, 'chat_node_limit_hits_total', { limit: 'rate' }), 0);
+  });
+
+  test('one user’s connections share one budget; another user’s is untouched', async (t) => {
+    let now = 0;
+    const budgets = new UserBudgets(() => now);
+    const a1 = await pair(t, 'v1', undefined, () => now);
+    const a2 = await pair(t, 'v1', undefined, () => now);
+    const b = await pair(t, 'v1', undefined, () => now);
+    const budget = (p: Pair, userId: string): UserBudget => budgets.of(userId, p.conn.limits);
+    // userRateConnections 1: alice's two connections together get what one may (a burst of 2 frames).
+    assert.equal(a1.conn.admit(10, budget(a1, 'alice')), 'ok');
+    assert.equal(a2.conn.admit(10, budget(a2, 'alice')), 'ok');
+    assert.equal(a2.conn.admit(10, budget(a2, 'alice')), 'warn', 'a2 has its own frame left, alice has none');
+    assert.equal(await counter(a2.metrics, 'chat_node_limit_hits_total', { limit: 'user_rate' }), 1);
+    assert.equal(b.conn.admit(10, budget(b, 'bob')), 'ok');
+    assert.equal(budgets.size, 2);
+    // Bytes are shared too.
+    now += 10_000;
+    assert.equal(a1.conn.admit(2500, budget(a1, 'alice')), 'ok');
+    assert.equal(
+      a2.conn.admit(2500, budget(a2, 'alice')),
+      'refused',
+      'its own bytes are there, alice’s are not',
+    );
+    assert.equal(await counter(a2.metrics, 'chat_node_limit_hits_total', { limit: 'user_rate_bytes' }), 1);
+    // Budgets that refilled are forgotten by the next sweep (at most every 10 s).
+    now += 20_000;
+    budgets.of('carol', b.conn.limits);
+    assert.equal(budgets.size, 1, 'only the one just looked up is left');
   });
 });
 

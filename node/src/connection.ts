@@ -12,13 +12,12 @@ import {
 import type { WebSocket } from 'ws';
 import type { NodeMetrics } from './metrics.js';
 import type { OutboundMessage } from './outbound-message.js';
+import type { UserBudget, UserBudgetLimits, UserLimit } from './user-budgets.js';
 
 /** The per-connection limits (from the node's configuration). */
-export interface ConnectionLimits {
+export interface ConnectionLimits extends UserBudgetLimits {
   /** Bytes waiting to be sent above which the reader is cut with 4009. */
   readonly maxBufferedBytes: number;
-  readonly ratePerSec: number;
-  readonly rateBurst: number;
   /** Frames refused in a row for the rate limit before the connection is closed with 4008. */
   readonly rateCloseAfter: number;
   readonly authClockToleranceSec: number;
@@ -64,7 +63,8 @@ export class Connection {
   readonly #socket: WebSocket;
   readonly #d: ConnectionDeps;
   readonly #now: () => number;
-  readonly #bucket: TokenBucket;
+  readonly #frames: TokenBucket;
+  readonly #bytes: TokenBucket;
   #refusedInARow = 0;
   #lastSeen: number;
   #expiryTimer: NodeJS.Timeout | undefined;
@@ -82,7 +82,8 @@ export class Connection {
     this.#socket = socket;
     this.#d = deps;
     this.#now = deps.now ?? Date.now;
-    this.#bucket = new TokenBucket(deps.limits.ratePerSec, deps.limits.rateBurst);
+    this.#frames = new TokenBucket(deps.limits.ratePerSec, deps.limits.rateBurst, this.#now);
+    this.#bytes = new TokenBucket(deps.limits.rateBytesPerSec, deps.limits.rateBytesBurst, this.#now);
     this.#lastSeen = this.#now();
     this.armExpiry(init.exp);
     socket.on('pong', () => this.seen());
@@ -93,6 +94,11 @@ export class Connection {
         resolve();
       }),
     );
+  }
+
+  /** The limits this connection was opened with (its user's shared budget is a multiple of them). */
+  get limits(): ConnectionLimits {
+    return this.#d.limits;
   }
 
   get isOpen(): boolean {
@@ -136,17 +142,24 @@ export class Connection {
   }
 
   /**
-   * The rate limit: `ok` when the frame may be processed; `refused` when it is over the rate, `warn` for
-   * the first refusal of a run (the only one answered, so a flood cannot make us write a flood). Too
-   * many refusals in a row close the connection with 4008.
+   * The rate limit, charged before a frame is decoded: one frame of `bytes` against this connection's
+   * frames and bytes per second, then against its user's budget shared by all their connections here.
+   * `ok` when the frame may be processed; `refused` when it is over any of them, `warn` for the first
+   * refusal of a run (the only one answered, so a flood cannot make us write a flood). Too many refusals
+   * in a row close the connection with 4008.
    */
-  admit(): 'ok' | 'warn' | 'refused' {
-    if (this.#bucket.take()) {
+  admit(bytes: number, user?: UserBudget): 'ok' | 'warn' | 'refused' {
+    const over: 'rate' | 'rate_bytes' | UserLimit | undefined = !this.#frames.take()
+      ? 'rate'
+      : !this.#bytes.take(bytes)
+        ? 'rate_bytes'
+        : user?.take(bytes);
+    if (over === undefined) {
       this.#refusedInARow = 0;
       return 'ok';
     }
     this.#refusedInARow++;
-    this.#d.metrics.limitHits.inc({ limit: 'rate' });
+    this.#d.metrics.limitHits.inc({ limit: over });
     if (this.#refusedInARow >= this.#d.limits.rateCloseAfter && this.isOpen) {
       this.#d.metrics.limitHits.inc({ limit: 'rate_close' });
       this.close('RATE_LIMITED', 1000 + Math.random() * 4000);

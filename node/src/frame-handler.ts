@@ -4,6 +4,7 @@ import type { Connection } from './connection.js';
 import type { Delivery, Outgoing } from './delivery.js';
 import type { NodeMetrics } from './metrics.js';
 import { sendKeyOf, type SendAnswer, type SendDedup } from './send-dedup.js';
+import { UserBudgets } from './user-budgets.js';
 
 export interface FrameHandlerDeps {
   readonly delivery: Delivery;
@@ -15,22 +16,33 @@ export interface FrameHandlerDeps {
   readonly draining: () => boolean;
   /** Retries by `cid` within a window (send-dedup.ts); none: every send is new, with a fresh id. */
   readonly sendDedup?: SendDedup;
+  /** Every user's rate budget across their connections (a fresh set unless given). */
+  readonly userBudgets?: UserBudgets;
 }
 
 /** Whitespace only: a seed client's keep-alive, which the seed ignored. */
 const BLANK = /^\s*$/;
 
+/** The bytes a frame arrived as (ws gives one Buffer unless `binaryType` was changed). */
+function byteLength(data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((sum, chunk) => sum + chunk.length, 0);
+  return data.byteLength;
+}
+
 /**
- * The per-connection protocol: decodes each client frame, applies the rate limit, and hands it to its
+ * The per-connection protocol: charges each client frame to the rate limits (its connection's and its
+ * user's, by count and by bytes) before anything else, decodes what is admitted, and hands it to its
  * handler (send -> the retry window by `cid`, then Delivery; auth -> token refresh; ping -> pong). Every answer is written through the
  * client's `Connection`.
  */
 export class FrameHandler {
   readonly #d: FrameHandlerDeps;
   readonly #log: Logger;
+  readonly #budgets: UserBudgets;
 
   constructor(deps: FrameHandlerDeps) {
     this.#d = deps;
+    this.#budgets = deps.userBudgets ?? new UserBudgets();
     this.#log = deps.logger.child({ subsystem: 'frames' });
   }
 
@@ -42,30 +54,39 @@ export class FrameHandler {
       metrics.framesIn.inc({ type: 'draining' });
       return conn.send(errorFrame('NODE_ERR_DRAINING', 'node is shutting down; reconnect'));
     }
+    // Charged before it is decoded: a refused frame costs its bytes' arrival, not their parsing.
+    const admitted = conn.admit(byteLength(data), this.#budgets.of(conn.userId, conn.limits));
+    if (admitted !== 'ok') {
+      metrics.framesIn.inc({ type: 'rate_limited' });
+      // Only the first refusal of a run is answered, so only it is decoded (for its cid).
+      if (admitted === 'warn') {
+        const cid = isBinary ? undefined : this.#cidOf(conn, data);
+        conn.send(errorFrame('NODE_ERR_RATE_LIMITED', 'slow down', cid));
+      }
+      return;
+    }
     if (isBinary) {
       metrics.framesIn.inc({ type: 'binary' });
       return conn.send(errorFrame('PROTO_ERR_BINARY_UNSUPPORTED', 'send JSON text frames'));
     }
-    this.#onText(conn, (data as Buffer).toString('utf8'));
+    this.#onText(conn, textOf(data));
+  }
+
+  #cidOf(conn: Connection, data: RawData): string | undefined {
+    const inbound = decodeClientFrame(textOf(data), { userId: conn.userId });
+    return inbound.kind === 'send' || inbound.kind === 'auth' || inbound.kind === 'legacy'
+      ? inbound.frame.cid
+      : undefined;
   }
 
   #onText(conn: Connection, text: string): void {
     const { metrics } = this.#d;
     if (conn.flavor === 'seed' && BLANK.test(text)) {
-      metrics.framesIn.inc({ type: 'blank' });
-      conn.admit(); // Counts against the rate (a flood of blanks is still closed with 4008); never answered.
+      metrics.framesIn.inc({ type: 'blank' }); // Counted against the rate like any frame; never answered.
       return;
     }
     const inbound = decodeClientFrame(text, { userId: conn.userId });
     metrics.framesIn.inc({ type: inbound.kind });
-    const admitted = conn.admit();
-    if (admitted !== 'ok') {
-      if (admitted === 'warn') {
-        const cid = inbound.kind === 'send' || inbound.kind === 'auth' ? inbound.frame.cid : undefined;
-        conn.send(errorFrame('NODE_ERR_RATE_LIMITED', 'slow down', cid));
-      }
-      return;
-    }
     switch (inbound.kind) {
       case 'ping':
         return conn.pong();
@@ -115,4 +136,9 @@ export class FrameHandler {
       conn.send(errorFrame(code, 'token refused; the current one stays until it expires', cid));
     }
   }
+}
+
+function textOf(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  return (Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)).toString('utf8');
 }

@@ -50,7 +50,7 @@ export class NodeMetrics {
     });
     this.framesIn = new Counter({
       name: 'chat_node_frames_in_total',
-      help: 'Client frames received, by decoded type (ping, send, legacy, auth, invalid, binary, blank: a seed client’s whitespace-only frame, draining, protocol_error).',
+      help: 'Client frames received, by decoded type (ping, send, legacy, auth, invalid, binary, blank: a seed client’s whitespace-only frame, draining, protocol_error; rate_limited: refused by a rate limit before decoding).',
       labelNames: ['type'],
       registers,
     });
@@ -132,7 +132,7 @@ export class NodeMetrics {
     });
     this.limitHits = new Counter({
       name: 'chat_node_limit_hits_total',
-      help: 'Limits enforced, by limit (rate, rate_close, user_connections, node_connections, slow_consumer, frame_size).',
+      help: 'Limits enforced, by limit (rate, rate_bytes, user_rate, user_rate_bytes: frames and bytes per second of a connection and of a user across their connections; rate_close, user_connections, node_connections, slow_consumer, frame_size).',
       labelNames: ['limit'],
       registers,
     });
@@ -201,6 +201,9 @@ export class NodeMetrics {
     for (const status of ['delivered', 'accepted', 'offline']) this.acks.inc({ status }, 0);
     for (const limit of [
       'rate',
+      'rate_bytes',
+      'user_rate',
+      'user_rate_bytes',
       'rate_close',
       'user_connections',
       'node_connections',

@@ -16,6 +16,11 @@ export const ERROR_CODES = {
     retryable: false,
     summary: 'The frame is JSON but does not match any frame schema (missing or mistyped fields).',
   },
+  PROTO_ERR_TOO_COMPLEX: {
+    retryable: false,
+    summary:
+      'The frame holds more values (object members and array elements) or nests deeper than any valid frame may (docs/protocol.md, Frame shape); it was refused before being parsed.',
+  },
   PROTO_ERR_UNKNOWN_TYPE: {
     retryable: false,
     summary: 'The frame has a `type` this protocol version does not know.',
@@ -156,7 +161,7 @@ export const ERROR_CODES = {
   NODE_ERR_RATE_LIMITED: {
     retryable: true,
     summary:
-      'The connection sent more messages per second than CHAT_NODE_RATE_PER_SEC allows; the frame was dropped. Sustained excess closes with 4008.',
+      'The connection, or its user across all their connections on the node, sent more frames or bytes per second than allowed (CHAT_NODE_RATE_PER_SEC, CHAT_NODE_RATE_BYTES_PER_SEC, CHAT_NODE_USER_RATE_PER_SEC, CHAT_NODE_USER_RATE_BYTES_PER_SEC); the frame was dropped undecoded. Sustained excess closes with 4008.',
   },
   NODE_ERR_TOO_MANY_CONNECTIONS: {
     retryable: true,

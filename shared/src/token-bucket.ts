@@ -1,6 +1,7 @@
 /**
- * A token bucket: `rate` tokens per second, at most `burst` stored. `take()` spends one token if there is
- * one. Used for messages per connection (node) and handshakes per source address (router).
+ * A token bucket: `rate` tokens per second, at most `burst` stored. `take(cost)` spends `cost` tokens (one
+ * by default) if there are that many. Used for frames and bytes per connection and per user (node) and
+ * handshakes per source address (router).
  */
 export class TokenBucket {
   #tokens: number;
@@ -17,12 +18,14 @@ export class TokenBucket {
     this.#last = now();
   }
 
-  take(): boolean {
+  /** A cost above the burst costs the whole burst (it passes only when the bucket is full). */
+  take(cost = 1): boolean {
     const now = this.#now();
     this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#last) / 1000) * this.#rate);
     this.#last = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
+    const spend = Math.min(cost, this.#burst);
+    if (this.#tokens < spend) return false;
+    this.#tokens -= spend;
     return true;
   }
 

@@ -268,6 +268,27 @@ export const nodeConfigSchema = {
     max: 1_000_000,
     doc: 'Messages a connection may send at once before the rate applies (token bucket size).',
   }),
+  rateBytesPerSec: int({
+    env: 'CHAT_NODE_RATE_BYTES_PER_SEC',
+    default: 524_288,
+    min: 1,
+    max: 1_073_741_824,
+    doc: 'Bytes per second one connection may send, counted before decoding (token bucket refill rate); excess frames get NODE_ERR_RATE_LIMITED undecoded.',
+  }),
+  rateBytesBurst: int({
+    env: 'CHAT_NODE_RATE_BYTES_BURST',
+    default: 1_048_576,
+    min: 1,
+    max: 1_073_741_824,
+    doc: 'Bytes a connection may send at once before the byte rate applies; a frame larger than this passes only when the bucket is full.',
+  }),
+  userRateConnections: int({
+    env: 'CHAT_NODE_USER_RATE_CONNECTIONS',
+    default: 2,
+    min: 1,
+    max: 10_000,
+    doc: 'One user’s budget across all their connections on the node, in connections’ worth of the per-connection limits (frames and bytes, rate and burst): with 2, ten connections of one user share what two may send.',
+  }),
   rateCloseAfter: int({
     env: 'CHAT_NODE_RATE_CLOSE_AFTER',
     default: 50,

@@ -12,14 +12,23 @@ test('text ping is a seed keep-alive', () => {
   assert.deepEqual(decodeClientFrame(PING_TEXT, ctx), { kind: 'ping' });
 });
 
-test('a seed direct message keeps its extra fields', () => {
-  const r = decodeClientFrame('{"sender_id":"alice","receiver_id":"bob","text":"hi","n":[1,2]}', ctx);
+test('a seed direct message keeps only its known fields: an added "from" never reaches anyone', () => {
+  const r = decodeClientFrame(
+    '{"sender_id":"alice","receiver_id":"bob","text":"hi","cid":"k1","from":"admin","id":"x","n":[1,2]}',
+    ctx,
+  );
   assert.equal(r.kind, 'legacy');
   assert.deepEqual(r.kind === 'legacy' && r.frame, {
     sender_id: 'alice',
     receiver_id: 'bob',
     text: 'hi',
-    n: [1, 2],
+    cid: 'k1',
+  });
+  const v1Shape = decodeClientFrame('{"sender_id":"alice","receiver_id":"bob","body":"hi"}', ctx);
+  assert.deepEqual(v1Shape.kind === 'legacy' && v1Shape.frame, {
+    sender_id: 'alice',
+    receiver_id: 'bob',
+    body: 'hi',
   });
 });
 
@@ -49,6 +58,9 @@ test('bad frames get stable codes and never throw', () => {
     ['{"type":"send","cid":"c","to":"bob"}', 'PROTO_ERR_INVALID_FRAME'],
     ['{"type":"send","cid":"c","to":"bob","body":"x","extra":1}', 'PROTO_ERR_INVALID_FRAME'],
     ['{"type":"send","cid":"","to":"bob","body":"x"}', 'PROTO_ERR_INVALID_FRAME'],
+    ['{"sender_id":"alice","receiver_id":"bob","text":7}', 'PROTO_ERR_INVALID_FRAME'],
+    [`{"sender_id":"alice","receiver_id":"bob","text":"${'x'.repeat(16_385)}"}`, 'PROTO_ERR_INVALID_FRAME'],
+    ['{"sender_id":"alice","receiver_id":"bob","cid":""}', 'PROTO_ERR_INVALID_FRAME'],
   ];
   for (const [text, code] of cases) assert.equal(codeOf(text), code, text);
 });

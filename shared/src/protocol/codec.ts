@@ -9,6 +9,7 @@ import {
   type MessageFrame,
   type ServerFrame,
 } from './schemas.js';
+import { frameTooComplex } from './frame-shape.js';
 
 /** The text frame a seed client sends as a keep-alive, and the answer. */
 export const PING_TEXT = 'ping';
@@ -38,32 +39,22 @@ function invalid(code: ErrorCode, message: string, cid?: string): Inbound {
   return { kind: 'invalid', error: cid === undefined ? { code, message } : { code, message, cid } };
 }
 
-/** Seed frames pass their extra fields on to the receiver; this bounds how deep they may nest. */
-export const MAX_DEPTH = 32;
-
-function depthExceeds(value: unknown, limit: number): boolean {
-  // Iterative, so a hostile frame cannot exhaust the stack here.
-  const stack: [unknown, number][] = [[value, 1]];
-  while (stack.length > 0) {
-    const [v, depth] = stack.pop() ?? [undefined, 0];
-    if (typeof v !== 'object' || v === null) continue;
-    if (depth > limit) return true;
-    for (const child of Object.values(v)) stack.push([child, depth + 1]);
-  }
-  return false;
-}
-
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /**
  * Decodes one client text frame. Never throws: anything that is not a valid frame becomes
- * `{ kind: 'invalid' }` with a stable code. A legacy frame whose `sender_id` is not the connection's user
- * is refused (PROTO_ERR_FORBIDDEN_SENDER): the sender is always the connection's identity.
+ * `{ kind: 'invalid' }` with a stable code. A frame holding more values, or nesting deeper, than any valid
+ * frame is refused before it is parsed (PROTO_ERR_TOO_COMPLEX, frame-shape.ts). A legacy frame whose
+ * `sender_id` is not the connection's user is refused (PROTO_ERR_FORBIDDEN_SENDER): the sender is always
+ * the connection's identity. A legacy frame keeps only its known fields (the schema strips the rest).
  */
 export function decodeClientFrame(text: string, ctx: DecodeContext): Inbound {
   if (text === PING_TEXT) return { kind: 'ping' };
+  // Before parsing: what a frame costs to parse grows with its values, not its bytes.
+  const tooComplex = frameTooComplex(text);
+  if (tooComplex !== undefined) return invalid('PROTO_ERR_TOO_COMPLEX', tooComplex);
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -74,9 +65,6 @@ export function decodeClientFrame(text: string, ctx: DecodeContext): Inbound {
 
   const cid = typeof value.cid === 'string' && value.cid.length <= 64 ? value.cid : undefined;
   if (!('type' in value)) {
-    if (depthExceeds(value, MAX_DEPTH)) {
-      return invalid('PROTO_ERR_INVALID_FRAME', `fields nest deeper than ${MAX_DEPTH} levels`);
-    }
     const legacy = LegacyDirectMessage.safeParse(value);
     if (!legacy.success) return invalid('PROTO_ERR_INVALID_FRAME', summarise(legacy.error.issues));
     if (legacy.data.sender_id !== ctx.userId) {
@@ -114,8 +102,8 @@ export type Flavor = 'v1' | 'seed';
 
 /**
  * Serialises what a receiver gets. A v1 `message` goes to v1 clients as it is, and to seed clients in the
- * seed's shape: `{sender_id, receiver_id, body, id, ts}`. A seed message goes to everyone as its sender
- * wrote it (with `sender_id` verified). Called once per message and flavor, whatever the number of
+ * seed's shape: `{sender_id, receiver_id, body, id, ts}`. A seed message goes to everyone with its known
+ * fields only (decoded by `LegacyDirectMessage`, `sender_id` verified). Called once per message and flavor, whatever the number of
  * receiving sessions.
  */
 export function encodeDelivered(frame: MessageFrame | LegacyDirectMessage, flavor: Flavor): string {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ERROR_CODES } from '../errors.js';
 import { CLOSE_CODES } from './close-codes.js';
 import { PING_TEXT, PONG_TEXT } from './codec.js';
+import { MAX_FRAME_DEPTH, MAX_FRAME_VALUES } from './frame-shape.js';
 import {
   AckFrame,
   AuthFrame,
@@ -40,7 +41,7 @@ function fieldTable(schema: z.ZodType): string[] {
   }
   if (json.additionalProperties === false)
     rows.push('', 'Any other field is refused (`PROTO_ERR_INVALID_FRAME`).');
-  else rows.push('', 'Any other field is kept and reaches the receiver unchanged.');
+  else rows.push('', 'Any other field is dropped: it never reaches the receiver.');
   return rows;
 }
 
@@ -118,8 +119,13 @@ export function renderProtocolDocs(): string {
     'A session whose token expires without a refresh is closed with 4003.',
     '',
     'The sender is always the connection’s user: a `sender_id` naming anyone else is refused with',
-    '`PROTO_ERR_FORBIDDEN_SENDER` and nothing is delivered. A string `cid` field, if present, is echoed in the',
-    'ack (and, like every extra field, delivered); the same frame again within the window is a retry (below).',
+    '`PROTO_ERR_FORBIDDEN_SENDER` and nothing is delivered. A `cid`, if present, is echoed in the ack (and',
+    'delivered with the message); the same frame again within the window is a retry (below). Only `sender_id`,',
+    '`receiver_id`, `text`, `body` and `cid` are delivered: a field the sender added (`"from":"admin"`) is dropped.',
+    '',
+    `**Frame shape.** A client frame may hold at most ${MAX_FRAME_VALUES} values (object members and array elements) and`,
+    `nest at most ${MAX_FRAME_DEPTH} levels; a frame with more is refused with \`PROTO_ERR_TOO_COMPLEX\` before it is`,
+    'parsed (no valid frame comes close).',
     '',
     '## Server to client',
     '',
@@ -131,7 +137,8 @@ export function renderProtocolDocs(): string {
       body: 'hello',
       ts: 1795779567238,
     }),
-    'A seed direct message is delivered to a v1 receiver as the sender wrote it (with `sender_id` verified).',
+    'A seed direct message is delivered to a v1 receiver in the seed shape: its known fields only, with',
+    '`sender_id` the sender’s authenticated user.',
     '',
     ...section('`ack`', AckFrame, { type: 'ack', cid: 'c-17', id: 'n1-3fa2c1d0-1k', status: 'accepted' }),
     'Every send gets exactly one answer: an `ack` or an `error` with the same `cid`. Acks of different sends',
@@ -156,7 +163,10 @@ export function renderProtocolDocs(): string {
       cid: 'c-18',
     }),
     ...section('`auth_ok`', AuthOkFrame, { type: 'auth_ok', cid: 'a-1', exp: 1795779999 }),
-    'A frame over the connection’s rate (`CHAT_NODE_RATE_PER_SEC`, burst `CHAT_NODE_RATE_BURST`) is dropped; the',
+    '**Rate limits.** Every frame is charged, before it is decoded, by count and by size, against its',
+    'connection (`CHAT_NODE_RATE_PER_SEC` frames and `CHAT_NODE_RATE_BYTES_PER_SEC` bytes per second) and',
+    'against its user across all their connections on the node (`CHAT_NODE_USER_RATE_PER_SEC`,',
+    '`CHAT_NODE_USER_RATE_BYTES_PER_SEC`), each with a burst. A frame over any of them is dropped undecoded; the',
     'first of a run is answered with `NODE_ERR_RATE_LIMITED`, and `CHAT_NODE_RATE_CLOSE_AFTER` in a row close',
     'the connection with 4008.',
     '',
@@ -193,7 +203,8 @@ export function renderProtocolDocs(): string {
     '- it sends `{"sender_id", "receiver_id", ...}` (`sender_id` must be its own user id) and gets an `ack`',
     '  only when the frame carries a string `cid` (the seed sent none); error frames still answer what went',
     '  wrong (a malformed frame, impersonation, the rate limit, the bus unavailable, the node shutting down);',
-    '- it receives seed messages as their sender wrote them, and messages from v1 senders in the seed shape:',
+    '- it receives seed messages with their known fields (`sender_id`, `receiver_id`, `text`, `body`, `cid`;',
+    '  others are dropped), and messages from v1 senders in the seed shape:',
     '  `{"sender_id": from, "receiver_id": to, "body", "id", "ts"}`.',
     '',
     'Migrating a seed client: give it a token. If it cannot set the `Authorization` header, the deployment can',

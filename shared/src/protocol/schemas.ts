@@ -42,17 +42,31 @@ export const SendFrame = z
   .meta({ title: 'send', description: 'Client sends a direct message to user `to`.' });
 
 /**
- * Seed-compatible direct message: no `type`, `sender_id` and `receiver_id`, and any other fields, which
- * reach the receiver unchanged.
+ * Seed-compatible direct message: no `type`, `sender_id` and `receiver_id`, and the seed's text. Only the
+ * fields below reach the receiver: any other field is dropped (a sender could otherwise write
+ * `"from":"admin"` into what a receiver shows). Also the shape read back from the bus, so a record from
+ * an older node loses its extra fields too.
  */
 export const LegacyDirectMessage = z
-  .looseObject({
+  .object({
     sender_id: z.string().meta({ description: 'Must be the connection’s own user id.' }),
     receiver_id: UserId,
+    text: Body.optional().meta({
+      description: 'Message text (the seed’s field), at most 16,384 characters.',
+    }),
+    body: Body.optional().meta({
+      description:
+        'Message text as v1 names it (what seed receivers get from v1 senders), at most 16,384 characters.',
+    }),
+    cid: ClientMessageId.optional().meta({
+      description:
+        'Client message id, 1-64 characters: the send is then answered with an `ack` (and retried safely).',
+    }),
   })
   .meta({
     title: 'legacy direct message',
-    description: 'Seed format: a JSON object without `type`; every extra field reaches the receiver.',
+    description:
+      'Seed format: a JSON object without `type`. Only the fields below reach the receiver; any other field is dropped.',
   });
 
 export const AuthFrame = z
