@@ -1,7 +1,15 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Why the router cut a proxied connection itself (`chat_router_connections_cut_total{reason}`). */
-export const CUT_REASONS = ['gone', 'dead', 'refused', 'not_closed', 'unreachable', 'router_stop'] as const;
+export const CUT_REASONS = [
+  'gone',
+  'dead',
+  'refused',
+  'not_closed',
+  'unreachable',
+  'router_stop',
+  'stalled',
+] as const;
 export type CutReason = (typeof CUT_REASONS)[number];
 
 /** Every metric of one router, on its own registry. Labels are low-cardinality enums only. */

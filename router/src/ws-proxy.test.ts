@@ -268,6 +268,64 @@ describe('WsProxy#handle: refused handshakes', () => {
   });
 });
 
+describe('WsProxy#handle: handshake budgets per address', () => {
+  test('a flood of bad handshakes at 60/s does not refuse a valid user from the same address', async (t) => {
+    const node = await fakeNode(t, 'n1');
+    const p = await startProxy(t, {
+      nodes: [node],
+      proxy: {
+        handshake: { verifier: claims, allowQueryToken: false, allowedOrigins: [] },
+        handshakeRatePerSec: 20,
+      },
+    });
+    // Three seconds on the injected clock: 60 refused handshakes a second (bad tokens, bad paths) and a
+    // valid one every 125 ms, all from 127.0.0.1. With one shared budget (20/s, burst 40) the valid user
+    // was refused most of the time.
+    const valid: string[] = [];
+    for (let ms = 0; ms < 3000; ms += 125) {
+      for (let i = 0; i < 7; i++) {
+        p.advance(125 / 8);
+        if (i % 2 === 0) await p.upgrade('Authorization: Bearer |forged\r\n');
+        else await p.upgrade('Authorization: Bearer x\r\n', '/nope');
+      }
+      p.advance(125 / 8);
+      const head = await p.open('Authorization: Bearer alice\r\n', '/chat/alice');
+      valid.push(head.split('\r\n')[0] ?? '');
+    }
+    assert.equal(valid.length, 24);
+    assert.deepEqual(
+      valid.filter((line) => !line.startsWith('HTTP/1.1 101 ')),
+      [],
+      'every valid handshake got its 101',
+    );
+    // The flood itself is limited: beyond its own budget (burst 40, 20/s) it gets 429.
+    assert.ok((await p.value('upgrades', { result: 'rate_limited' })) > 60);
+    assert.equal(await p.value('upgrades', { result: 'ok' }), 24);
+  });
+
+  test('valid handshakes have a budget of their own: beyond it 429 ROUTER_ERR_RATE_LIMITED with Retry-After', async (t) => {
+    const node = await fakeNode(t, 'n1');
+    const p = await startProxy(t, {
+      nodes: [node],
+      proxy: {
+        handshake: { verifier: claims, allowQueryToken: false, allowedOrigins: [] },
+        handshakeRatePerSec: 2,
+      },
+    });
+    const lines: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      lines.push((await p.open('Authorization: Bearer alice\r\n', '/chat/alice')).split('\r\n\r\n')[0] ?? '');
+    }
+    assert.deepEqual(
+      lines.map((l) => l.split(' ')[1]),
+      ['101', '101', '101', '101', '429'],
+    );
+    assert.match(lines[4] ?? '', /Retry-After: 1/);
+    p.advance(500);
+    assert.match(await p.open('Authorization: Bearer alice\r\n', '/chat/alice'), /^HTTP\/1\.1 101 /);
+  });
+});
+
 /** Three stand-in nodes and keys whose shards three different nodes own: user, query and claim. */
 async function placementSetup(t: TestContext, proxy: Partial<WsProxyOptions> = {}) {
   const nodes = await Promise.all(['n1', 'n2', 'n3'].map((id) => fakeNode(t, id)));

@@ -1,6 +1,5 @@
-import { Agent, type ClientRequest, type IncomingMessage } from 'node:http';
+import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { createProxyServer } from 'http-proxy-3';
 import {
   AFFINITY_HEADER,
   CONNECTION_ID_HEADER,
@@ -18,6 +17,7 @@ import type { ConnectionTable, ProxiedConnection } from './connections.js';
 import { LogThrottle } from './log-throttle.js';
 import type { MemberTable } from './member-table.js';
 import type { RouterMetrics } from './metrics.js';
+import { SocketPair, type PairEnd, type SocketPairOptions } from './socket-pair.js';
 
 export interface WsProxyOptions {
   readonly routerId: string;
@@ -26,6 +26,11 @@ export interface WsProxyOptions {
   readonly handshakeRatePerSec: number;
   readonly affinityQuery: boolean;
   readonly handshakeTimeoutMs: number;
+  /**
+   * A proxied connection whose side has not taken what is queued for it for this long is cut (default
+   * 30,000 ms; see `SocketPair`).
+   */
+  readonly stallTimeoutMs?: number;
   readonly members: MemberTable;
   readonly connections: ConnectionTable;
   readonly metrics: RouterMetrics;
@@ -43,7 +48,14 @@ export interface WsProxyOptions {
 
 const CHAT_PATH = /^\/chat\/([^/]*)$/;
 const HALF_CLOSE_GRACE_MS = 5000;
+const STALL_TIMEOUT_MS = 30_000;
+/** Body of a node's refusal relayed to the client, at most. */
+const MAX_RELAYED_BODY = 64 * 1024;
 const MAX_EARLY_BYTES = 64 * 1024;
+
+function ignoreError(): void {
+  // Every socket error is followed by 'close', where the connection ends and is counted.
+}
 
 /** Opens a TCP connection to `url`'s host and port; rejects on refusal or after `timeoutMs`. */
 function connectTo(url: string, timeoutMs: number): Promise<Socket> {
@@ -71,6 +83,8 @@ interface Pending {
   readonly client: Socket;
   readonly upstream: Socket;
   proxyReq?: ClientRequest;
+  /** Until the 101: the client leaving aborts the handshake (removed once upgraded). */
+  onClientClose: () => void;
   upgraded: boolean;
   done: boolean;
   timer: NodeJS.Timeout;
@@ -88,45 +102,43 @@ interface Pending {
 export class WsProxy {
   readonly #o: WsProxyOptions;
   readonly #log: Logger;
-  readonly #proxy = createProxyServer({ ws: true, xfwd: true });
-  readonly #pending = new WeakMap<IncomingMessage, Pending>();
   /** Per client socket: stop the early reading and give back what was read (see handle()). */
   readonly #early = new WeakMap<Socket, () => void>();
+  /** Authenticated handshakes per address. */
   readonly #handshakes: AddressLimiter;
+  /** Refused handshakes per address: their own budget, so a flood of them never spends the one above. */
+  readonly #failures: AddressLimiter;
   readonly #refusalLog: LogThrottle;
+  readonly #pairOptions: SocketPairOptions;
+  // Shared listeners (one function for every socket: an idle connection keeps no closure of its own).
+  readonly #clientClosed = () => this.#o.metrics.sockets.dec({ side: 'client' });
+  readonly #upstreamClosed = () => this.#o.metrics.sockets.dec({ side: 'upstream' });
   #seq = 0;
 
   constructor(options: WsProxyOptions) {
     this.#o = options;
     this.#log = options.logger.child({ subsystem: 'proxy' });
-    this.#handshakes = new AddressLimiter(options.handshakeRatePerSec, options.handshakeRatePerSec * 2, {
-      ...(options.now ? { now: options.now } : {}),
-    });
+    const clock = options.now ? { now: options.now } : {};
+    const rate = options.handshakeRatePerSec;
+    this.#handshakes = new AddressLimiter(rate, rate * 2, clock);
+    this.#failures = new AddressLimiter(rate, rate * 2, clock);
     this.#refusalLog = new LogThrottle({
       intervalMs: options.refusalLogIntervalMs ?? 10_000,
       ...(options.now ? { now: options.now } : {}),
     });
-    this.#proxy.on('proxyReqWs', (proxyReq: ClientRequest, req: IncomingMessage) => {
-      const p = this.#pending.get(req);
-      if (!p) return;
-      p.proxyReq = proxyReq;
-      proxyReq.once('upgrade', () => this.#upgraded(p));
-      proxyReq.once('response', (res: IncomingMessage) => {
-        // The node answered with a status instead of 101 (e.g. 503 draining); http-proxy-3 relays it.
-        this.#finish(p, 'upstream_rejected');
-        this.#log.debug({ node: p.nodeId, status: res.statusCode }, 'node refused the upgrade');
-      });
-    });
-    // Errors without a per-call callback (none expected: every call passes one).
-    this.#proxy.on('error', (err: Error) => this.#log.warn({ err: err.message }, 'proxy error'));
+    this.#pairOptions = {
+      stallTimeoutMs: options.stallTimeoutMs ?? STALL_TIMEOUT_MS,
+      halfCloseGraceMs: HALF_CLOSE_GRACE_MS,
+      onEnd: (pair, endedBy) => this.#pairEnded(pair, endedBy),
+    };
   }
 
   /** The `upgrade` listener of the public server. */
   handle(req: IncomingMessage, client: Socket, head: Buffer): void {
     const { metrics } = this.#o;
     metrics.sockets.inc({ side: 'client' });
-    client.once('close', () => metrics.sockets.dec({ side: 'client' }));
-    client.on('error', (err) => this.#log.debug({ err: err.message }, 'client socket error'));
+    client.once('close', this.#clientClosed);
+    client.on('error', ignoreError);
     // Until the node's 101, read the client so that a reset or FIN is noticed at once (a paused socket
     // notices neither, and http.Server sockets allow half-open). A client may not send frames before the
     // 101; anything that arrives anyway is kept and handed on (bounded).
@@ -150,20 +162,16 @@ export class WsProxy {
 
     const url = new URL(req.url ?? '/', 'http://router');
     const match = CHAT_PATH.exec(url.pathname);
-    if (!match) return this.#refuse(client, 404, 'ROUTER_ERR_NOT_FOUND', 'not_found');
+    if (!match) return this.#failed(client, 404, 'ROUTER_ERR_NOT_FOUND', 'not_found');
     const userId = match[1] ?? '';
     if (!UserId.safeParse(userId).success)
-      return this.#refuse(client, 400, 'ROUTER_ERR_BAD_USER_ID', 'bad_request');
+      return this.#failed(client, 400, 'ROUTER_ERR_BAD_USER_ID', 'bad_request');
     if (req.method !== 'GET' || req.headers.upgrade?.toLowerCase() !== 'websocket') {
-      return this.#refuse(client, 400, 'ROUTER_ERR_BAD_UPGRADE', 'bad_request');
-    }
-    const address = client.remoteAddress ?? 'unknown';
-    if (!this.#handshakes.allow(address)) {
-      return this.#refuse(client, 429, 'ROUTER_ERR_RATE_LIMITED', 'rate_limited', { 'Retry-After': '1' });
+      return this.#failed(client, 400, 'ROUTER_ERR_BAD_UPGRADE', 'bad_request');
     }
     const affinity = url.searchParams.get('affinity');
     if (this.#o.affinityQuery && affinity !== null && !UserId.safeParse(affinity).success) {
-      return this.#refuse(client, 400, 'ROUTER_ERR_BAD_AFFINITY', 'bad_request');
+      return this.#failed(client, 400, 'ROUTER_ERR_BAD_AFFINITY', 'bad_request');
     }
     void this.#authenticate(req, client, head, userId, this.#o.affinityQuery ? affinity : null);
   }
@@ -186,7 +194,10 @@ export class WsProxy {
       });
       // 503 (AUTH_ERR_KEYS_UNAVAILABLE): no usable JWKS here; the client may retry.
       const retry = auth.status === 503 ? { 'Retry-After': '5' } : undefined;
-      return this.#refuse(
+      if (auth.status === 503) {
+        return this.#refuse(client, auth.status, auth.code, 'unauthorized', retry);
+      }
+      return this.#failed(
         client,
         auth.status,
         auth.code,
@@ -197,6 +208,10 @@ export class WsProxy {
     if (client.destroyed) {
       this.#o.metrics.upgrades.inc({ result: 'client_gone' });
       return;
+    }
+    // Only an authenticated handshake spends the address's handshake budget.
+    if (!this.#handshakes.allow(client.remoteAddress ?? 'unknown')) {
+      return this.#refuse(client, 429, 'ROUTER_ERR_RATE_LIMITED', 'rate_limited', { 'Retry-After': '1' });
     }
     // Affinity precedence: the signed claim, then the query parameter (where allowed), then the user.
     const key = affinityKeyOf(auth.token?.affinity, queryAffinity, userId);
@@ -219,6 +234,24 @@ export class WsProxy {
     const decision = this.#refusalLog.hit(code);
     if (!decision.log) return;
     this.#log[level]({ code, ...fields, suppressed: decision.suppressed }, 'handshake refused');
+  }
+
+  /**
+   * Refuses a handshake that failed (bad path, user id, upgrade, affinity, origin or token) with its own
+   * status, charged to the address's failure budget; once that is spent, such handshakes get 429 instead.
+   * Valid handshakes from the same address have their own budget and are not refused for these.
+   */
+  #failed(
+    client: Socket,
+    status: number,
+    code: ErrorCode,
+    result: string,
+    headers: Record<string, string> = {},
+  ) {
+    if (!this.#failures.allow(client.remoteAddress ?? 'unknown')) {
+      return this.#refuse(client, 429, 'ROUTER_ERR_RATE_LIMITED', 'rate_limited', { 'Retry-After': '1' });
+    }
+    this.#refuse(client, status, code, result, headers);
   }
 
   #refuse(
@@ -266,7 +299,8 @@ export class WsProxy {
     }
 
     metrics.sockets.inc({ side: 'upstream' });
-    upstream.once('close', () => metrics.sockets.dec({ side: 'upstream' }));
+    upstream.once('close', this.#upstreamClosed);
+    upstream.on('error', ignoreError);
     const id = `${this.#o.routerId}-${(++this.#seq).toString(36)}`;
     const remaining = Math.max(1, handshakeTimeoutMs - (Date.now() - started));
     const p: Pending = {
@@ -276,6 +310,15 @@ export class WsProxy {
       nodeId,
       client,
       upstream,
+      onClientClose: () => {
+        if (p.upgraded) return;
+        if (!p.done) {
+          metrics.proxyErrors.inc({ kind: 'client_gone' });
+          this.#finish(p, 'client_gone');
+        }
+        p.proxyReq?.destroy();
+        upstream.destroy();
+      },
       upgraded: false,
       done: false,
       timer: setTimeout(() => {
@@ -287,42 +330,65 @@ export class WsProxy {
         rejectUpgrade(client, 504, 'ROUTER_ERR_UPSTREAM_TIMEOUT');
       }, remaining),
     };
-    this.#pending.set(req, p);
     // The client leaving before the 101: abort the proxied request so the upstream socket goes too.
-    client.once('close', () => {
-      if (p.upgraded) return;
-      if (!p.done) {
-        metrics.proxyErrors.inc({ kind: 'client_gone' });
-        this.#finish(p, 'client_gone');
-      }
-      p.proxyReq?.destroy();
-      upstream.destroy();
+    client.once('close', p.onClientClose);
+    this.#request(req, head, p, url);
+  }
+
+  /**
+   * Sends the client's handshake to the node over `p.upstream` with the router's headers (the connection
+   * id and affinity key replace any a client sent; X-Forwarded-For/Port/Proto appended) and follows the
+   * answer: a 101 hands both sockets to a `SocketPair`; any other status is relayed to the client with its
+   * body (bounded) and `Connection: close`.
+   */
+  #request(req: IncomingMessage, head: Buffer, p: Pending, url: string): void {
+    const { metrics } = this.#o;
+    const target = new URL(url);
+    const headers: Record<string, string | string[] | undefined> = { ...req.headers };
+    delete headers.trailer;
+    const remote = req.socket.remoteAddress ?? '';
+    const append = (name: string, value: string) => {
+      const prior = headers[name];
+      headers[name] = typeof prior === 'string' && prior !== '' ? `${prior},${value}` : value;
+    };
+    append('x-forwarded-for', remote);
+    append('x-forwarded-port', String(req.socket.localPort ?? ''));
+    append('x-forwarded-proto', 'ws');
+    headers[CONNECTION_ID_HEADER] = p.id;
+    headers[AFFINITY_HEADER] = p.key;
+    const proxyReq = request({
+      host: target.hostname,
+      port: Number(target.port || 80),
+      method: 'GET',
+      path: req.url ?? '/',
+      headers,
+      // No agent: the request goes over the socket the router opened (an agent would open its own).
+      createConnection: () => p.upstream,
     });
-    const agent = Object.assign(new Agent({ keepAlive: false }), { createConnection: () => upstream });
-    this.#proxy.ws(
-      req,
-      client,
-      head,
-      {
-        target: url,
-        agent,
-        // Set by the router only: a client's own copy of either header is replaced.
-        headers: { [CONNECTION_ID_HEADER]: id, [AFFINITY_HEADER]: key },
-      },
-      (err: Error) => {
-        if (!p.upgraded) {
-          if (!p.done) {
-            metrics.proxyErrors.inc({ kind: 'upstream_error' });
-            this.#finish(p, 'upstream_refused');
-            rejectUpgrade(client, 502, 'ROUTER_ERR_UPSTREAM_FAILED');
-          }
-        } else {
-          metrics.proxyErrors.inc({ kind: client.destroyed ? 'client_error' : 'upstream_error' });
-        }
-        upstream.destroy();
-        this.#log.debug({ err: err.message, node: nodeId }, 'proxy stream error');
-      },
-    );
+    p.proxyReq = proxyReq;
+    proxyReq.once('upgrade', (res: IncomingMessage, socket: Socket, upstreamHead: Buffer) => {
+      if (p.done || p.client.destroyed) {
+        socket.destroy();
+        return;
+      }
+      this.#upgraded(p, res, head, upstreamHead);
+    });
+    proxyReq.once('response', (res: IncomingMessage) => {
+      // The node answered with a status instead of 101 (e.g. 503 draining): relayed as it is.
+      this.#finish(p, 'upstream_rejected');
+      this.#log.debug({ node: p.nodeId, status: res.statusCode }, 'node refused the upgrade');
+      relayResponse(res, p.client, () => p.upstream.destroy());
+    });
+    proxyReq.on('error', (err: Error) => {
+      if (!p.upgraded && !p.done) {
+        metrics.proxyErrors.inc({ kind: 'upstream_error' });
+        this.#finish(p, 'upstream_refused');
+        rejectUpgrade(p.client, 502, 'ROUTER_ERR_UPSTREAM_FAILED');
+      }
+      p.upstream.destroy();
+      this.#log.debug({ err: err.message, node: p.nodeId }, 'proxy stream error');
+    });
+    proxyReq.end();
   }
 
   #finish(p: Pending, result: string): void {
@@ -332,13 +398,18 @@ export class WsProxy {
     this.#o.metrics.upgrades.inc({ result });
   }
 
-  #upgraded(p: Pending): void {
-    if (p.done) return;
+  /** The node's 101: the client gets it as the node wrote it, then the pair forwards bytes both ways. */
+  #upgraded(p: Pending, res: IncomingMessage, head: Buffer, upstreamHead: Buffer): void {
     p.upgraded = true;
-    // Runs before http-proxy-3's own upgrade listener pipes the sockets.
+    p.client.off('close', p.onClientClose);
     this.#early.get(p.client)?.();
+    this.#early.delete(p.client);
+    if (head.length > 0) p.client.unshift(head);
+    if (upstreamHead.length > 0) p.upstream.unshift(upstreamHead);
     this.#finish(p, 'ok');
+    p.client.write(responseHead(res));
     const { connections, metrics, members } = this.#o;
+    new SocketPair(p.id, p.client, p.upstream, this.#pairOptions);
     const connection: ProxiedConnection = {
       id: p.id,
       key: p.key,
@@ -350,29 +421,64 @@ export class WsProxy {
     };
     connections.add(connection);
     metrics.proxied.set(connections.size);
-    let endedBy: 'client' | 'upstream' | undefined;
-    p.client.once('close', () => (endedBy ??= 'client'));
-    p.upstream.once('close', () => (endedBy ??= 'upstream'));
-    const cleanup = () => {
-      if (!connections.delete(p.id)) return;
-      metrics.proxied.set(connections.size);
-      metrics.closed.inc({ by: endedBy ?? 'router' });
-      // Whichever side went first, the other follows: end() lets bytes in flight (a close frame) reach
-      // it; a peer that never finishes its side is cut after a grace period.
-      for (const socket of [p.client, p.upstream]) {
-        socket.end();
-        setTimeout(() => socket.destroy(), HALF_CLOSE_GRACE_MS).unref();
-      }
-    };
-    p.client.once('close', cleanup);
-    p.upstream.once('close', cleanup);
     if (members.owners.ownerOf(p.shard) !== p.nodeId) {
       this.#log.info({ node: p.nodeId, shard: p.shard }, 'shard moved during the handshake');
       this.#o.onMisplaced?.(connection);
     }
   }
 
-  close(): void {
-    this.#proxy.close();
+  /** One proxied connection is over (see `SocketPair`): out of the table, counted. */
+  #pairEnded(pair: SocketPair, endedBy: PairEnd): void {
+    const { connections, metrics } = this.#o;
+    if (!connections.delete(pair.id)) return;
+    metrics.proxied.set(connections.size);
+    if (endedBy === 'stalled') {
+      metrics.connectionsCut.inc({ reason: 'stalled' });
+      this.#log.info({ id: pair.id }, 'cut a connection whose side stopped reading');
+    }
+    metrics.closed.inc({ by: endedBy === 'stalled' ? 'router' : endedBy });
   }
+
+  close(): void {
+    // Nothing of its own to close: the sockets belong to the connection table.
+  }
+}
+
+/** The status line and headers of `res` as the node sent them (names and repeats kept). */
+function responseHead(res: IncomingMessage): string {
+  let head = `HTTP/1.1 ${res.statusCode ?? 101} ${res.statusMessage || 'Switching Protocols'}\r\n`;
+  const raw = res.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) head += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  return `${head}\r\n`;
+}
+
+/**
+ * Relays a node's refusal (a status other than 101) to the client: its status line, its headers except
+ * the framing ones, its body read in full (at most 64 KiB), `Connection: close`; `done` when sent.
+ */
+function relayResponse(res: IncomingMessage, client: Socket, done: () => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  res.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size <= MAX_RELAYED_BODY) chunks.push(chunk);
+  });
+  res.once('error', () => {
+    client.destroy();
+    done();
+  });
+  res.once('end', () => {
+    const body = Buffer.concat(chunks);
+    let head = `HTTP/1.1 ${res.statusCode ?? 502} ${res.statusMessage ?? ''}\r\n`;
+    const raw = res.rawHeaders;
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = raw[i]?.toLowerCase();
+      if (name === 'connection' || name === 'transfer-encoding' || name === 'content-length') continue;
+      head += `${raw[i]}: ${raw[i + 1]}\r\n`;
+    }
+    head += `Connection: close\r\nContent-Length: ${body.length}\r\n\r\n`;
+    if (!client.destroyed && client.writable) client.end(Buffer.concat([Buffer.from(head, 'latin1'), body]));
+    else client.destroy();
+    done();
+  });
 }

@@ -19,7 +19,6 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import WebSocket from 'ws';
 import { nodeConfigSchema } from '@chat/shared';
 import { forkService, startNode, type NodeProcess } from '../harness/node-process.js';
 import { startRouter } from '../harness/router-process.js';
@@ -28,6 +27,7 @@ import { kafkaVersion } from '../kafka/maven.js';
 import { freePort, portInUse } from '../net.js';
 import { pollUntil } from '../poll.js';
 import { repoRoot } from '../paths.js';
+import { Inspector } from './inspector.js';
 import type { LoadPlan, LoadResult } from './loadgen.js';
 
 const { values } = parseArgs({
@@ -219,17 +219,10 @@ async function idleWindow(
   return Object.entries(pids).map(([k, p]) => [k, ((cpuSeconds(p) - (before[k] ?? 0)) * 1000) / secs]);
 }
 
-function rssBytes(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m?.[1] ?? 0) * 1024;
-}
-
 function raiseFdLimit(pid: number | undefined): void {
   if (pid !== undefined) spawnSync('prlimit', [`--pid=${pid}`, '--nofile=65536:65536']);
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 const f0 = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(0));
 const f1 = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(1));
 const f2 = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(2));
@@ -519,67 +512,6 @@ async function scaleOut(kafka: string): Promise<ScaleRow[]> {
     }
   }
   return rows;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Inspector: a forced GC and the heap in use, from outside the process (no hook in the service code).
-
-class Inspector {
-  readonly #ws: WebSocket;
-  #id = 0;
-  readonly #waiting = new Map<number, (r: unknown) => void>();
-  private constructor(ws: WebSocket) {
-    this.#ws = ws;
-    ws.on('message', (data: Buffer) => {
-      const m = JSON.parse(data.toString()) as { id?: number; result?: unknown };
-      if (m.id !== undefined) this.#waiting.get(m.id)?.(m.result);
-    });
-  }
-  static async attach(port: number): Promise<Inspector> {
-    const list = await pollUntil(
-      async () => {
-        const targets = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as {
-          webSocketDebuggerUrl: string;
-        }[];
-        return targets[0];
-      },
-      { timeoutMs: 10_000, what: 'inspector target' },
-    );
-    const ws = new WebSocket(list.webSocketDebuggerUrl);
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
-    return new Inspector(ws);
-  }
-  call<T>(method: string): Promise<T> {
-    const id = ++this.#id;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${method}: no answer`)), 30_000);
-      this.#waiting.set(id, (r) => {
-        clearTimeout(timer);
-        this.#waiting.delete(id);
-        resolve(r as T);
-      });
-      this.#ws.send(JSON.stringify({ id, method }));
-    });
-  }
-  /** Two full GCs, then RSS (median of 5 samples 200 ms apart) and the JS heap in use. */
-  async steady(pid: number | undefined): Promise<{ rss: number; heap: number }> {
-    await this.call('HeapProfiler.collectGarbage');
-    await delay(200);
-    await this.call('HeapProfiler.collectGarbage');
-    const samples: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      await delay(200);
-      samples.push(rssBytes(pid));
-    }
-    const { usedSize } = await this.call<{ usedSize: number }>('Runtime.getHeapUsage');
-    return { rss: median(samples), heap: usedSize };
-  }
-  close(): void {
-    this.#ws.close();
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------
