@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import {
+  ROUTER_HEADER_ALLOWANCE_BYTES,
   createTokenVerifier,
   type ConfigOf,
   type Logger,
@@ -162,6 +163,8 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
   });
 
   const server: Server = createServer(
+    // The router's limit plus what it adds: a head it let through is never refused here (issue 15, item 10).
+    { maxHeaderSize: config.maxHeaderBytes + ROUTER_HEADER_ALLOWANCE_BYTES },
     createHttpApi({
       nodeId: config.nodeId,
       logger: log,

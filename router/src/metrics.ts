@@ -39,7 +39,7 @@ export class RouterMetrics {
     const registers = [registry];
     this.upgrades = new Counter({
       name: 'chat_router_upgrades_total',
-      help: 'WebSocket upgrade requests by result (ok, bad_request, not_found, unauthorized, origin_forbidden, rate_limited, no_node, not_ready, upstream_refused, upstream_timeout, upstream_rejected, client_gone).',
+      help: 'WebSocket upgrade requests by result (ok, bad_request, not_found, unauthorized, origin_forbidden, rate_limited, no_node, not_ready, full, upstream_refused, upstream_timeout, upstream_rejected, client_gone).',
       labelNames: ['result'],
       registers,
     });

@@ -108,6 +108,7 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
     handshakeRatePerSec: config.handshakeRatePerSec,
     affinityQuery: config.affinityQuery,
     handshakeTimeoutMs: config.handshakeTimeoutMs,
+    stallTimeoutMs: config.stallTimeoutMs,
     members,
     connections,
     metrics,
@@ -115,6 +116,9 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
     onMisplaced: (connection) => void rebalancer.migrate([connection], config.migrationWindowMs),
   });
   let stopping = false;
+  /** Upgrade sockets open now (in handshake or proxied), against CHAT_ROUTER_MAX_CONNECTIONS. */
+  let upgraded = 0;
+  const upgradeClosed = () => void upgraded--;
 
   const publicServer: Server = createServer(
     {
@@ -160,6 +164,14 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
       rejectUpgrade(socket, 503, 'ROUTER_ERR_NO_NODE', { 'Retry-After': '1' });
       return;
     }
+    if (upgraded >= config.maxConnections) {
+      socket.on('error', () => undefined);
+      metrics.upgrades.inc({ result: 'full' });
+      rejectUpgrade(socket, 503, 'ROUTER_ERR_FULL', { 'Retry-After': '1' });
+      return;
+    }
+    upgraded++;
+    socket.once('close', upgradeClosed);
     proxy.handle(req, socket, head);
   });
   // Malformed requests and oversize heads: answer with a status, count, never crash.

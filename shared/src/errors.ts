@@ -171,6 +171,10 @@ export const ERROR_CODES = {
     retryable: true,
     summary: 'The node holds CHAT_NODE_MAX_CONNECTIONS sessions (HTTP 503 with Retry-After).',
   },
+  ROUTER_ERR_FULL: {
+    retryable: true,
+    summary: 'The router holds CHAT_ROUTER_MAX_CONNECTIONS connections (HTTP 503 with Retry-After).',
+  },
   ROUTER_ERR_RATE_LIMITED: {
     retryable: true,
     summary:

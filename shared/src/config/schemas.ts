@@ -6,6 +6,13 @@ import type { ConfigSchema } from './load.js';
  * unknown-variable warning and the deploy-file checks share one list of `CHAT_*` names.
  */
 
+/**
+ * Bytes a node accepts on top of CHAT_HTTP_MAX_HEADER_BYTES: what the router adds to a handshake it
+ * forwards (X-Forwarded-For/Port/Proto, the connection id, the affinity key), so a head the router let
+ * through is never refused by the node.
+ */
+export const ROUTER_HEADER_ALLOWANCE_BYTES = 1024;
+
 /** Settings every process reads. */
 export const commonConfigSchema = {
   logLevel: oneOf({
@@ -103,6 +110,13 @@ export const commonConfigSchema = {
     item: /^https?:\/\/[^\s/]+$/,
     itemDoc: 'origins like https://chat.example.com',
     doc: 'Browser origins allowed to connect; empty allows any (tokens are not ambient credentials, so this is defence in depth).',
+  }),
+  maxHeaderBytes: int({
+    env: 'CHAT_HTTP_MAX_HEADER_BYTES',
+    default: 16_384,
+    min: 1024,
+    max: 1_048_576,
+    doc: 'Largest request head accepted by the router’s public listener (bigger ones get 431 there) and by the node (which allows the headers the router adds on top: ROUTER_HEADER_ALLOWANCE_BYTES). Routers and nodes must use the same value.',
   }),
   internalToken: str({
     env: 'CHAT_INTERNAL_TOKEN',
@@ -425,12 +439,19 @@ export const routerConfigSchema = {
     patternDoc: 'empty or at least 16 characters',
     doc: 'Bearer token for the admin API and /metrics on the admin listener; required when that listener is not on loopback.',
   }),
-  maxHeaderBytes: int({
-    env: 'CHAT_ROUTER_MAX_HEADER_BYTES',
-    default: 16_384,
-    min: 1024,
-    max: 1_048_576,
-    doc: 'Largest request head accepted; bigger ones get 431.',
+  maxConnections: int({
+    env: 'CHAT_ROUTER_MAX_CONNECTIONS',
+    default: 100_000,
+    min: 1,
+    max: 10_000_000,
+    doc: 'WebSocket connections (proxied and in handshake) one router holds at most; beyond it upgrades get HTTP 503 ROUTER_ERR_FULL with Retry-After. About 8 KiB of router memory each when idle (docs/benchmarks.md), plus two file descriptors.',
+  }),
+  stallTimeoutMs: int({
+    env: 'CHAT_ROUTER_STALL_TIMEOUT_MS',
+    default: 30_000,
+    min: 100,
+    max: 600_000,
+    doc: 'A proxied connection whose client (or node) has not taken the bytes queued for it for this long is cut; the router stops reading the other side meanwhile, so what it queues stays within one socket buffer.',
   }),
 } satisfies ConfigSchema;
 

@@ -24,7 +24,7 @@ describe('router fault handling', () => {
       CHAT_ROUTER_NODES: `fake=${fake.url}`,
       CHAT_ROUTER_HANDSHAKE_TIMEOUT_MS: '500',
       CHAT_ROUTER_AFFINITY_QUERY: 'true',
-      CHAT_ROUTER_MAX_HEADER_BYTES: '8192',
+      CHAT_HTTP_MAX_HEADER_BYTES: '8192',
     });
     await pollUntil(async () => (await router.members()).ringSize === 1, { what: 'fake in the ring' });
   });
