@@ -1,15 +1,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Why the router cut a proxied connection itself (`chat_router_connections_cut_total{reason}`). */
-export const CUT_REASONS = [
-  'gone',
-  'dead',
-  'refused',
-  'not_closed',
-  'unreachable',
-  'router_stop',
-  'stalled',
-] as const;
+export const CUT_REASONS = ['gone', 'dead', 'refused', 'router_stop', 'stalled'] as const;
 export type CutReason = (typeof CUT_REASONS)[number];
 
 /** Every metric of one router, on its own registry. Labels are low-cardinality enums only. */
@@ -95,13 +87,13 @@ export class RouterMetrics {
     });
     this.migrations = new Counter({
       name: 'chat_router_migrations_total',
-      help: 'Connections moved because their shard moved to another node, by result (asked: the node was asked to close them with 4002; draining: their node is draining and closes them itself, so the router waits; forced: the router cut them, see chat_router_connections_cut_total).',
+      help: 'Connections moved because their shard moved to another node, by result (asked: the node was asked to close them with 4002; asked_again: a slow node, still alive, was asked again for those it had not closed after the window and grace; draining: their node is draining and closes them itself, so the router waits; forced: the router cut them, see chat_router_connections_cut_total).',
       labelNames: ['result'],
       registers,
     });
     this.connectionsCut = new Counter({
       name: 'chat_router_connections_cut_total',
-      help: 'Proxied connections the router cut itself (the client sees 1006), by reason (gone: their node left the membership; dead: their node is unreachable and no heartbeats say it is alive; refused: their node refused to close them; not_closed: their active node did not close them within the migration window plus a grace; unreachable: their active node could not be asked within that time; router_stop: this router shut down with them still open). A draining node’s connections are never cut while it is alive.',
+      help: 'Proxied connections the router cut itself (the client sees 1006), by reason (gone: their node left the membership; dead: their node is unreachable and no heartbeats say it is alive; refused: their node answered a close request with a refusal (4xx or outside the contract); router_stop: this router shut down with them still open; stalled: a side did not take the bytes queued for it within CHAT_ROUTER_STALL_TIMEOUT_MS). A node that is alive (draining or slow) never has its connections cut: it is asked again.',
       labelNames: ['reason'],
       registers,
     });

@@ -21,6 +21,7 @@ type CloseBehaviour =
   | 'keep' // 200 but leaves them open
   | 'unauthorized' // 401 {"error":...}
   | 'bad-body' // 200 with a body that breaks the contract
+  | 'busy' // 503 (alive but overloaded)
   | 'hang'; // never answers
 
 /** A listener that accepts connections and never answers (probes and requests time out). */
@@ -85,6 +86,8 @@ async function fakeNode(t: TestContext, id: string, live: Live, behaviour: Close
         return json(401, { error: 'AUTH_ERR_UNAUTHORIZED' });
       case 'bad-body':
         return json(200, { closed: 'all' });
+      case 'busy':
+        return json(503, { error: 'NODE_ERR_BUS_UNAVAILABLE' });
       case 'hang':
         return;
     }
@@ -308,24 +311,49 @@ describe('Rebalancer#onOwnersChange', () => {
 });
 
 describe('Rebalancer#migrate', () => {
-  test('a node that accepts but does not close in time: cut after window + forceAfterMs, counted', async (t) => {
+  test('a node that accepts but does not close in time: asked again after window + forceAfterMs, never cut while alive', async (t) => {
     const s = setup(t, { forceAfterMs: 50 });
     const a = await fakeNode(t, 'a', s.live, 'keep');
     s.members.setMembers([{ id: 'a', url: a.url, weight: 1, state: 'active' }]);
-    const c = await s.add('x', 'k', 'a');
+    const [c, done] = [await s.add('x', 'k', 'a'), await s.add('y', 'k2', 'a')];
     const started = Date.now();
-    await s.rebalancer.migrate([c], 100);
-    assert.equal(c.client.destroyed, false, 'not cut while the node has time');
+    await s.rebalancer.migrate([c, done], 100);
+    assert.equal(a.calls.length, 1);
+    // The node closes one within the window; the other it is slow to close.
+    done.client.destroy();
+    // Round after round (window 100 + grace 50 each): asked again for the one still open, never cut.
+    while (a.calls.length < 3) await once(s.rebalancer, 'asked');
+    assert.ok(Date.now() - started >= 300, 'each round waits the window and the grace');
+    assert.deepEqual(
+      a.calls.map((x) => x.body.connections),
+      [['x', 'y'], ['x'], ['x']],
+    );
+    assert.equal(c.client.destroyed, false, 'a slow node’s connection is not cut');
+    assert.equal(s.settled.length, 0);
+    // It finally closes it: settled with nothing forced.
+    c.client.destroy();
     await s.untilSettled(1);
-    assert.ok(Date.now() - started >= 150, 'not before window + forceAfterMs');
-    assert.deepEqual(s.settled, [
-      { nodeId: 'a', asked: true, connections: 1, forced: 1, reason: 'not_closed' },
-    ]);
+    assert.deepEqual(s.settled, [{ nodeId: 'a', asked: true, connections: 2, forced: 0 }]);
+    assert.equal(await s.migrations('asked'), 2);
+    assert.ok((await s.migrations('asked_again')) >= 2);
+    assert.equal(await s.migrations('forced'), 0);
+  });
+
+  test('a slow node that is asked again and then dies: cut as dead', async (t) => {
+    const s = setup(t, { forceAfterMs: 20 });
+    const a = await fakeNode(t, 'a', s.live, 'keep');
+    s.members.setMembers([{ id: 'a', url: a.url, weight: 1, state: 'active' }]);
+    const c = await s.add('x', 'k', 'a');
+    await s.rebalancer.migrate([c], 20);
+    while (a.calls.length < 2) await once(s.rebalancer, 'asked');
+    // Its process goes away: the probes fail (no heartbeats here), it is dead, and nobody will close it.
+    s.members.setMembers([{ id: 'a', url: await deadUrl(t), weight: 1, state: 'active' }]);
+    await s.members.probeAll();
+    assert.equal(s.members.liveness('a'), 'dead');
+    await s.untilSettled(1);
+    assert.deepEqual(s.settled, [{ nodeId: 'a', asked: true, connections: 1, forced: 1, reason: 'dead' }]);
     assert.equal(c.client.destroyed, true);
-    assert.equal(c.upstream.destroyed, true);
-    assert.equal(await s.migrations('asked'), 1);
-    assert.equal(await s.migrations('forced'), 1);
-    assert.equal(await s.cuts('not_closed'), 1);
+    assert.equal(await s.cuts('dead'), 1);
   });
 
   for (const behaviour of ['unauthorized', 'bad-body'] as const) {
@@ -364,19 +392,29 @@ describe('Rebalancer#migrate', () => {
     assert.equal(await s.migrations('forced'), 2);
   });
 
-  test('an active node that never answers the request: asked again, cut after window + forceAfterMs', async (t) => {
-    const s = setup(t, { forceAfterMs: 100, requestTimeoutMs: 50 });
-    const slow = await fakeNode(t, 'slow', s.live, 'hang');
-    s.members.setMembers([{ id: 'slow', url: slow.url, weight: 1, state: 'active' }]);
-    const c = await s.add('s', 'k1', 'slow');
-    await s.rebalancer.migrate([c], 0);
-    await s.untilSettled(1);
-    assert.deepEqual(s.settled, [
-      { nodeId: 'slow', asked: false, connections: 1, forced: 1, reason: 'unreachable' },
-    ]);
-    assert.ok(slow.calls.length >= 2, `asked ${slow.calls.length} times`);
-    assert.equal(await s.cuts('unreachable'), 1);
-  });
+  for (const behaviour of ['hang', 'busy'] as const) {
+    test(`an active node that ${behaviour === 'hang' ? 'never answers the request' : 'answers 503'}: asked again, never cut while alive; cut once gone`, async (t) => {
+      const s = setup(t, { forceAfterMs: 20, requestTimeoutMs: 30 });
+      const slow = await fakeNode(t, 'slow', s.live, behaviour);
+      s.members.setMembers([{ id: 'slow', url: slow.url, weight: 1, state: 'active' }]);
+      await s.members.probeAll();
+      const c = await s.add('s', 'k1', 'slow');
+      await s.rebalancer.migrate([c], 0);
+      // Far past the window and grace: still asking, nothing cut.
+      while (slow.calls.length < 4) await once(s.rebalancer, 'asked');
+      assert.equal(s.members.liveness('slow'), 'active');
+      assert.equal(c.client.destroyed, false);
+      assert.equal(s.settled.length, 0);
+      assert.equal(await s.migrations('forced'), 0);
+      // It leaves the membership: nobody will close it now.
+      s.members.setMembers([]);
+      await s.untilSettled(1);
+      assert.deepEqual(s.settled, [
+        { nodeId: 'slow', asked: false, connections: 1, forced: 1, reason: 'gone' },
+      ]);
+      assert.equal(await s.cuts('gone'), 1);
+    });
+  }
 
   test('a draining node: not asked, never cut on time, settled when the node closes them itself', async (t) => {
     const s = setup(t, { forceAfterMs: 10 });
@@ -433,7 +471,7 @@ describe('Rebalancer#migrate', () => {
     assert.equal(await s.cuts('gone'), 1);
   });
 
-  test('an active node unreachable but heartbeating is not dead: asked again, not cut before the deadline', async (t) => {
+  test('an active node unreachable but heartbeating is not dead: asked again, never cut while it heartbeats', async (t) => {
     const s = setup(
       t,
       { forceAfterMs: 60_000, requestTimeoutMs: 20 },

@@ -15,8 +15,8 @@ export interface RebalancerOptions {
   /** How long to wait for a node's answer to the close request (default 2000 ms). */
   readonly requestTimeoutMs?: number;
   /**
-   * Extra time after the window before the router cuts a connection an active node did not close
-   * (default 3000 ms). A draining node's connections are never cut on time alone.
+   * Extra time after the window before the router asks an active node again for the connections it did
+   * not close (default 3000 ms). No node's connections are cut on time alone while it is alive.
    */
   readonly forceAfterMs?: number;
   /** Connection ids per close request (default 10,000). */
@@ -51,17 +51,23 @@ const CLOSE_BATCH = 10_000;
  * shard's new owner without a reconnect storm. Connections of shards that did not move are never touched.
  *
  * What happens to a batch depends on its node's liveness (`MemberTable#liveness`):
- * - `active`: asked (POST /internal/sessions/close) to close them within the window; a node that could
- *   not be reached is asked again while it stays alive; what an active node did not close after the
- *   window plus `forceAfterMs` is cut, and a node that answers but refuses is cut at once.
+ * - `active`: asked (POST /internal/sessions/close) to close them within the window. A slow node is
+ *   never cut: one that does not answer in time (or answers 5xx) is asked again every `recheckMs`, and
+ *   what it accepted but did not close after the window plus `forceAfterMs` is asked for again, round
+ *   after round, while it stays alive (heartbeats fresh or probes answered). Only a node that answers
+ *   but refuses (4xx, an answer outside the contract: it never will close them) is cut at once.
  * - `draining`: not asked and never cut while it is alive: the node closes every session itself
  *   (4001 on SIGTERM, 4002 after an admin drain), spread over its own drain window.
  * - `dead` or `gone` (now or later, while the router waits): cut, since nobody will close those sockets.
  *
- * Every cut is counted by reason (`chat_router_connections_cut_total`) and logged. Emits `settled` per
- * batch once every connection in it is closed.
+ * Every cut is counted by reason (`chat_router_connections_cut_total`) and logged. Emits `asked` per
+ * close request and `settled` per batch once every connection in it is closed.
  */
-export class Rebalancer extends EventEmitter<{ settled: [MigrationSettled] }> {
+export class Rebalancer extends EventEmitter<{
+  settled: [MigrationSettled];
+  /** A close request to `nodeId` for `connections` ids got its answer (`ok`) or failed. */
+  asked: [nodeId: string, connections: number, ok: boolean];
+}> {
   readonly #o: RebalancerOptions;
   readonly #log: Logger;
 
@@ -137,20 +143,22 @@ export class Rebalancer extends EventEmitter<{ settled: [MigrationSettled] }> {
     started: () => void,
   ): Promise<void> {
     const recheckMs = this.#o.recheckMs ?? RECHECK_MS;
-    /** Set when the node is first asked: its window plus the grace. */
+    /** Set when the node accepted a close request: its window plus the grace. */
     let deadline: number | undefined;
     let asked = false;
+    /** Close requests the node accepted for this batch so far. */
+    let rounds = 0;
     let left = false;
     let unreachableLogged = false;
     try {
       for (;;) {
         const open = batch.filter((c) => !c.client.destroyed);
-        if (open.length === 0) return this.#settled(nodeId, batch, asked);
+        if (open.length === 0) return this.#settled(nodeId, batch, rounds > 0);
         const liveness = this.#o.members.liveness(nodeId);
-        if (liveness === 'gone' || liveness === 'dead') return this.#cut(nodeId, batch, asked, liveness);
+        if (liveness === 'gone' || liveness === 'dead') return this.#cut(nodeId, batch, rounds > 0, liveness);
         if (liveness === 'draining') {
           // Its node closes them itself (4001/4002 over its drain window): wait for that, or its death.
-          if (!left && !asked) {
+          if (!left && rounds === 0) {
             left = true;
             this.#o.metrics.migrations.inc({ result: 'draining' }, batch.length);
             this.#log.info(
@@ -163,29 +171,42 @@ export class Rebalancer extends EventEmitter<{ settled: [MigrationSettled] }> {
           continue;
         }
         if (!asked) {
-          deadline ??= Date.now() + windowMs + (this.#o.forceAfterMs ?? FORCE_AFTER_MS);
-          const answer = await this.#ask(nodeId, batch, windowMs);
+          const answer = await this.#ask(nodeId, open, windowMs);
           if (answer.ok) {
             asked = true;
-            this.#o.metrics.migrations.inc({ result: 'asked' }, batch.length);
-          } else if (answer.status !== 0 && this.#o.members.liveness(nodeId) === 'active') {
+            deadline = Date.now() + windowMs + (this.#o.forceAfterMs ?? FORCE_AFTER_MS);
+            this.#o.metrics.migrations.inc({ result: rounds === 0 ? 'asked' : 'asked_again' }, open.length);
+            rounds++;
+          } else if (
+            answer.status !== 0 &&
+            answer.status < 500 &&
+            this.#o.members.liveness(nodeId) === 'active'
+          ) {
             // It answered and will not close them (a wrong token, an answer outside the contract).
             return this.#cut(nodeId, batch, false, 'refused');
           } else if (!unreachableLogged) {
+            // No answer in time, or a 5xx: a slow node, alive, is asked again, never cut for it.
             unreachableLogged = true;
             this.#log.warn(
-              { node: nodeId, err: answer.error, connections: open.length },
+              { node: nodeId, err: answer.error, status: answer.status, connections: open.length },
               'could not ask node to migrate; asking again while it is alive',
             );
           }
-        }
-        if (deadline !== undefined && Date.now() >= deadline) {
-          // Looked at again: a node that began to drain meanwhile closes them itself.
+        } else if (deadline !== undefined && Date.now() >= deadline) {
+          // Asked, still open after the window and grace, the node alive: slow, not gone. Ask again for
+          // those still open (a node that began to drain meanwhile is left to close them itself).
           if (this.#o.members.liveness(nodeId) !== 'active') continue;
-          return this.#cut(nodeId, batch, asked, asked ? 'not_closed' : 'unreachable');
+          this.#log.warn(
+            { node: nodeId, connections: open.length, round: rounds },
+            'node did not close moved connections in time; asking again while it is alive',
+          );
+          asked = false;
+          deadline = undefined;
+          continue;
         }
         started();
-        await this.#closedOr(open, Math.min(recheckMs, Math.max(0, (deadline ?? 0) - Date.now())));
+        const untilDeadline = deadline === undefined ? recheckMs : Math.max(0, deadline - Date.now());
+        await this.#closedOr(open, Math.min(recheckMs, untilDeadline));
       }
     } finally {
       started();
@@ -216,6 +237,7 @@ export class Rebalancer extends EventEmitter<{ settled: [MigrationSettled] }> {
       { connections: batch.map((c) => c.id), windowMs },
       { headers: this.#o.nodeHeaders, timeoutMs: this.#o.requestTimeoutMs ?? 2000 },
     ).then((answer) => {
+      this.emit('asked', nodeId, batch.length, answer.ok);
       if (!answer.ok && answer.status !== 0) {
         this.#log.warn(
           { node: nodeId, status: answer.status, err: answer.error, connections: batch.length },
