@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { BusMessage } from '../cluster/records.js';
 import { decodeClientFrame, encodeServerFrame, errorFrame, PING_TEXT } from './codec.js';
 
 const ctx = { userId: 'alice' };
@@ -68,6 +69,23 @@ test('bad frames get stable codes and never throw', () => {
 test('errors carry the client message id when the frame had one', () => {
   const r = decodeClientFrame('{"type":"send","cid":"c9","to":"bob"}', ctx);
   assert.equal(r.kind === 'invalid' && r.error.cid, 'c9');
+  const seed = decodeClientFrame('{"sender_id":"alice","receiver_id":"bob","text":1,"cid":"k9"}', ctx);
+  assert.equal(seed.kind === 'invalid' && seed.error.cid, 'k9');
+  const forged = decodeClientFrame('{"sender_id":"bob","receiver_id":"carol","cid":"k8"}', ctx);
+  assert.equal(forged.kind === 'invalid' && forged.error.cid, 'k8');
+});
+
+test('a bus record from an older node loses the extra fields of its seed frame too', () => {
+  const record = BusMessage.parse({
+    v: 1,
+    id: 'n1-1',
+    origin: 'n1',
+    from: 'alice',
+    to: 'bob',
+    ts: 1,
+    frame: { sender_id: 'alice', receiver_id: 'bob', text: 'hi', from: 'admin' },
+  });
+  assert.deepEqual(record.frame, { sender_id: 'alice', receiver_id: 'bob', text: 'hi' });
 });
 
 test('error frames carry the documented retryability', () => {

@@ -66,9 +66,9 @@ export function decodeClientFrame(text: string, ctx: DecodeContext): Inbound {
   const cid = typeof value.cid === 'string' && value.cid.length <= 64 ? value.cid : undefined;
   if (!('type' in value)) {
     const legacy = LegacyDirectMessage.safeParse(value);
-    if (!legacy.success) return invalid('PROTO_ERR_INVALID_FRAME', summarise(legacy.error.issues));
+    if (!legacy.success) return invalid('PROTO_ERR_INVALID_FRAME', summarise(legacy.error.issues), cid);
     if (legacy.data.sender_id !== ctx.userId) {
-      return invalid('PROTO_ERR_FORBIDDEN_SENDER', 'sender_id must be the connection’s own user id');
+      return invalid('PROTO_ERR_FORBIDDEN_SENDER', 'sender_id must be the connection’s own user id', cid);
     }
     return { kind: 'legacy', frame: legacy.data };
   }

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { mintToken } from '@chat/shared';
+import { frameTooComplex, mintToken } from '@chat/shared';
 import { startNode } from '../harness/node-process.js';
 import { startRouter } from '../harness/router-process.js';
 import { TestClient, isMessage } from '../harness/ws-client.js';
@@ -35,6 +35,12 @@ const wrongType = fc.oneof(
   fc.double(),
 );
 
+/** A frame with more values or levels than any valid one is refused before it is parsed. */
+const orTooComplex = (frame: string, expect: string): Case => ({
+  frame,
+  expect: frameTooComplex(frame) === undefined ? expect : 'PROTO_ERR_TOO_COMPLEX',
+});
+
 const cases: fc.Arbitrary<Case> = fc.oneof(
   notJson.map((frame) => ({ frame, expect: 'PROTO_ERR_MALFORMED' })),
   fc
@@ -44,13 +50,13 @@ const cases: fc.Arbitrary<Case> = fc.oneof(
       fc.string(),
       fc.constant(null),
     )
-    .map((v) => ({ frame: JSON.stringify(v), expect: 'PROTO_ERR_INVALID_FRAME' })),
+    .map((v) => orTooComplex(JSON.stringify(v), 'PROTO_ERR_INVALID_FRAME')),
   fc
     .tuple(
       fc.string({ maxLength: 20 }).filter((t) => t !== 'send' && t !== 'auth'),
       fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 }),
     )
-    .map(([type, rest]) => ({ frame: JSON.stringify({ ...rest, type }), expect: 'PROTO_ERR_UNKNOWN_TYPE' })),
+    .map(([type, rest]) => orTooComplex(JSON.stringify({ ...rest, type }), 'PROTO_ERR_UNKNOWN_TYPE')),
   fc.tuple(fc.constantFrom('to', 'body', 'cid'), wrongType).map(([field, value]) => ({
     frame: JSON.stringify({ type: 'send', cid: 'x', to: 'bob', body: 'b', [field]: value }),
     expect: 'PROTO_ERR_INVALID_FRAME',
@@ -71,9 +77,15 @@ const cases: fc.Arbitrary<Case> = fc.oneof(
     frame: JSON.stringify({ type: 'send', cid: 'o', to: `ghost-${who}`, body: 'boo' }),
     expect: 'offline',
   })),
-  fc.integer({ min: 33, max: 2000 }).map((depth) => ({
+  fc.integer({ min: 8, max: 2000 }).map((depth) => ({
     frame: `{"sender_id":"mallory","receiver_id":"alice","x":${'['.repeat(depth)}${']'.repeat(depth)}}`,
-    expect: 'PROTO_ERR_INVALID_FRAME',
+    expect: 'PROTO_ERR_TOO_COMPLEX',
+  })),
+  fc.integer({ min: 64, max: 5000 }).map((keys) => ({
+    frame: JSON.stringify(
+      Object.fromEntries([['sender_id', 'mallory'], ...Array.from({ length: keys }, (_, i) => [`k${i}`, i])]),
+    ),
+    expect: 'PROTO_ERR_TOO_COMPLEX',
   })),
 );
 
@@ -81,7 +93,13 @@ test('fuzz: hostile frames get their exact codes; a well-behaved pair loses noth
   const auth = { CHAT_AUTH_MODE: 'jwt', CHAT_AUTH_HS256_SECRET: SECRET };
   const node = await startNode(t, {
     nodeId: 'fuzz',
-    env: { ...auth, CHAT_NODE_RATE_PER_SEC: '100000', CHAT_NODE_RATE_BURST: '100000' },
+    env: {
+      ...auth,
+      CHAT_NODE_RATE_PER_SEC: '100000',
+      CHAT_NODE_RATE_BURST: '100000',
+      CHAT_NODE_RATE_BYTES_PER_SEC: '1000000000',
+      CHAT_NODE_RATE_BYTES_BURST: '1000000000',
+    },
   });
   const router = await startRouter(t, { ...auth, CHAT_ROUTER_NODES: `fuzz=http://127.0.0.1:${node.port}` });
   await pollUntil(async () => (await router.members()).ringSize === 1, { what: 'node in the ring' });
@@ -121,7 +139,7 @@ test('fuzz: hostile frames get their exact codes; a well-behaved pair loses noth
   chatting = false;
   await chat;
 
-  assert.equal(seen.size, 6, `every class was tried: ${JSON.stringify([...seen])}`);
+  assert.equal(seen.size, 7, `every class was tried: ${JSON.stringify([...seen])}`);
   t.diagnostic(
     `fuzz cases by expected answer: ${JSON.stringify(Object.fromEntries(seen))}; good messages: ${sent}`,
   );

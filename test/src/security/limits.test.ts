@@ -70,6 +70,8 @@ test('a slow consumer is cut (4009) so the node’s memory stays bounded; the se
       CHAT_NODE_MAX_BUFFERED_BYTES: '262144',
       CHAT_NODE_RATE_PER_SEC: '100000',
       CHAT_NODE_RATE_BURST: '100000',
+      CHAT_NODE_RATE_BYTES_PER_SEC: '1000000000',
+      CHAT_NODE_RATE_BYTES_BURST: '1000000000',
     },
   });
   const sender = await TestClient.connect(t, node.wsUrl('fast'));
@@ -119,4 +121,46 @@ test('a client reset in the middle of a frame leaves nothing behind and disturbs
   });
   bystander.send('ping');
   await bystander.next((f) => f === 'pong');
+});
+
+test('one user’s connections share one budget (CHAT_NODE_USER_RATE_CONNECTIONS); another user keeps theirs', async (t) => {
+  const node = await startNode(t, {
+    nodeId: 'user-rate',
+    env: {
+      CHAT_NODE_RATE_PER_SEC: '1',
+      CHAT_NODE_RATE_BURST: '4',
+      CHAT_NODE_USER_RATE_CONNECTIONS: '1',
+    },
+  });
+  const alice1 = await TestClient.connect(t, node.wsUrl('alice'));
+  const alice2 = await TestClient.connect(t, node.wsUrl('alice'));
+  const bob = await TestClient.connect(t, node.wsUrl('bob'));
+  // Alice's two connections together get what one may: a burst of 4 frames (each of them alone may send 4).
+  for (let i = 0; i < 3; i++) alice1.send({ type: 'send', cid: `a${i}`, to: 'bob', body: `a${i}` });
+  await alice1.waitCount((f) => typeof f === 'object' && f.type === 'ack', 3);
+  alice2.send({ type: 'send', cid: 'b0', to: 'bob', body: 'b0' });
+  alice2.send({ type: 'send', cid: 'b1', to: 'bob', body: 'b1' });
+  assert.equal((await alice2.reply('b0')).status, 'delivered');
+  const limited = await alice2.reply('b1');
+  assert.equal(limited.code, 'NODE_ERR_RATE_LIMITED');
+  assert.equal(await node.metric('chat_node_limit_hits_total', { limit: 'user_rate' }), 1);
+  assert.equal(await node.metric('chat_node_limit_hits_total', { limit: 'rate' }), 0);
+  // Bob's budget is his own.
+  for (let i = 0; i < 4; i++) bob.send({ type: 'send', cid: `c${i}`, to: 'alice', body: `c${i}` });
+  await bob.waitCount((f) => typeof f === 'object' && f.type === 'ack', 4);
+  assert.equal(bob.ofType('error').length, 0);
+});
+
+test('bytes count: large frames are refused within the frame rate (CHAT_NODE_RATE_BYTES_*)', async (t) => {
+  const node = await startNode(t, {
+    nodeId: 'byte-rate',
+    env: { CHAT_NODE_RATE_BYTES_PER_SEC: '1000', CHAT_NODE_RATE_BYTES_BURST: '20000' },
+  });
+  const alice = await TestClient.connect(t, node.wsUrl('alice'));
+  const body = 'x'.repeat(9000);
+  for (let i = 0; i < 3; i++) alice.send({ type: 'send', cid: `m${i}`, to: 'bob', body });
+  assert.equal((await alice.reply('m0')).status, 'offline');
+  assert.equal((await alice.reply('m1')).status, 'offline');
+  assert.equal((await alice.reply('m2')).code, 'NODE_ERR_RATE_LIMITED', 'the third 9 KB frame is over 20 KB');
+  assert.equal(await node.metric('chat_node_limit_hits_total', { limit: 'rate_bytes' }), 1);
 });
