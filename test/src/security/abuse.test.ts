@@ -1,9 +1,10 @@
-// Issue 15, item 1: one user must not be able to cost the other users of its node anything. A real node
-// process with its default limits; one user ("mallory", in its own process: abuser.ts) holds 10
-// connections sending 53 KB seed frames of ~4,400 keys at 48/s each (the review's attack: on the code
-// before cost-aware limits it made the node miss the router's probes), while a normal pair of users talks
-// at 20 messages a second. The normal users must see no close and no loss, and the node must answer every
-// /readyz within the router's probe timeout (CHAT_ROUTER_PROBE_TIMEOUT_MS, 500 ms by default).
+// Issue 15, item 1: one user must not be able to cost the other users of its node anything. A real router
+// in front of a real node process with its default limits; one user ("mallory", in its own process:
+// abuser.ts) holds 10 connections sending 53 KB seed frames of ~4,400 keys at 48/s each (the review's
+// attack: on the code before cost-aware limits it made the node miss the router's probes, and the router
+// cut everyone), while a normal pair of users talks at 20 messages a second. The normal users must see no
+// close and no loss, the node must answer every /readyz within the router's probe timeout
+// (CHAT_ROUTER_PROBE_TIMEOUT_MS, 500 ms by default), and the router must keep it healthy in its ring.
 import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
@@ -12,6 +13,7 @@ import { test } from 'node:test';
 import WebSocket from 'ws';
 import { nodeConfigSchema, routerConfigSchema } from '@chat/shared';
 import { startNode, sumMetric } from '../harness/node-process.js';
+import { startRouter } from '../harness/router-process.js';
 import { TestClient, isMessage } from '../harness/ws-client.js';
 import { repoRoot } from '../paths.js';
 import { pollUntil } from '../poll.js';
@@ -27,8 +29,17 @@ const quantile = (sorted: number[], q: number) =>
 test('one user flooding many-key frames from 10 connections costs the other users of its node nothing', async (t) => {
   const node = await startNode(t, { nodeId: 'abuse', env: { CHAT_LOG_LEVEL: 'warn' } });
   assert.equal(nodeConfigSchema.maxConnectionsPerUser.default, 10, 'the abuse uses every connection it may');
-  const nora = await TestClient.connect(t, node.wsUrl('nora'));
-  const nick = await TestClient.connect(t, node.wsUrl('nick'));
+  // Everyone comes through a real router, which probes the node and would cut its users if it missed.
+  const router = await startRouter(t, {
+    CHAT_LOG_LEVEL: 'warn',
+    CHAT_ROUTER_NODES: `abuse=http://127.0.0.1:${node.port}`,
+  });
+  const healthy = async () => (await router.members()).members.every((m) => m.healthy && m.inRing);
+  await pollUntil(async () => (await router.members()).ringSize === 1 && (await healthy()), {
+    what: 'the node in the router’s ring',
+  });
+  const nora = await TestClient.connect(t, router.wsUrl('nora'));
+  const nick = await TestClient.connect(t, router.wsUrl('nick'));
   const received: { i: number; latencyMs: number }[] = [];
   nick.ws.on('message', (data: Buffer) => {
     const frame = JSON.parse(data.toString()) as { type?: string; body?: string };
@@ -40,7 +51,7 @@ test('one user flooding many-key frames from 10 connections costs the other user
   // The abuse, in its own process, until the normal traffic is done.
   const abuser = fork(
     join(repoRoot, 'test/src/security/abuser.ts'),
-    [node.wsUrl('mallory'), '10', '53000', '48'],
+    [router.wsUrl('mallory'), '10', '53000', '48'],
     { execArgv: ['--conditions=source', '--import', 'tsx'], stdio: ['ignore', 'pipe', 'inherit', 'ipc'] },
   );
   const abuserExited = once(abuser, 'exit');
@@ -57,9 +68,11 @@ test('one user flooding many-key frames from 10 connections costs the other user
   // The router's probe, as the router runs it: every interval, a miss when no answer within the timeout.
   const probes: number[] = [];
   let missed = 0;
+  let unhealthy = 0;
   let probing = true;
   const prober = (async () => {
     while (probing) {
+      if (!(await healthy())) unhealthy++;
       const started = performance.now();
       try {
         const res = await fetch(node.httpUrl('/readyz'), { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
@@ -107,11 +120,13 @@ test('one user flooding many-key frames from 10 connections costs the other user
       `normal latency p50 ${quantile(latencies, 0.5).toFixed(1)} ms, p99 ${quantile(latencies, 0.99).toFixed(1)} ms, ` +
       `max ${(latencies.at(-1) ?? NaN).toFixed(1)} ms (${received.length}/${MESSAGES} delivered); probes ${probes.length} answered (p99 ` +
       `${quantile(sortedProbes, 0.99).toFixed(1)} ms, max ${(sortedProbes.at(-1) ?? NaN).toFixed(1)} ms), ` +
-      `${missed} missed; event-loop delay p99 ${(lagP99 * 1000).toFixed(1)} ms, max ${(lagMax * 1000).toFixed(1)} ms`,
+      `${missed} missed; router saw the node unhealthy ${unhealthy} times; event-loop delay p99 ${(lagP99 * 1000).toFixed(1)} ms, max ${(lagMax * 1000).toFixed(1)} ms`,
   );
 
   assert.ok(done, `every normal message delivered and acked within 20 s (${received.length} delivered)`);
   assert.equal(missed, 0, `every probe answered 200 within ${PROBE_TIMEOUT_MS} ms`);
+  assert.equal(unhealthy, 0, 'the router kept the node healthy and in its ring');
+  assert.equal(await router.metric('chat_router_connections_cut_total'), 0, 'the router cut no one');
   assert.equal(nora.ws.readyState, WebSocket.OPEN, 'the sender was not closed');
   assert.equal(nick.ws.readyState, WebSocket.OPEN, 'the receiver was not closed');
   assert.deepEqual(
