@@ -89,6 +89,18 @@ function machine(version: string): string {
   return `nproc ${cpus().length} (${model}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, Apache Kafka ${version} (one broker, KRaft, acks=all). Shared with other work: load average ${loadavg()[0]?.toFixed(2)} at the start. The load client, the services and the broker share the same cores; 127.0.0.1 only; authentication off.`;
 }
 
+/** The report as the repository's Prettier settings write it (so `pnpm format:check` passes), else as is. */
+async function formatted(markdown: string, path: string): Promise<string> {
+  try {
+    const prettier = await import('prettier');
+    const config = (await prettier.resolveConfig(path)) ?? {};
+    return await prettier.format(markdown, { ...config, filepath: path });
+  } catch (err) {
+    log(`report left unformatted: ${(err as Error).message}`);
+    return markdown;
+  }
+}
+
 const startedAt = new Date();
 const results: ScenarioResult[] = [];
 log(`run directory ${RUN_DIR}; scenarios ${scenarios.map((s) => s.name).join(', ')}`);
@@ -124,7 +136,7 @@ const report = renderReport({
   results,
 });
 const out = resolve(repoRoot, String(values.out));
-writeFileSync(out, report);
+writeFileSync(out, await formatted(report, out));
 log(
   `wrote ${out} (${readFileSync(out, 'utf8').length} characters) in ${durationS.toFixed(0)} s; log ${LOG_FILE}`,
 );
