@@ -268,6 +268,50 @@ describe('WsProxy#handle: refused handshakes', () => {
   });
 });
 
+describe('WsProxy#handle: a node that refuses the upgrade', () => {
+  test('its status, headers and body reach the client (re-framed with Content-Length, Connection: close), counted', async (t) => {
+    const body: ReadyzBody = { ready: true, accepting: true, draining: false, bus: true, nodeId: 'r1' };
+    const server = createServer((_req, res) =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body)),
+    );
+    const upgrades: IncomingHttpHeaders[] = [];
+    server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
+      upgrades.push(req.headers);
+      socket.on('error', () => undefined);
+      const json = '{"error":"NODE_ERR_DRAINING"}';
+      socket.end(
+        'HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 2\r\n' +
+          `Transfer-Encoding: chunked\r\n\r\n${json.length.toString(16)}\r\n${json}\r\n0\r\n\r\n`,
+      );
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    t.after(async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+    const node = {
+      id: 'r1',
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    } as FakeNode;
+    const p = await startProxy(t, {
+      nodes: [node],
+      proxy: { handshake: { verifier: claims, allowQueryToken: false, allowedOrigins: [] } },
+    });
+    const answer = await p.upgrade('Authorization: Bearer alice\r\n', '/chat/alice');
+    assert.equal(upgrades.length, 1);
+    const [head = '', rest] = answer.split('\r\n\r\n');
+    assert.match(head, /^HTTP\/1\.1 503 Service Unavailable\r\n/);
+    assert.match(head, /\r\nRetry-After: 2(\r\n|$)/);
+    assert.match(head, /\r\nConnection: close(\r\n|$)/);
+    assert.match(head, /\r\nContent-Length: 29(\r\n|$)/);
+    assert.doesNotMatch(head, /Transfer-Encoding/i);
+    assert.equal(rest, '{"error":"NODE_ERR_DRAINING"}');
+    assert.equal(await p.value('upgrades', { result: 'upstream_rejected' }), 1);
+    assert.equal(p.connections.size, 0);
+  });
+});
+
 describe('WsProxy#handle: handshake budgets per address', () => {
   test('a flood of bad handshakes at 60/s does not refuse a valid user from the same address', async (t) => {
     const node = await fakeNode(t, 'n1');
