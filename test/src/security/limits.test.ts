@@ -164,3 +164,25 @@ test('bytes count: large frames are refused within the frame rate (CHAT_NODE_RAT
   assert.equal((await alice.reply('m2')).code, 'NODE_ERR_RATE_LIMITED', 'the third 9 KB frame is over 20 KB');
   assert.equal(await node.metric('chat_node_limit_hits_total', { limit: 'rate_bytes' }), 1);
 });
+
+test('binary frames are charged too: over the rate they get NODE_ERR_RATE_LIMITED without a cid', async (t) => {
+  const node = await startNode(t, {
+    nodeId: 'binary-rate',
+    env: { CHAT_NODE_RATE_PER_SEC: '1', CHAT_NODE_RATE_BURST: '1' },
+  });
+  const c = await TestClient.connect(t, node.wsUrl('u'));
+  c.ws.send(Buffer.from([1, 2, 3]), { binary: true });
+  c.ws.send(Buffer.from([1, 2, 3]), { binary: true });
+  const errors = (await c.waitCount((f) => typeof f === 'object' && f.type === 'error', 2)) as Record<
+    string,
+    unknown
+  >[];
+  assert.deepEqual(
+    errors.map((e) => [e.code, e.cid]),
+    [
+      ['PROTO_ERR_BINARY_UNSUPPORTED', undefined],
+      ['NODE_ERR_RATE_LIMITED', undefined],
+    ],
+  );
+  assert.equal(await node.metric('chat_node_frames_in_total', { type: 'rate_limited' }), 1);
+});
