@@ -161,7 +161,7 @@ export const ERROR_CODES = {
   NODE_ERR_RATE_LIMITED: {
     retryable: true,
     summary:
-      'The connection, or its user across all their connections on the node, sent more frames or bytes per second than allowed (CHAT_NODE_RATE_PER_SEC, CHAT_NODE_RATE_BYTES_PER_SEC, CHAT_NODE_USER_RATE_PER_SEC, CHAT_NODE_USER_RATE_BYTES_PER_SEC); the frame was dropped undecoded. Sustained excess closes with 4008.',
+      'The connection, or its user across all their connections on the node, sent more frames or bytes per second than allowed (CHAT_NODE_RATE_PER_SEC, CHAT_NODE_RATE_BYTES_PER_SEC, and CHAT_NODE_USER_RATE_CONNECTIONS times both for the user); the frame was dropped undecoded. Sustained excess closes with 4008.',
   },
   NODE_ERR_TOO_MANY_CONNECTIONS: {
     retryable: true,
