@@ -1,6 +1,8 @@
 // In-process chat nodes on the in-process bus, real sockets on port 0: the node's behaviour without Kafka.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { connect as netConnect, type Socket } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import WebSocket from 'ws';
@@ -362,6 +364,51 @@ test('handoff: a message to a receiver who left is accepted, held by their shard
   );
   assert.equal(await metricValue(n.node, 'chat_node_handoff_total', { result: 'delivered' }), 1);
   assert.equal(await metricValue(n.node, 'chat_node_handoff_held_messages'), 0);
+});
+
+/** A client that upgrades, then reads nothing and answers nothing: a close frame from the node goes unanswered. */
+async function deafClient(
+  t: TestContext,
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<Socket> {
+  const { port, pathname } = new URL(url);
+  const socket = netConnect({ host: '127.0.0.1', port: Number(port) });
+  t.after(() => socket.destroy());
+  await once(socket, 'connect');
+  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`);
+  socket.write(
+    `GET ${pathname} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n${extra.join('')}\r\n`,
+  );
+  const [head] = (await once(socket, 'data')) as [Buffer];
+  assert.match(head.toString('latin1'), /^HTTP\/1\.1 101 /);
+  return socket;
+}
+
+test('a receiver whose only session is closing (its close frame unanswered) is not `delivered`: the message is held and written to their next session', async (t) => {
+  const hub = new MemoryBusHub();
+  const n = await startNode(t, hub, 'a');
+  const alice = await connect(t, n.url('alice'));
+  const deaf = await deafClient(t, n.url('c-bob'), { 'x-chat-connection-id': 'r1-9' });
+  const closeFrame = new Promise<void>((resolve) =>
+    deaf.on('data', (chunk: Buffer) => chunk[0] === 0x88 && resolve()),
+  );
+  const base = n.url('x').replace('ws://', 'http://').replace('/chat/x', '');
+  const res = await fetch(`${base}/internal/sessions/close`, {
+    method: 'POST',
+    body: JSON.stringify({ connections: ['r1-9'], windowMs: 0 }),
+  });
+  assert.deepEqual(await res.json(), { closing: 1 });
+  // The node sent its 4002 and waits for an answer that never comes: the session is closing, still registered.
+  await closeFrame;
+  alice.ws.send(JSON.stringify({ type: 'send', cid: '1', to: 'c-bob', body: 'while closing' }));
+  assert.equal((await alice.next((f) => f.cid === '1')).status, 'accepted', 'not written: not delivered');
+  await until(async () => (await metricValue(n.node, 'chat_node_handoff_held_messages')) === 1, 'held');
+  const back = await connect(t, n.url('c-bob'));
+  assert.equal((await back.next((f) => f.type === 'message')).body, 'while closing');
+  assert.equal(await metricValue(n.node, 'chat_node_handoff_total', { result: 'delivered' }), 1);
+  deaf.destroy(); // Before the node stops, which would wait for this session to close.
 });
 
 test('handoff: a held message whose receiver does not come back within the grace period expires, counted', async (t) => {

@@ -148,7 +148,7 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     metrics,
     logger: deps.logger,
     onPresenceChange: (userId) => membership.touch(userId),
-    onFirstSession: (userId) => delivery.arrived(userId),
+    onSessionAdded: (userId) => delivery.arrived(userId),
   });
 
   const status = (): ReadyzBody => ({

@@ -35,8 +35,11 @@ export interface ClientGatewayOptions {
   readonly logger: Logger;
   /** A user's first session here opened or their last one closed (presence changes). */
   readonly onPresenceChange: (userId: string) => void;
-  /** A user's first session here registered (what was held for them is written to it). */
-  readonly onFirstSession?: (userId: string) => void;
+  /**
+   * A session of the user registered (what was held for them is written to it). Every one, not only the
+   * first: an earlier one may still be registered while it closes, and takes no writes.
+   */
+  readonly onSessionAdded?: (userId: string) => void;
 }
 
 const CHAT_PATH = /^\/chat\/([^/]*)$/;
@@ -137,10 +140,8 @@ export class ClientGateway {
       { id: this.#nextId++, ...init, flavor: ws.protocol === SUBPROTOCOL ? 'v1' : 'seed' },
       { limits: this.#o.limits, metrics, logger: this.#log },
     );
-    if (sessions.add(conn)) {
-      this.#o.onPresenceChange(userId);
-      this.#o.onFirstSession?.(userId);
-    }
+    if (sessions.add(conn)) this.#o.onPresenceChange(userId);
+    this.#o.onSessionAdded?.(userId);
     this.#countSessions();
     ws.on('error', (err: Error & { code?: string }) => {
       // ws closes the socket itself (1009 too big, 1007 invalid UTF-8, 1002 protocol error).

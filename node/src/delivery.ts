@@ -53,6 +53,16 @@ export type Outgoing =
   | { readonly kind: 'legacy'; readonly frame: LegacyDirectMessage };
 
 const EMPTY_SESSIONS: ReadonlySet<Connection> = new Set();
+
+/**
+ * The sessions a message can be written to now: a session that is closing (a drain, a migration, a limit
+ * cut, waiting for the client's close frame) is still registered but takes no more writes, so it does not
+ * count as the receiver being here; the message then takes the shard path and is held for their next one.
+ */
+function writable(sessions: ReadonlySet<Connection>): ReadonlySet<Connection> {
+  for (const c of sessions) if (!c.isOpen) return new Set([...sessions].filter((x) => x.isOpen));
+  return sessions;
+}
 const MAX_ECHO = 100_000;
 
 /**
@@ -100,7 +110,7 @@ export class Delivery {
         : { ...out.frame, sender_id: sender.userId };
 
     const seed = this.#d.mode === 'seed';
-    const local = seed ? EMPTY_SESSIONS : sessions.sessionsOf(to);
+    const local = seed ? EMPTY_SESSIONS : writable(sessions.sessionsOf(to));
     if (local.size > 0 && this.#first(to, id, 'local')) {
       this.#write(local, new OutboundMessage(frame), 'local');
       metrics.deliveryLatency.observe({ path: 'local' }, (performance.now() - started) / 1000);
@@ -167,7 +177,7 @@ export class Delivery {
    */
   fromBus(message: BusMessage, position: MessagePosition): void {
     if (message.origin === this.#d.nodeId && this.#echo.delete(message.id)) return;
-    const local = this.#d.sessions.sessionsOf(message.to);
+    const local = writable(this.#d.sessions.sessionsOf(message.to));
     if (local.size === 0) {
       if (this.#d.mode === 'seed') return;
       if (this.#d.delivered.has(message.to, message.id)) {
@@ -184,11 +194,11 @@ export class Delivery {
   }
 
   /**
-   * `userId`'s first session registered on this node: what was held for them is written now, oldest
-   * first (each id once).
+   * A session of `userId` registered on this node: what was held for them is written now to their open
+   * sessions, oldest first (each id once).
    */
   arrived(userId: string): void {
-    const local = this.#d.sessions.sessionsOf(userId);
+    const local = writable(this.#d.sessions.sessionsOf(userId));
     if (local.size === 0) return;
     for (const message of this.#d.handoff.take(userId)) {
       if (this.#first(userId, message.id, 'handoff'))
