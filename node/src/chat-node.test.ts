@@ -177,6 +177,19 @@ test('a silent peer is terminated after the idle timeout', async (t) => {
   assert.match(metrics, /chat_node_dead_peers_terminated_total 1/);
 });
 
+test('while the node drains, a send is answered NODE_ERR_DRAINING with its cid (the client retries that send elsewhere)', async (t) => {
+  const n = await startNode(t, new MemoryBusHub(), 'a', { CHAT_NODE_DRAIN_WINDOW_MS: '1000' });
+  const alice = await connect(t, n.url('alice'));
+  const bob = await connect(t, n.url('bob'));
+  const stopped = n.stop();
+  await until(() => !n.node.isReady(), 'draining');
+  alice.ws.send(JSON.stringify({ type: 'send', cid: 'd1', to: 'bob', body: 'late' }));
+  const answer = await alice.next((f) => f.type === 'error' || f.type === 'ack');
+  assert.deepEqual([answer.type, answer.code, answer.cid], ['error', 'NODE_ERR_DRAINING', 'd1']);
+  assert.equal(await stopped, true);
+  assert.ok(!bob.frames.some((f) => f.type === 'message'), 'not delivered');
+});
+
 test('stop(): sessions get 4001 with a retry hint, the node is no longer ready, stop resolves clean', async (t) => {
   const n = await startNode(t, new MemoryBusHub(), 'a');
   const c = await connect(t, n.url('alice'));

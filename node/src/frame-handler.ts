@@ -50,10 +50,6 @@ export class FrameHandler {
   onMessage(conn: Connection, data: RawData, isBinary: boolean): void {
     const { metrics } = this.#d;
     conn.seen();
-    if (this.#d.draining()) {
-      metrics.framesIn.inc({ type: 'draining' });
-      return conn.send(errorFrame('NODE_ERR_DRAINING', 'node is shutting down; reconnect'));
-    }
     // Charged before it is decoded: a refused frame costs its bytes' arrival, not their parsing.
     const admitted = conn.admit(byteLength(data), this.#budgets.of(conn.userId, conn.limits));
     if (admitted !== 'ok') {
@@ -64,6 +60,12 @@ export class FrameHandler {
         conn.send(errorFrame('NODE_ERR_RATE_LIMITED', 'slow down', cid));
       }
       return;
+    }
+    if (this.#d.draining()) {
+      // Answered with the send's cid, so the client knows which send to retry on its next connection.
+      metrics.framesIn.inc({ type: 'draining' });
+      const cid = isBinary ? undefined : this.#cidOf(conn, data);
+      return conn.send(errorFrame('NODE_ERR_DRAINING', 'node is shutting down; reconnect', cid));
     }
     if (isBinary) {
       metrics.framesIn.inc({ type: 'binary' });
