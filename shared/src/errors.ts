@@ -178,7 +178,7 @@ export const ERROR_CODES = {
   ROUTER_ERR_RATE_LIMITED: {
     retryable: true,
     summary:
-      'Too many handshakes per second from this address (CHAT_ROUTER_HANDSHAKE_RATE_PER_SEC; HTTP 429 with Retry-After).',
+      'Too many handshakes per second from this address (CHAT_ROUTER_HANDSHAKE_RATE_PER_SEC, for valid and for refused handshakes apart; HTTP 429 with Retry-After).',
   },
   BUS_ERR_INVALID_RECORD: {
     retryable: false,
