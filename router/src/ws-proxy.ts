@@ -93,11 +93,11 @@ interface Pending {
 /**
  * The WebSocket hop. Validates the upgrade, derives the affinity key, places the connection on the owner
  * of the key's shard (the node that reads that shard's Kafka partition), opens the TCP connection to it
- * itself (a refusal is a retryable 502: no other node may take the shard), and hands both sockets to
- * http-proxy-3, which forwards the handshake with the connection id and the affinity key and pipes the
- * bytes; the router never parses frames. Every way an upgrade can fail ends with an HTTP status (or a close after the 101), a metric,
- * and both sockets gone: the client leaving before the node answered aborts the proxied request (which
- * http-proxy-3 alone would leak), and a handshake the node never answers gets 504.
+ * itself (a refusal is a retryable 502: no other node may take the shard), sends the handshake over it
+ * with the connection id and the affinity key, relays the node's answer, and after a 101 hands both
+ * sockets to a `SocketPair`; the router never parses frames. Every way an upgrade can fail ends with an
+ * HTTP status (or a close after the 101), a metric, and both sockets gone: the client leaving before the
+ * node answered aborts the proxied request, and a handshake the node never answers gets 504.
  */
 export class WsProxy {
   readonly #o: WsProxyOptions;
