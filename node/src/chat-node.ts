@@ -18,6 +18,7 @@ import { createHttpApi } from './http-api.js';
 import { Membership } from './membership.js';
 import { NodeMetrics } from './metrics.js';
 import { PresenceDirectory } from './presence-directory.js';
+import { RecoveryBuffer } from './recovery-buffer.js';
 import { SendDedup } from './send-dedup.js';
 import { SessionRegistry } from './session-registry.js';
 import { ShardOwnership } from './shard-ownership.js';
@@ -109,7 +110,17 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     metrics,
     logger: deps.logger,
   });
+  const durable = config.deliveryMode === 'durable';
   const delivery = new Delivery({
+    ...(durable
+      ? {
+          recovery: new RecoveryBuffer({
+            maxPerShard: config.recoveryMaxPerShard,
+            ttlMs: config.recoveryTtlMs,
+          }),
+          recoveryWaitMs: config.recoveryWaitMs,
+        }
+      : {}),
     handoff,
     delivered: new DeliveredIds({ windowMs: config.sendDedupWindowMs }),
     nodeId: config.nodeId,
@@ -148,7 +159,7 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     metrics,
     logger: deps.logger,
     onPresenceChange: (userId) => membership.touch(userId),
-    onSessionAdded: (userId) => delivery.arrived(userId),
+    onSessionAdded: (userId, conn, since) => delivery.arrived(userId, conn, since),
   });
 
   const status = (): ReadyzBody => ({
@@ -226,6 +237,7 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
   const ownershipTimer = setInterval(() => {
     ownership.refresh();
     directory.sweep();
+    delivery.sweep();
   }, config.heartbeatIntervalMs);
   ownershipTimer.unref();
 
@@ -238,7 +250,13 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     await deps.bus.start({
       onMessage: (message, position) => delivery.fromBus(message, position),
       heldFloorOf: (shard) => handoff.floorOf(shard),
-      onShardReleased: (shard) => handoff.release(shard),
+      onShardReleased: (shard) => {
+        handoff.release(shard);
+        delivery.shardReleased(shard);
+      },
+      // Durable mode reads back a window before each shard it takes, for its recovery buffer.
+      backfill: durable ? config.recoveryMaxPerShard : 0,
+      onShardTaken: (shard, from, start) => delivery.shardTaken(shard, from, start),
       onPresence: (nodeId, userId, record) =>
         directory.applyPresence(userId, nodeId, record?.epoch ?? null, record?.shard),
       onMember: (id, heartbeat) => {

@@ -9,12 +9,14 @@ import {
   UserId,
   affinityKeyOf,
   checkHandshake,
+  parseSince,
   shardOf,
   rejectUpgrade,
   type HandshakeCheck,
   type Logger,
 } from '@chat/shared';
 import { Connection, type ConnectionLimits } from './connection.js';
+import type { Since } from './delivery.js';
 import type { FrameHandler } from './frame-handler.js';
 import type { NodeMetrics } from './metrics.js';
 import type { SessionRegistry } from './session-registry.js';
@@ -37,9 +39,10 @@ export interface ClientGatewayOptions {
   readonly onPresenceChange: (userId: string) => void;
   /**
    * A session of the user registered (what was held for them is written to it). Every one, not only the
-   * first: an earlier one may still be registered while it closes, and takes no writes.
+   * first: an earlier one may still be registered while it closes, and takes no writes. `since`: the
+   * resume position the client named (`?since=<shard>:<offset>:<epoch>`), `invalid` when malformed.
    */
-  readonly onSessionAdded?: (userId: string) => void;
+  readonly onSessionAdded?: (userId: string, conn: Connection, since: Since | undefined) => void;
 }
 
 const CHAT_PATH = /^\/chat\/([^/]*)$/;
@@ -97,14 +100,17 @@ export class ClientGateway {
     // The key the router placed the connection by; a node reached directly computes it the way the router
     // does (a client choosing its own key only chooses where messages to itself go).
     const placed = req.headers[AFFINITY_HEADER];
-    const query = new URL(req.url ?? '/', 'http://node').searchParams.get('affinity');
+    const params = new URL(req.url ?? '/', 'http://node').searchParams;
+    const query = params.get('affinity');
+    // A malformed position is answered on the socket (`resumed`, reason invalid), not refused.
+    const since = parseSince(params.get('since'));
     const valid = (k: unknown): k is string => typeof k === 'string' && UserId.safeParse(k).success;
     const key = valid(placed)
       ? placed
       : affinityKeyOf(auth.token?.affinity, valid(query) ? query : null, userId);
     const shard = shardOf(key, this.#o.shards);
     this.#wss.handleUpgrade(req, socket, head, (ws) =>
-      this.#open(ws, { userId, connectionId, exp: auth.token?.exp, shard }),
+      this.#open(ws, { userId, connectionId, exp: auth.token?.exp, shard }, since),
     );
   }
 
@@ -132,6 +138,7 @@ export class ClientGateway {
   #open(
     ws: WebSocket,
     init: { userId: string; connectionId: string | undefined; exp: number | undefined; shard: number },
+    since: Since | undefined,
   ): void {
     const { sessions, metrics } = this.#o;
     const { userId } = init;
@@ -141,7 +148,7 @@ export class ClientGateway {
       { limits: this.#o.limits, metrics, logger: this.#log },
     );
     if (sessions.add(conn)) this.#o.onPresenceChange(userId);
-    this.#o.onSessionAdded?.(userId);
+    this.#o.onSessionAdded?.(userId, conn, since);
     this.#countSessions();
     ws.on('error', (err: Error & { code?: string }) => {
       // ws closes the socket itself (1009 too big, 1007 invalid UTF-8, 1002 protocol error).

@@ -21,6 +21,7 @@ function session(userId: string) {
     userId,
     connectionId: undefined,
     shard: shardOf(userId, SHARDS),
+    isOpen: true,
     deliver: (message: OutboundMessage) => got.push(String((message.frame as MessageFrame).body)),
   } as unknown as Connection;
   return { conn, got };

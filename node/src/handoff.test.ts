@@ -200,3 +200,14 @@ describe('Handoff at its bound', () => {
     );
   });
 });
+
+test('takeHeld gives each record with the position it was read at', (t) => {
+  const { handoff } = setup(t);
+  const held = message('bob');
+  handoff.hold(held, { shard: 4, offset: 17 });
+  assert.deepEqual(
+    handoff.takeHeld('bob').map((h) => [h.message.id, h.position]),
+    [[held.id, { shard: 4, offset: 17 }]],
+  );
+  assert.equal(handoff.size, 0);
+});

@@ -129,6 +129,11 @@ export class Handoff {
 
   /** Takes every record held for `receiver`, oldest first (counted delivered: the caller writes them). */
   take(receiver: string): BusMessage[] {
+    return this.takeHeld(receiver).map((held) => held.message);
+  }
+
+  /** Like `take`, with the position each record was read at. */
+  takeHeld(receiver: string): { message: BusMessage; position: MessagePosition }[] {
     const mine = this.#byReceiver.get(receiver);
     if (!mine) return [];
     this.#byReceiver.delete(receiver);
@@ -137,7 +142,7 @@ export class Handoff {
     this.#size -= live.length;
     this.#count('delivered', live.length);
     this.#gauge();
-    return live.map((held) => held.message);
+    return live.map(({ message, shard, offset }) => ({ message, position: { shard, offset } }));
   }
 
   /** The offset of the oldest record held for `shard`, or undefined when none is. */

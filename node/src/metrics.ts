@@ -29,6 +29,9 @@ export class NodeMetrics {
   readonly authKeyErrors: Counter<'source'>;
   readonly handoff: Counter<'result'>;
   readonly handoffHeld: Gauge;
+  readonly resumes: Counter<'result'>;
+  readonly resumeReplayed: Counter;
+  readonly recoveryBuffered: Gauge;
   readonly duplicatesDropped: Counter<'path'>;
   readonly sendRetries: Counter<'result'>;
   readonly sendDedupEvictions: Counter;
@@ -181,6 +184,22 @@ export class NodeMetrics {
       help: 'Records held now for receivers expected to reconnect here (handoff).',
       registers,
     });
+    this.resumes = new Counter({
+      name: 'chat_node_resumes_total',
+      help: 'Connections opened with a resume position (`since`), by answer: recovered (the whole gap written), or why not: too_old (older than the recovery buffer), epoch (another log), shard (another shard), not_owner (this node did not read the shard within CHAT_NODE_RECOVERY_WAIT_MS), not_durable (fast mode), invalid (malformed `since`).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.resumeReplayed = new Counter({
+      name: 'chat_node_resume_replayed_messages_total',
+      help: 'Messages written to resuming connections from the recovery buffer (the gaps filled).',
+      registers,
+    });
+    this.recoveryBuffered = new Gauge({
+      name: 'chat_node_recovery_buffered_messages',
+      help: 'Records kept now in the recovery buffer (durable mode), over the shards this node reads.',
+      registers,
+    });
     this.duplicatesDropped = new Counter({
       name: 'chat_node_duplicates_dropped_total',
       help: 'Messages not written because the same server message id was already written to the same receiver within CHAT_NODE_SEND_DEDUP_WINDOW_MS (a record read again after a crash or hand-over, a retried send), by path (local, bus, handoff).',
@@ -199,6 +218,8 @@ export class NodeMetrics {
     for (const path of ['local', 'bus', 'handoff']) this.duplicatesDropped.inc({ path }, 0);
     for (const result of ['delivered', 'expired', 'overflow', 'released']) this.handoff.inc({ result }, 0);
     for (const status of ['delivered', 'accepted', 'offline']) this.acks.inc({ status }, 0);
+    for (const result of ['recovered', 'too_old', 'epoch', 'shard', 'not_owner', 'not_durable', 'invalid'])
+      this.resumes.inc({ result }, 0);
     for (const limit of [
       'rate',
       'rate_bytes',

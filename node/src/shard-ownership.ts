@@ -10,7 +10,7 @@ export interface ShardOwnershipOptions {
   readonly directory: PresenceDirectory;
   readonly bus: Pick<MessageBus, 'assignShards'>;
   /** `seed`: every node reads every shard (the design this project replaces, for benchmarks). */
-  readonly mode: 'local-first' | 'seed';
+  readonly mode: 'local-first' | 'durable' | 'seed';
   readonly metrics: NodeMetrics;
   readonly logger: Logger;
 }

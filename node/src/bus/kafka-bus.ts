@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Kafka, type Admin, type Consumer, type EachBatchPayload, type KafkaMessage } from 'kafkajs';
 import {
   ChatError,
@@ -24,6 +24,9 @@ import {
   encodePresence,
 } from './records.js';
 import { ShardConsumer } from './shard-consumer.js';
+  LOG_EPOCH_KEY,
+  decodeLogEpoch,
+  encodeLogEpoch,
 import type { BusHandlers, ChatBus, PresenceUpdate } from './types.js';
 
 export interface KafkaBusOptions {
@@ -87,6 +90,12 @@ export class KafkaBus implements ChatBus {
 
   constructor(options: KafkaBusOptions) {
     this.#o = options;
+  /** The first offset of each shard's log when the bus started (durable mode reads back no further). */
+  readonly #lowOffsets = new Map<number, number>();
+  /** The messages log's epoch (the shard-offsets topic's `log-epoch` record; see logEpoch()). */
+  #logEpoch: string | undefined;
+  /** This node created the messages topic: it writes a new log epoch. */
+  #createdLog = false;
     this.#log = options.logger.child({ subsystem: 'kafka-bus' });
     this.#topics = topicNames(options.topicPrefix);
     this.#kafka = new Kafka({
@@ -169,6 +178,7 @@ export class KafkaBus implements ChatBus {
     const compacted = [
       { name: 'cleanup.policy', value: 'compact' },
       { name: 'min.cleanable.dirty.ratio', value: '0.1' },
+      if (this.#createdLog) await step('write log epoch', () => this.#writeLogEpoch());
       { name: 'segment.ms', value: '3600000' },
       { name: 'delete.retention.ms', value: '3600000' },
     ];
@@ -206,7 +216,10 @@ export class KafkaBus implements ChatBus {
   async #readInitialOffsets(admin: Admin): Promise<void> {
     const topic = this.#topics.messages;
     const ends = this.#endOffsets;
-    for (const p of await admin.fetchTopicOffsets(topic)) ends.set(p.partition, Number(p.high));
+    for (const p of await admin.fetchTopicOffsets(topic)) {
+      ends.set(p.partition, Number(p.high));
+      this.#lowOffsets.set(p.partition, Number(p.low));
+    }
     for (const p of await admin.fetchTopicOffsetsByTimestamp(topic, Date.now() - INITIAL_LOOKBACK_MS)) {
       const offset = Number(p.offset);
       this.#initialOffsets.set(p.partition, offset >= 0 ? offset : (ends.get(p.partition) ?? 0));
@@ -219,6 +232,7 @@ export class KafkaBus implements ChatBus {
       for (const p of await admin.fetchTopicOffsets(topic)) {
         if (BigInt(p.high) > BigInt(p.low)) marks.set(`${topic}:${p.partition}`, BigInt(p.high));
       }
+      if (created && wanted.some((t) => t.topic === this.#topics.messages)) this.#createdLog = true;
     }
     return marks;
   }
@@ -358,6 +372,14 @@ export class KafkaBus implements ChatBus {
       this.#log.error({ err, topic, offset: message.offset }, 'bus record handler failed');
     }
   }
+      if (key === LOG_EPOCH_KEY) {
+        try {
+          this.#logEpoch = decodeLogEpoch(value);
+        } catch (err) {
+          this.#invalidRecord(topic, message, err);
+        }
+        return;
+      }
 
   #invalidRecord(topic: string, message: KafkaMessage, err: unknown): void {
     this.#o.metrics.busConsumeErrors.inc({ reason: 'invalid_record' });
@@ -381,7 +403,10 @@ export class KafkaBus implements ChatBus {
       isMemberAlive: (nodeId, epoch) => this.#handlers?.isMemberAlive(nodeId, epoch) ?? false,
       initialOffsetOf: (shard) => this.#initialOffsets.get(shard) ?? 0,
       endOffsetOf: (shard) => this.#endOffsets.get(shard) ?? 0,
-      onRecord: (message, shard) => this.#onMessageRecord(message, shard),
+      onRecord: (message, shard, backfill) => this.#onMessageRecord(message, shard, backfill),
+      backfill: () => this.#handlers?.backfill ?? 0,
+      lowOffsetOf: (shard) => this.#lowOffsets.get(shard) ?? 0,
+      onTaken: (shard, from, start) => this.#dispatchTaken(shard, from, start),
       heldFloorOf: (shard) => this.#handlers?.heldFloorOf?.(shard),
       onReleased: (shard) => this.#dispatchRelease(shard),
       // Ready once the consumer first joined. A consumer that crashes later (the broker went away)
@@ -403,7 +428,7 @@ export class KafkaBus implements ChatBus {
     consumer.assign(this.#assigned);
   }
 
-  #onMessageRecord(message: KafkaMessage, shard: number): void {
+  #onMessageRecord(message: KafkaMessage, shard: number, backfill = false): void {
     let parsed: BusMessage;
     try {
       parsed = decodeMessage(message.value?.toString('utf8') ?? null);
@@ -411,7 +436,8 @@ export class KafkaBus implements ChatBus {
       return this.#invalidRecord(this.#topics.messages, message, err);
     }
     const handlers = this.#handlers;
-    const position = { shard, offset: Number(message.offset) };
+    const offset = Number(message.offset);
+    const position = backfill ? { shard, offset, backfill } : { shard, offset };
     if (handlers) this.#dispatch(this.#topics.messages, message, () => handlers.onMessage(parsed, position));
   }
 
@@ -451,6 +477,36 @@ export class KafkaBus implements ChatBus {
     if (this.#stopping) return Promise.reject(unavailable('Kafka bus stopped'));
     return this.#producer.publish({ ...encodeMessage(message), partition: shard });
   }
+  /** Tells the node a shard is taken; a handler that throws is a bug: logged and counted. */
+  #dispatchTaken(shard: number, from: number, start: number): void {
+    try {
+      this.#handlers?.onShardTaken?.(shard, from, start);
+    } catch (err) {
+      this.#o.metrics.busConsumeErrors.inc({ reason: 'handler_error' });
+      this.#log.error({ err, shard }, 'shard taken handler failed');
+    }
+  }
+
+  /** A new log epoch, written by the node that created the messages topic (before it reads or writes it). */
+  async #writeLogEpoch(): Promise<void> {
+    const epoch = `k${randomBytes(6).toString('hex')}`;
+    await this.#producer.send(this.#topics.shardOffsets, [encodeLogEpoch(epoch)], 'offset');
+    this.#logEpoch = epoch;
+    this.#log.info({ logEpoch: epoch }, 'wrote a new log epoch');
+  }
+
+  /**
+   * The messages log's epoch: the `log-epoch` record of the shard-offsets topic, written by the node that
+   * created the messages topic; a topic created otherwise (by hand, by an older version) has a fixed one
+   * derived from its name. Recreating the messages topic by hand means deleting the shard-offsets topic
+   * too (its positions would be wrong anyway): the next node to start then writes a new epoch.
+   */
+  logEpoch(): string {
+    return (
+      this.#logEpoch ?? `t${createHash('sha256').update(this.#topics.messages).digest('hex').slice(0, 12)}`
+    );
+  }
+
 
   publishPresence(updates: readonly PresenceUpdate[]): Promise<void> {
     if (this.#stopping) return Promise.reject(unavailable('Kafka bus stopped'));

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { ChatError, type BusMessage, type MemberHeartbeat } from '@chat/shared';
 import {
   decodeHeartbeat,
@@ -40,6 +41,8 @@ export class MemoryBusHub {
   /** Latest heartbeats by node id, encoded. */
   readonly members = new Map<string, string>();
   #available = true;
+  /** The messages log's epoch: one per hub (a new hub is a new log). */
+  readonly epoch = `m${randomBytes(6).toString('hex')}`;
   readonly #logs = new Map<number, ShardLog>();
   /** Counts what was published, by kind. */
   readonly published = { message: 0, presence: 0, heartbeat: 0 };
@@ -94,6 +97,13 @@ export class MemoryBusHub {
     const log = this.#log(shard);
     const start = Math.max(from ?? log.released ?? log.base, log.base);
     return { start, records: log.records.slice(start - log.base), end: log.base + log.records.length };
+  }
+
+  /** @internal The records of `shard` from `from` on (from the oldest kept when older). */
+  readFrom(shard: number, from: number): { start: number; records: EncodedRecord[] } {
+    const log = this.#log(shard);
+    const start = Math.max(from, log.base);
+    return { start, records: log.records.slice(start - log.base) };
   }
 
   /** @internal Where `shard`'s next owner starts. */
@@ -204,10 +214,18 @@ export class MemoryBus implements ChatBus {
     this.#owned = owned;
     for (const shard of shards) {
       if (owned.has(shard)) continue;
-      // Start where the previous owner stopped, and catch up with what was published since.
-      const { start, records, end } = this.#hub.read(shard, undefined);
+      // Start where the previous owner stopped, and catch up with what was published since; in durable
+      // mode read back a window before it first (flagged backfill).
+      const { start, end } = this.#hub.read(shard, undefined);
+      const window = this.#handlers?.backfill ?? 0;
+      const { start: from, records } = this.#hub.readFrom(shard, Math.max(0, start - window));
       owned.set(shard, { next: end, delivered: start });
-      records.forEach((record, i) => this.#queue(shard, start + i, record));
+      try {
+        this.#handlers?.onShardTaken?.(shard, from, start);
+      } catch {
+        this.#hub.handlerErrors++;
+      }
+      records.forEach((record, i) => this.#queue(shard, from + i, record, from + i < start));
     }
   }
 
@@ -241,16 +259,20 @@ export class MemoryBus implements ChatBus {
     this.#queue(shard, offset, record);
   }
 
-  #queue(shard: number, offset: number, record: EncodedRecord): void {
+  #queue(shard: number, offset: number, record: EncodedRecord, backfill = false): void {
     queueMicrotask(() => {
       if (this.#owned !== 'all') {
         // Released meanwhile: the next owner reads it from the log.
         const position = this.#owned.get(shard);
         if (!position) return;
-        position.delivered = offset + 1;
+        if (!backfill) position.delivered = offset + 1;
       }
-      this.receive('message', record, { shard, offset });
+      this.receive('message', record, backfill ? { shard, offset, backfill } : { shard, offset });
     });
+  }
+
+  logEpoch(): string {
+    return this.#hub.epoch;
   }
 
   publishPresence(updates: readonly PresenceUpdate[]): Promise<void> {

@@ -70,3 +70,21 @@ export function decodeShardOffset(key: string, value: string | null): ShardOffse
   if (String(offset.shard) !== key) throw new Error('shard-offsets key does not match its shard');
   return offset;
 }
+
+/** The shard-offsets record that names the messages log's epoch (not a shard: older nodes skip it). */
+export const LOG_EPOCH_KEY = 'log-epoch';
+
+const LOG_EPOCH = /^[A-Za-z0-9-]{1,64}$/;
+
+export function encodeLogEpoch(epoch: string): EncodedRecord {
+  return { key: LOG_EPOCH_KEY, value: JSON.stringify({ v: 1, epoch }) };
+}
+
+/** A log-epoch record's epoch; throws when the value is not `{v: 1, epoch}` with a valid epoch. */
+export function decodeLogEpoch(value: string | null): string {
+  const raw = json(value) as { v?: unknown; epoch?: unknown } | null;
+  if (raw === null || typeof raw !== 'object' || raw.v !== 1 || typeof raw.epoch !== 'string')
+    throw new Error('bad log-epoch record');
+  if (!LOG_EPOCH.test(raw.epoch)) throw new Error('bad log epoch');
+  return raw.epoch;
+}

@@ -23,8 +23,17 @@ export interface ShardConsumerOptions {
   readonly initialOffsetOf: (shard: number) => number;
   /** The end of a shard's log when the bus started (where `all`, the seed design, starts). */
   readonly endOffsetOf: (shard: number) => number;
-  /** A record of an owned shard, in partition order. */
-  readonly onRecord: (message: KafkaMessage, shard: number) => void;
+  /** A record of an owned shard, in partition order (`backfill`: before the position it was taken at). */
+  readonly onRecord: (message: KafkaMessage, shard: number, backfill: boolean) => void;
+  /**
+   * Durable mode: how many records before a taken shard's start position to read too (flagged backfill,
+   * never counted in the position written), not below `lowOffsetOf`. 0: none.
+   */
+  readonly backfill?: () => number;
+  /** The first offset still in a shard's log (when the bus started). */
+  readonly lowOffsetOf?: (shard: number) => number;
+  /** A shard is taken: records from `from` on will be read, those before `start` flagged backfill. */
+  readonly onTaken?: (shard: number, from: number, start: number) => void;
   /** The oldest offset of `shard` the node still holds undelivered: positions written never pass it. */
   readonly heldFloorOf: (shard: number) => number | undefined;
   /** This consumer stopped reading `shard` and fixed its final position (see MessageHandlers). */
@@ -43,6 +52,8 @@ export interface ShardConsumerOptions {
 interface Owned {
   next: number;
   committed: number;
+  /** Where the shard was taken: records before it are backfill, and no position written goes below it. */
+  start: number;
 }
 
 /**
@@ -134,7 +145,10 @@ export class ShardConsumer {
     });
     try {
       await consumer.connect();
-      await consumer.subscribe({ topic: this.#o.topic, fromBeginning: false });
+      // Durable mode reads back before its start positions: a seek below what retention left is then
+      // reset to the earliest record (a re-read), never to the latest (a loss).
+      const fromBeginning = (this.#o.backfill?.() ?? 0) > 0;
+      await consumer.subscribe({ topic: this.#o.topic, fromBeginning });
       await consumer.run({ autoCommit: false, eachBatch: (payload) => this.#onBatch(payload) });
     } catch (err) {
       await consumer.disconnect().catch(() => undefined);
@@ -162,7 +176,7 @@ export class ShardConsumer {
     for (const shard of lost) {
       const owned = this.#owned.get(shard);
       this.#owned.delete(shard);
-      if (owned) this.#releases.set(shard, this.#position(shard, owned.next));
+      if (owned) this.#releases.set(shard, this.#position(shard, owned));
       this.#o.onReleased(shard);
     }
     for (const shard of this.#waiting.keys()) if (!this.#isAssigned(shard)) this.#waiting.delete(shard);
@@ -191,7 +205,11 @@ export class ShardConsumer {
       if (start === undefined) continue;
       this.#waiting.delete(shard);
       this.#releases.delete(shard);
-      this.#owned.set(shard, { next: start, committed: start });
+      const window = this.#o.backfill?.() ?? 0;
+      const from =
+        window > 0 ? Math.min(start, Math.max(this.#o.lowOffsetOf?.(shard) ?? 0, start - window)) : start;
+      this.#owned.set(shard, { next: from, committed: start, start });
+      this.#o.onTaken?.(shard, from, start);
       taken.push(shard);
     }
     if (taken.length === 0) return;
@@ -275,7 +293,7 @@ export class ShardConsumer {
         this.#allNext.set(shard, Number(message.offset) + 1);
       }
       this.#o.metrics.busConsumed.inc({ kind: 'message' });
-      this.#o.onRecord(message, shard);
+      this.#o.onRecord(message, shard, owned !== undefined && Number(message.offset) < owned.start);
     }
     const last = batch.messages.at(-1);
     if (last) this.#lag.set(shard, Math.max(0, Number(batch.highWatermark) - Number(last.offset) - 1));
@@ -286,9 +304,10 @@ export class ShardConsumer {
   }
 
   /** The position to write for `shard` read up to `next`: never past its oldest held record. */
-  #position(shard: number, next: number): number {
+  #position(shard: number, { next, start }: Owned): number {
     const floor = this.#o.heldFloorOf(shard);
-    return floor === undefined ? next : Math.min(next, floor);
+    const read = Math.max(next, start); // a backfill in progress never moves the position back
+    return floor === undefined ? read : Math.min(read, floor);
   }
 
   /** Writes the position of every owned shard that moved, and the final position of released ones. */
@@ -304,7 +323,7 @@ export class ShardConsumer {
     const records: { shard: number; offset: number; released: boolean }[] = [];
     for (const [shard, offset] of this.#releases) records.push({ shard, offset, released: true });
     for (const [shard, owned] of this.#owned) {
-      const offset = this.#position(shard, owned.next);
+      const offset = this.#position(shard, owned);
       if (offset !== owned.committed) records.push({ shard, offset, released: false });
     }
     if (records.length === 0) return;
@@ -337,7 +356,7 @@ export class ShardConsumer {
     clearInterval(this.#commitTimer);
     this.#restarter.stop();
     const owned = [...this.#owned];
-    for (const [shard, { next }] of owned) this.#releases.set(shard, this.#position(shard, next));
+    for (const [shard, o] of owned) this.#releases.set(shard, this.#position(shard, o));
     this.#owned.clear();
     for (const [shard] of owned) this.#o.onReleased(shard);
     this.#waiting.clear();

@@ -24,6 +24,12 @@ export interface PresenceUpdate {
 export interface MessagePosition {
   readonly shard: number;
   readonly offset: number;
+  /**
+   * True for a record read back from before the position its shard was taken at (durable mode's
+   * recovery window, see `MessageHandlers.backfill`): its previous owner handled it already; it is there
+   * for the recovery buffer and for clients resuming from an older position.
+   */
+  readonly backfill?: boolean;
 }
 
 /** What the message path hands to its node. */
@@ -51,6 +57,16 @@ export interface MessageHandlers {
    * Called after the last `onMessage` of the shard.
    */
   onShardReleased?(shard: number): void;
+  /**
+   * Durable mode: how many records before the position a shard is taken at the node wants to read too
+   * (flagged `backfill`), to fill its recovery buffer. Absent or 0: none.
+   */
+  readonly backfill?: number;
+  /**
+   * The bus starts reading `shard`: records from `from` on (those before `start` flagged `backfill`),
+   * then what comes. Called before the first `onMessage` of the shard.
+   */
+  onShardTaken?(shard: number, from: number, start: number): void;
   /**
    * Whether member `nodeId` in incarnation `epoch` is alive (its heartbeats are fresh): a shard whose
    * previous owner is alive waits for its release; one whose owner died is taken at once.
@@ -99,6 +115,12 @@ export interface MessageBus {
    * or after `start`.
    */
   assignShards(shards: ReadonlySet<number> | 'all'): void;
+  /**
+   * The messages log's epoch: changes when the log is created anew (Kafka: a new id written by the node
+   * that created the topic; in-process: one per hub), so a position in an old log is never applied to a
+   * new one.
+   */
+  logEpoch(): string;
 }
 
 /** Membership and presence: compacted, replayed state, keyed by node (members) and node/user (presence). */

@@ -202,8 +202,29 @@ export const nodeConfigSchema = {
   deliveryMode: oneOf({
     env: 'CHAT_NODE_DELIVERY_MODE',
     default: 'local-first',
-    values: ['local-first', 'seed'],
-    doc: 'local-first: receivers on this node get messages without Kafka; seed: every message goes through Kafka (the old design, for comparison benchmarks).',
+    values: ['local-first', 'durable', 'seed'],
+    doc: "local-first (fast mode): receivers on this node get messages without Kafka; durable: every message, local too, is written to the receiver's shard log before it is acked (`accepted`) and delivered from the log with its position, and a client reconnecting with its last position gets the gap replayed or an explicit `not recovered` (docs/reliability.md); seed: every message goes through Kafka (the old design, for comparison benchmarks).",
+  }),
+  recoveryMaxPerShard: int({
+    env: 'CHAT_NODE_RECOVERY_MAX_PER_SHARD',
+    default: 2000,
+    min: 0,
+    max: 1_000_000,
+    doc: 'Durable mode: the owner of a shard keeps its most recent records, at most this many per shard, to replay to clients that resume (read back this many before the committed position when it takes a shard); older positions get `not recovered`. About 400 bytes per record.',
+  }),
+  recoveryTtlMs: int({
+    env: 'CHAT_NODE_RECOVERY_TTL_MS',
+    default: 300_000,
+    min: 0,
+    max: 86_400_000,
+    doc: 'Durable mode: records older than this (by their send time) leave the recovery buffer; a client away longer gets `not recovered`.',
+  }),
+  recoveryWaitMs: int({
+    env: 'CHAT_NODE_RECOVERY_WAIT_MS',
+    default: 15_000,
+    min: 0,
+    max: 600_000,
+    doc: 'Durable mode: a client that resumes on a node that does not read its shard yet (a takeover in progress) waits this long for it before it is answered `not recovered` (reason not_owner); live messages wait with it.',
   }),
   busBatchMax: int({
     env: 'CHAT_NODE_BUS_BATCH_MAX',

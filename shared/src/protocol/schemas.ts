@@ -95,6 +95,22 @@ export const AckStatus = z.enum(['delivered', 'accepted', 'offline']).meta({
     '(its bus is not ready) the answer is the retryable error NODE_ERR_BUS_UNAVAILABLE, not `offline`.',
 });
 
+/**
+ * Where a message sits in its receiver's shard log (durable mode): the shard, the offset in the shard's
+ * log, and the log's epoch (changes when the log is recreated, so an old position is never applied to a
+ * new log). A client keeps the last one it received and names it when it reconnects (`since`).
+ */
+export const MessagePos = z
+  .strictObject({
+    shard: z.number().int().min(0).max(65_535),
+    offset: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    epoch: z.string().regex(/^[A-Za-z0-9-]{1,64}$/),
+  })
+  .meta({
+    description:
+      'Durable mode only: where the message sits in its shard log, `{shard, offset, epoch}`. Keep the last one received and reconnect with `?since=<shard>:<offset>:<epoch>`.',
+  });
+
 export const MessageFrame = z
   .strictObject({
     type: z.literal('message'),
@@ -103,6 +119,7 @@ export const MessageFrame = z
     to: UserId,
     body: Body,
     ts: z.number().int().meta({ description: 'Server receive time, milliseconds since the epoch.' }),
+    pos: MessagePos.optional(),
   })
   .meta({ title: 'message', description: 'A direct message delivered to the receiver.' });
 
@@ -141,7 +158,61 @@ export const AuthOkFrame = z
     description: 'The refreshed token was accepted; the session now lasts until `exp`.',
   });
 
-export const ServerFrame = z.discriminatedUnion('type', [MessageFrame, AckFrame, ErrorFrame, AuthOkFrame]);
+/** Why a resume could not be served (see `resumed`). */
+export const ResumeFailure = z
+  .enum(['too_old', 'epoch', 'shard', 'not_owner', 'not_durable', 'invalid'])
+  .meta({
+    description:
+      '`too_old`: the position is older than what the node keeps (CHAT_NODE_RECOVERY_MAX_PER_SHARD records and ' +
+      'CHAT_NODE_RECOVERY_TTL_MS per shard). `epoch`: the position is from another log (the topic was recreated). ' +
+      '`shard`: the position is of another shard than the one this connection is placed by. `not_owner`: this ' +
+      'node did not come to read the shard in time (CHAT_NODE_RECOVERY_WAIT_MS). `not_durable`: the cluster runs ' +
+      'in fast mode, which keeps no positions. `invalid`: `since` is not `<shard>:<offset>:<epoch>`.',
+  });
+
+export const ResumedFrame = z
+  .strictObject({
+    type: z.literal('resumed'),
+    recovered: z.boolean().meta({
+      description:
+        'true: every message to you after the named position was written before this frame (`replayed` of ' +
+        'them), and live messages follow with no gap. false: the gap cannot be filled (see `reason`); live ' +
+        'messages follow.',
+    }),
+    replayed: z
+      .number()
+      .int()
+      .min(0)
+      .meta({ description: 'Messages written for the gap, before this frame.' }),
+    reason: ResumeFailure.optional(),
+  })
+  .meta({
+    title: 'resumed',
+    description:
+      'The answer to a connection opened with `?since=<shard>:<offset>:<epoch>` (durable mode): sent once, after the replayed messages.',
+  });
+
+export const ServerFrame = z.discriminatedUnion('type', [
+  MessageFrame,
+  AckFrame,
+  ErrorFrame,
+  AuthOkFrame,
+  ResumedFrame,
+]);
+
+/** A resume position as a client names it in the upgrade's `since` parameter: `<shard>:<offset>:<epoch>`. */
+export function parseSince(value: string | null): z.infer<typeof MessagePos> | 'invalid' | undefined {
+  if (value === null) return undefined;
+  const match = /^(\d{1,5}):(\d{1,16}):([A-Za-z0-9-]{1,64})$/.exec(value);
+  if (!match) return 'invalid';
+  const parsed = MessagePos.safeParse({ shard: Number(match[1]), offset: Number(match[2]), epoch: match[3] });
+  return parsed.success ? parsed.data : 'invalid';
+}
+
+/** The `since` value for a position (what a client sends back). */
+export function formatSince(pos: z.infer<typeof MessagePos>): string {
+  return `${pos.shard}:${pos.offset}:${pos.epoch}`;
+}
 
 export type SendFrame = z.infer<typeof SendFrame>;
 export type AuthFrame = z.infer<typeof AuthFrame>;
@@ -153,6 +224,9 @@ export type MessageFrame = z.infer<typeof MessageFrame>;
 export type AckFrame = z.infer<typeof AckFrame>;
 export type ErrorFrame = z.infer<typeof ErrorFrame>;
 export type ServerFrame = z.infer<typeof ServerFrame>;
+export type MessagePos = z.infer<typeof MessagePos>;
+export type ResumedFrame = z.infer<typeof ResumedFrame>;
+export type ResumeFailure = z.infer<typeof ResumeFailure>;
 
 /** Every `type` a client may send in v1. */
 export const CLIENT_FRAME_TYPES: ReadonlySet<string> = new Set(
