@@ -3,8 +3,10 @@
 import {
   createLogger,
   describeListenError,
+  directoryAuthFromConfig,
   exitOnSignal,
   isChatError,
+  kafkaConnectionOptions,
   loadServiceConfig,
   nodeConfigSchema,
   orExitOnConfigError,
@@ -19,10 +21,18 @@ const config = orExitOnConfigError(() => loadServiceConfig(nodeConfigSchema, pro
 const logger = createLogger({ name: 'node', level: config.logLevel, base: { nodeId: config.nodeId } });
 const epoch = newEpoch();
 const metrics = new NodeMetrics();
+// Kafka credentials (files read now) and the cluster secret that signs membership: refused here when
+// incomplete, and without a secret in Kafka mode (docs/security.md).
+const kafka = config.kafkaBrokers.length > 0;
+const connection = orExitOnConfigError(() => (kafka ? kafkaConnectionOptions(config) : {}));
+const recordAuth = orExitOnConfigError(() => directoryAuthFromConfig(config));
+if (recordAuth.warning) logger.warn({ setting: 'CHAT_CLUSTER_RECORD_AUTH' }, recordAuth.warning);
 const bus: ChatBus =
   config.kafkaBrokers.length > 0
     ? new KafkaBus({
         brokers: config.kafkaBrokers,
+        connection,
+        recordAuth,
         topicPrefix: config.kafkaTopicPrefix,
         nodeId: config.nodeId,
         epoch,
@@ -50,6 +60,9 @@ try {
     logger.fatal({ code: (err as NodeJS.ErrnoException).code }, 'listen failed');
     console.error(`chat node ${config.nodeId}: ${line}`);
   } else logger.fatal({ err, code: isChatError(err) ? err.code : undefined }, 'start failed');
+  // A refused Kafka login is a setting to fix, said in one line too.
+  if (isChatError(err, 'CONFIG_ERR_INVALID'))
+    console.error(`chat node ${config.nodeId}: ${err.code}: ${err.message}`);
   await node.stop();
   // A setting that does not match the cluster (e.g. CHAT_CLUSTER_SHARDS against the topic) is a
   // configuration error like the others (78); anything else failed to start (1).

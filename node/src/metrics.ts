@@ -16,6 +16,8 @@ export class NodeMetrics {
   readonly busProduceErrors: Counter<'kind'>;
   readonly busConsumed: Counter<'kind'>;
   readonly busConsumeErrors: Counter<'reason'>;
+  readonly busRecordsIgnored: Counter<'kind' | 'reason'>;
+  readonly busRecordsUnsignedAccepted: Counter<'kind'>;
   readonly busProduceSeconds: Histogram;
   readonly ready: Gauge;
   readonly deadPeers: Counter;
@@ -97,6 +99,18 @@ export class NodeMetrics {
       name: 'chat_node_bus_consume_errors_total',
       help: 'Bus records skipped or consumer failures, by reason (invalid_record, handler_error, consumer_crash).',
       labelNames: ['reason'],
+      registers,
+    });
+    this.busRecordsIgnored = new Counter({
+      name: 'chat_node_bus_records_ignored_total',
+      help: 'Directory records (kind: heartbeat, presence, offset) ignored by reason: unsigned or bad_signature (not signed with the cluster secret: a forgery, or a writer with another secret) and stale (older than one already read for the same key: a replay, or a consumer reading its topics again).',
+      labelNames: ['kind', 'reason'],
+      registers,
+    });
+    this.busRecordsUnsignedAccepted = new Counter({
+      name: 'chat_node_bus_records_unsigned_accepted_total',
+      help: 'Unsigned directory records accepted because CHAT_CLUSTER_RECORD_AUTH=permissive (a rolling upgrade from a version that did not sign), by kind.',
+      labelNames: ['kind'],
       registers,
     });
     this.busProduceSeconds = new Histogram({
@@ -212,6 +226,9 @@ export class NodeMetrics {
       this.busProduceErrors.inc({ kind }, 0);
       this.busConsumed.inc({ kind }, 0);
     }
+    for (const kind of ['heartbeat', 'presence', 'offset'])
+      for (const reason of ['unsigned', 'bad_signature', 'stale'])
+        this.busRecordsIgnored.inc({ kind, reason }, 0);
     for (const reason of ['invalid_record', 'handler_error', 'consumer_crash'])
       this.busConsumeErrors.inc({ reason }, 0);
     for (const path of ['local', 'bus']) this.deliveries.inc({ path }, 0);

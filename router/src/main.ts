@@ -1,9 +1,11 @@
 // Entry point of a router process: the only file that reads process.env, handles signals and sets the
-// exit code. Exit codes: 0 clean shutdown, 1 failed start, 78 invalid configuration.
+// exit code. Exit codes: 0 clean shutdown, 1 failed start, 78 invalid configuration (Kafka credentials
+// refused included).
 import {
   createLogger,
   describeListenError,
   exitOnSignal,
+  isChatError,
   loadServiceConfig,
   orExitOnConfigError,
   routerConfigSchema,
@@ -25,6 +27,11 @@ const { port, adminPort } = await router.start().catch((err: unknown) => {
     logger.fatal({ code: (err as NodeJS.ErrnoException).code }, 'listen failed');
     console.error(`router: ${line}`);
   } else logger.fatal({ err }, 'start failed');
+  // Kafka refused the credentials (or another setting that does not fit the cluster): one line, exit 78.
+  if (isChatError(err, 'CONFIG_ERR_INVALID')) {
+    console.error(`router: ${err.code}: ${err.message}`);
+    process.exit(78);
+  }
   process.exit(1);
 });
 // Handlers before the ready line: whoever reads it may signal at once.

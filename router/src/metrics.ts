@@ -23,6 +23,8 @@ export class RouterMetrics {
   readonly badRequests: Counter<'reason'>;
   readonly authFailures: Counter<'code'>;
   readonly authKeyErrors: Counter<'source'>;
+  readonly memberRecordsIgnored: Counter<'reason'>;
+  readonly memberRecordsUnsignedAccepted: Counter;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registry = new Registry();
@@ -120,6 +122,17 @@ export class RouterMetrics {
       labelNames: ['reason'],
       registers,
     });
+    this.memberRecordsIgnored = new Counter({
+      name: 'chat_router_member_records_ignored_total',
+      help: 'Heartbeats on the members topic ignored by reason: unsigned or bad_signature (not signed with the cluster secret: a forgery, or a node with another secret) and stale (older than one already read for the same node: a replay, or the consumer reading the topic again).',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.memberRecordsUnsignedAccepted = new Counter({
+      name: 'chat_router_member_records_unsigned_accepted_total',
+      help: 'Unsigned heartbeats accepted because CHAT_CLUSTER_RECORD_AUTH=permissive (a rolling upgrade from a version that did not sign).',
+      registers,
+    });
     // Series exist from the start (at 0), so rate() and alerts see them before the first event.
     for (const result of ['asked', 'draining', 'forced']) this.migrations.inc({ result }, 0);
     for (const reason of CUT_REASONS) this.connectionsCut.inc({ reason }, 0);
@@ -133,5 +146,6 @@ export class RouterMetrics {
       this.proxyErrors.inc({ kind }, 0);
     }
     for (const by of ['client', 'upstream', 'router']) this.closed.inc({ by }, 0);
+    for (const reason of ['unsigned', 'bad_signature', 'stale']) this.memberRecordsIgnored.inc({ reason }, 0);
   }
 }

@@ -5,6 +5,8 @@ import {
   ChatError,
   bearerMatches,
   createTokenVerifier,
+  directoryAuthFromConfig,
+  kafkaConnectionOptions,
   rejectUpgrade,
   type ConfigOf,
   type Logger,
@@ -45,11 +47,22 @@ function isLoopbackHost(host: string): boolean {
 }
 
 /** Picks the membership source a configuration asks for. */
-export function membershipFromConfig(config: RouterConfig, logger: Logger): MembershipSource {
+export function membershipFromConfig(
+  config: RouterConfig,
+  logger: Logger,
+  metrics?: RouterMetrics,
+): MembershipSource {
   if (config.nodes.length > 0) return new StaticMembership(parseStaticMembers(config.nodes));
   if (config.kafkaBrokers.length > 0) {
+    // Refused here (exit 78) when the Kafka credentials are incomplete or there is no cluster secret.
+    const recordAuth = directoryAuthFromConfig(config);
+    if (recordAuth.warning) logger.warn({ setting: 'CHAT_CLUSTER_RECORD_AUTH' }, recordAuth.warning);
     return new KafkaMembership({
       brokers: config.kafkaBrokers,
+      connection: kafkaConnectionOptions(config),
+      recordAuth,
+      onIgnored: (reason) => metrics?.memberRecordsIgnored.inc({ reason }),
+      onUnsignedAccepted: () => metrics?.memberRecordsUnsignedAccepted.inc(),
       topicPrefix: config.kafkaTopicPrefix,
       timeoutMs: config.memberTimeoutMs,
       logger,
@@ -65,7 +78,7 @@ export function membershipFromConfig(config: RouterConfig, logger: Logger): Memb
 export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
   const log = deps.logger.child({ subsystem: 'router' });
   const metrics = deps.metrics ?? new RouterMetrics();
-  const membership = deps.membership ?? membershipFromConfig(config, deps.logger);
+  const membership = deps.membership ?? membershipFromConfig(config, deps.logger, metrics);
   const connections = new ConnectionTable();
   const members = new MemberTable({
     shardCount: config.clusterShards,

@@ -13,3 +13,6 @@ export * from './http.js';
 export * from './cluster/liveness.js';
 export * from './cluster/internal-api.js';
 export * from './cluster/shards.js';
+export * from './cluster/record-mac.js';
+export * from './cluster/record-gate.js';
+export * from './kafka-client.js';

@@ -2,12 +2,17 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Kafka, type Admin, type Consumer, type EachBatchPayload, type KafkaMessage } from 'kafkajs';
 import {
   ChatError,
+  RecordGate,
   Restarter,
   kafkaLogCreator,
   nodeConfigSchema,
+  rethrowKafkaRefusal,
   retryUntil,
   topicNames,
   type BusMessage,
+  type KafkaConnectionOptions,
+  type RecordAuthMode,
+  type RecordMac,
   type Logger,
   type MemberHeartbeat,
   type ShardOffset,
@@ -19,18 +24,25 @@ import {
   decodeMessage,
   decodePresence,
   decodeShardOffset,
+  LOG_EPOCH_KEY,
+  decodeLogEpoch,
+  encodeLogEpoch,
   encodeHeartbeat,
   encodeMessage,
   encodePresence,
 } from './records.js';
 import { ShardConsumer } from './shard-consumer.js';
-  LOG_EPOCH_KEY,
-  decodeLogEpoch,
-  encodeLogEpoch,
 import type { BusHandlers, ChatBus, PresenceUpdate } from './types.js';
 
 export interface KafkaBusOptions {
   readonly brokers: readonly string[];
+  /** TLS and SASL for the Kafka client (kafkaConnectionOptions); none by default. */
+  readonly connection?: KafkaConnectionOptions;
+  /**
+   * How directory records are signed and checked (directoryAuthFromConfig). Without a MAC they are
+   * neither (the in-process tests, or CHAT_CLUSTER_RECORD_AUTH=permissive without a secret).
+   */
+  readonly recordAuth?: { readonly mac: RecordMac | undefined; readonly mode: RecordAuthMode };
   readonly topicPrefix: string;
   readonly nodeId: string;
   /** This process's incarnation id (also in heartbeats and presence records). */
@@ -69,6 +81,8 @@ export class KafkaBus implements ChatBus {
   readonly #kafka: Kafka;
   readonly #topics: ReturnType<typeof topicNames>;
   readonly #producer: KafkaProducer;
+  /** Admits only signed, fresh directory records (members, presence, shard-offsets). */
+  readonly #gate: RecordGate;
   #messages: ShardConsumer | undefined;
   #directory: Consumer | undefined;
   /** Where each shard's owner got to (the shard-offsets topic, latest wins). */
@@ -76,6 +90,12 @@ export class KafkaBus implements ChatBus {
   /** Where a never-read shard starts, and where each shard's log ended, when the bus started. */
   readonly #initialOffsets = new Map<number, number>();
   readonly #endOffsets = new Map<number, number>();
+  /** The first offset of each shard's log when the bus started (durable mode reads back no further). */
+  readonly #lowOffsets = new Map<number, number>();
+  /** The messages log's epoch (the shard-offsets topic's `log-epoch` record; see logEpoch()). */
+  #logEpoch: string | undefined;
+  /** This node created the messages topic: it writes a new log epoch. */
+  #createdLog = false;
   #assigned: ReadonlySet<number> | 'all' = new Set();
   #handlers: BusHandlers | undefined;
   #joined = false;
@@ -90,17 +110,21 @@ export class KafkaBus implements ChatBus {
 
   constructor(options: KafkaBusOptions) {
     this.#o = options;
-  /** The first offset of each shard's log when the bus started (durable mode reads back no further). */
-  readonly #lowOffsets = new Map<number, number>();
-  /** The messages log's epoch (the shard-offsets topic's `log-epoch` record; see logEpoch()). */
-  #logEpoch: string | undefined;
-  /** This node created the messages topic: it writes a new log epoch. */
-  #createdLog = false;
     this.#log = options.logger.child({ subsystem: 'kafka-bus' });
     this.#topics = topicNames(options.topicPrefix);
+    this.#gate = new RecordGate({
+      mac: options.recordAuth?.mac,
+      mode: options.recordAuth?.mode ?? 'required',
+      logger: options.logger,
+      onIgnored: (topic, reason) =>
+        options.metrics.busRecordsIgnored.inc({ kind: this.#kindOf(topic), reason }),
+      onUnsignedAccepted: (topic) =>
+        options.metrics.busRecordsUnsignedAccepted.inc({ kind: this.#kindOf(topic) }),
+    });
     this.#kafka = new Kafka({
       clientId: `chat-node-${options.nodeId}`,
       brokers: [...options.brokers],
+      ...options.connection,
       logCreator: kafkaLogCreator(options.logger),
       connectionTimeout: 3000,
       requestTimeout: 10_000,
@@ -119,7 +143,18 @@ export class KafkaBus implements ChatBus {
       metrics: options.metrics,
       logger: options.logger,
       onHealthChange: () => this.#updateReady(),
+      sign: (topic, message) => {
+        const value = message.value === null ? null : String(message.value);
+        const headers = this.#gate.sign(topic, String(message.key), value);
+        return headers ? { ...message, headers: { ...message.headers, ...headers } } : message;
+      },
     });
+  }
+
+  /** The kind of directory record a topic holds, for metrics. */
+  #kindOf(topic: string): 'heartbeat' | 'presence' | 'offset' {
+    if (topic === this.#topics.members) return 'heartbeat';
+    return topic === this.#topics.presence ? 'presence' : 'offset';
   }
 
   async start(handlers: BusHandlers): Promise<void> {
@@ -129,7 +164,8 @@ export class KafkaBus implements ChatBus {
     // loading and a topic created a moment ago (by us or by a node starting at the same time) has no
     // leader in the broker's metadata yet; both answer with retryable errors for a while.
     const step = <T>(what: string, f: () => Promise<T>) =>
-      retryUntil(() => withTimeout(f(), this.#o.startTimeoutMs, what), {
+      // Credentials Kafka refuses are a setting to fix, not a wait: they end start-up at once.
+      retryUntil(() => withTimeout(f(), this.#o.startTimeoutMs, what).catch(rethrowKafkaRefusal), {
         deadline,
         initialMs: 100,
         maxMs: 2000,
@@ -144,6 +180,7 @@ export class KafkaBus implements ChatBus {
       const highWatermarks = await step('read directory offsets', () => this.#directoryHighWatermarks(admin));
       await step('read message offsets', () => this.#readInitialOffsets(admin));
       await step('connect producer', () => this.#producer.connect());
+      if (this.#createdLog) await step('write log epoch', () => this.#writeLogEpoch());
       await step('start directory consumer', () => this.#startDirectory(highWatermarks));
       await step('start message consumer', () => this.#startMessages());
       await this.#readyBy(deadline);
@@ -178,7 +215,6 @@ export class KafkaBus implements ChatBus {
     const compacted = [
       { name: 'cleanup.policy', value: 'compact' },
       { name: 'min.cleanable.dirty.ratio', value: '0.1' },
-      if (this.#createdLog) await step('write log epoch', () => this.#writeLogEpoch());
       { name: 'segment.ms', value: '3600000' },
       { name: 'delete.retention.ms', value: '3600000' },
     ];
@@ -195,6 +231,7 @@ export class KafkaBus implements ChatBus {
         waitForLeaders: true,
       });
       if (created) this.#log.info({ topics: wanted.map((t) => t.topic) }, 'created topics');
+      if (created && wanted.some((t) => t.topic === this.#topics.messages)) this.#createdLog = true;
     }
     // Whoever created them, go on only once every partition has a leader in the metadata.
     const metadata = await admin.fetchTopicMetadata({ topics: Object.values(this.#topics) });
@@ -232,7 +269,6 @@ export class KafkaBus implements ChatBus {
       for (const p of await admin.fetchTopicOffsets(topic)) {
         if (BigInt(p.high) > BigInt(p.low)) marks.set(`${topic}:${p.partition}`, BigInt(p.high));
       }
-      if (created && wanted.some((t) => t.topic === this.#topics.messages)) this.#createdLog = true;
     }
     return marks;
   }
@@ -333,9 +369,19 @@ export class KafkaBus implements ChatBus {
     const handlers = this.#handlers;
     const key = message.key?.toString('utf8');
     if (!handlers || key === undefined) return;
+    // Unsigned, forged and replayed records go no further (counted and logged by the gate).
+    if (!this.#gate.admit(topic, key, message.value, message.headers)) return;
     const value = message.value?.toString('utf8') ?? null;
     if (topic === this.#topics.shardOffsets) {
       this.#o.metrics.busConsumed.inc({ kind: 'offset' });
+      if (key === LOG_EPOCH_KEY) {
+        try {
+          this.#logEpoch = decodeLogEpoch(value);
+        } catch (err) {
+          this.#invalidRecord(topic, message, err);
+        }
+        return;
+      }
       try {
         const offset = decodeShardOffset(key, value);
         this.#shardOffsets.set(offset.shard, offset);
@@ -372,14 +418,6 @@ export class KafkaBus implements ChatBus {
       this.#log.error({ err, topic, offset: message.offset }, 'bus record handler failed');
     }
   }
-      if (key === LOG_EPOCH_KEY) {
-        try {
-          this.#logEpoch = decodeLogEpoch(value);
-        } catch (err) {
-          this.#invalidRecord(topic, message, err);
-        }
-        return;
-      }
 
   #invalidRecord(topic: string, message: KafkaMessage, err: unknown): void {
     this.#o.metrics.busConsumeErrors.inc({ reason: 'invalid_record' });
@@ -441,6 +479,36 @@ export class KafkaBus implements ChatBus {
     if (handlers) this.#dispatch(this.#topics.messages, message, () => handlers.onMessage(parsed, position));
   }
 
+  /** Tells the node a shard is taken; a handler that throws is a bug: logged and counted. */
+  #dispatchTaken(shard: number, from: number, start: number): void {
+    try {
+      this.#handlers?.onShardTaken?.(shard, from, start);
+    } catch (err) {
+      this.#o.metrics.busConsumeErrors.inc({ reason: 'handler_error' });
+      this.#log.error({ err, shard }, 'shard taken handler failed');
+    }
+  }
+
+  /** A new log epoch, written by the node that created the messages topic (before it reads or writes it). */
+  async #writeLogEpoch(): Promise<void> {
+    const epoch = `k${randomBytes(6).toString('hex')}`;
+    await this.#producer.send(this.#topics.shardOffsets, [encodeLogEpoch(epoch)], 'offset');
+    this.#logEpoch = epoch;
+    this.#log.info({ logEpoch: epoch }, 'wrote a new log epoch');
+  }
+
+  /**
+   * The messages log's epoch: the `log-epoch` record of the shard-offsets topic, written by the node that
+   * created the messages topic; a topic created otherwise (by hand, by an older version) has a fixed one
+   * derived from its name. Recreating the messages topic by hand means deleting the shard-offsets topic
+   * too (its positions would be wrong anyway): the next node to start then writes a new epoch.
+   */
+  logEpoch(): string {
+    return (
+      this.#logEpoch ?? `t${createHash('sha256').update(this.#topics.messages).digest('hex').slice(0, 12)}`
+    );
+  }
+
   /** Tells the node a shard was released; a handler that throws is a bug: logged and counted. */
   #dispatchRelease(shard: number): void {
     try {
@@ -477,36 +545,6 @@ export class KafkaBus implements ChatBus {
     if (this.#stopping) return Promise.reject(unavailable('Kafka bus stopped'));
     return this.#producer.publish({ ...encodeMessage(message), partition: shard });
   }
-  /** Tells the node a shard is taken; a handler that throws is a bug: logged and counted. */
-  #dispatchTaken(shard: number, from: number, start: number): void {
-    try {
-      this.#handlers?.onShardTaken?.(shard, from, start);
-    } catch (err) {
-      this.#o.metrics.busConsumeErrors.inc({ reason: 'handler_error' });
-      this.#log.error({ err, shard }, 'shard taken handler failed');
-    }
-  }
-
-  /** A new log epoch, written by the node that created the messages topic (before it reads or writes it). */
-  async #writeLogEpoch(): Promise<void> {
-    const epoch = `k${randomBytes(6).toString('hex')}`;
-    await this.#producer.send(this.#topics.shardOffsets, [encodeLogEpoch(epoch)], 'offset');
-    this.#logEpoch = epoch;
-    this.#log.info({ logEpoch: epoch }, 'wrote a new log epoch');
-  }
-
-  /**
-   * The messages log's epoch: the `log-epoch` record of the shard-offsets topic, written by the node that
-   * created the messages topic; a topic created otherwise (by hand, by an older version) has a fixed one
-   * derived from its name. Recreating the messages topic by hand means deleting the shard-offsets topic
-   * too (its positions would be wrong anyway): the next node to start then writes a new epoch.
-   */
-  logEpoch(): string {
-    return (
-      this.#logEpoch ?? `t${createHash('sha256').update(this.#topics.messages).digest('hex').slice(0, 12)}`
-    );
-  }
-
 
   publishPresence(updates: readonly PresenceUpdate[]): Promise<void> {
     if (this.#stopping) return Promise.reject(unavailable('Kafka bus stopped'));

@@ -25,6 +25,11 @@ export interface KafkaProducerOptions {
   readonly probeIntervalMs?: number;
   /** A probe unanswered after this long marks the producer unhealthy (default 1000 ms). */
   readonly probeTimeoutMs?: number;
+  /**
+   * Adds the cluster's signature headers to each record queued with `send` (the directory records:
+   * heartbeats, presence, shard positions; see RecordMac). Message records (`publish`) are not signed.
+   */
+  readonly sign?: (topic: string, message: Message) => Message;
   readonly metrics: NodeMetrics;
   readonly logger: Logger;
   /** The producer became usable, or stopped being usable (a probe or a produce failed). */
@@ -153,8 +158,9 @@ export class KafkaProducer {
 
   /** Queues `messages` for `topic` as one entry (one outcome), like `publish`. */
   send(topic: string, messages: Message[], kind: RecordKind): Promise<void> {
+    const sign = this.#o.sign;
     return this.#enqueue(
-      messages.map((message) => ({ topic, message, kind })),
+      messages.map((message) => ({ topic, message: sign ? sign(topic, message) : message, kind })),
       kind,
     );
   }

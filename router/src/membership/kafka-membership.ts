@@ -1,19 +1,33 @@
 import { randomBytes } from 'node:crypto';
-import { Kafka, type Admin, type Consumer, type EachBatchPayload } from 'kafkajs';
+import { Kafka, type Admin, type Consumer, type EachBatchPayload, type KafkaMessage } from 'kafkajs';
 import {
   ChatError,
   HeartbeatClock,
+  RecordGate,
   Restarter,
   MemberHeartbeat,
   kafkaLogCreator,
+  rethrowKafkaRefusal,
   retryUntil,
   topicNames,
+  type IgnoredReason,
+  type KafkaConnectionOptions,
   type Logger,
+  type RecordAuthMode,
+  type RecordMac,
 } from '@chat/shared';
 import type { MemberInfo, MembershipSource } from './types.js';
 
 export interface KafkaMembershipOptions {
   readonly brokers: readonly string[];
+  /** TLS and SASL for the Kafka client (kafkaConnectionOptions); none by default. */
+  readonly connection?: KafkaConnectionOptions;
+  /** How heartbeats are checked (directoryAuthFromConfig); without a MAC they are not (tests). */
+  readonly recordAuth?: { readonly mac: RecordMac | undefined; readonly mode: RecordAuthMode };
+  /** A heartbeat was ignored: unsigned, a wrong signature, or older than one already read (count it). */
+  readonly onIgnored?: (reason: IgnoredReason) => void;
+  /** An unsigned heartbeat was accepted (CHAT_CLUSTER_RECORD_AUTH=permissive; count it). */
+  readonly onUnsignedAccepted?: () => void;
   readonly topicPrefix: string;
   /** A member whose last heartbeat is older than this is dropped. */
   readonly timeoutMs: number;
@@ -42,6 +56,10 @@ const REPLAY_FALLBACK_MS = 15_000;
  *
  * `replayed` turns true once the consumer has read up to the end offsets the topic had when the router
  * started (or the topic was empty): only then is the member list the cluster's, not a prefix of it.
+ *
+ * Only heartbeats signed by the cluster count (RecordGate): a record without a valid MAC, or older than
+ * one already read for the same node (a replay), is ignored, counted and logged (rate-limited), so a
+ * writer without the cluster secret cannot put a member in the ring nor take one out.
  */
 export class KafkaMembership implements MembershipSource {
   readonly kind = 'kafka';
@@ -57,6 +75,7 @@ export class KafkaMembership implements MembershipSource {
   #onChange: (members: readonly MemberInfo[]) => void = () => {};
   #lastEmitted = '';
   readonly #clock: HeartbeatClock;
+  readonly #gate: RecordGate;
   /** Partition -> the end offset to reach before the replay counts as done. */
   readonly #ends = new Map<number, bigint>();
   #replayed = false;
@@ -66,6 +85,13 @@ export class KafkaMembership implements MembershipSource {
     this.#o = options;
     this.#log = options.logger.child({ subsystem: 'kafka-membership' });
     this.#clock = new HeartbeatClock(options.timeoutMs, options.now);
+    this.#gate = new RecordGate({
+      mac: options.recordAuth?.mac,
+      mode: options.recordAuth?.mode ?? 'required',
+      logger: options.logger,
+      onIgnored: (_topic, reason) => options.onIgnored?.(reason),
+      onUnsignedAccepted: () => options.onUnsignedAccepted?.(),
+    });
   }
 
   get replayed(): boolean {
@@ -78,6 +104,7 @@ export class KafkaMembership implements MembershipSource {
     const kafka = new Kafka({
       clientId: 'chat-router',
       brokers: [...this.#o.brokers],
+      ...this.#o.connection,
       logCreator: kafkaLogCreator(this.#o.logger),
       connectionTimeout: 3000,
       retry: {
@@ -87,8 +114,9 @@ export class KafkaMembership implements MembershipSource {
         restartOnFailure: () => Promise.resolve(true),
       },
     });
+    // Credentials Kafka refuses are a setting to fix, not a wait: they end start-up at once.
     const retry = (what: string, f: () => Promise<void>, until = deadline) =>
-      retryUntil(f, {
+      retryUntil(() => f().catch(rethrowKafkaRefusal), {
         deadline: until,
         initialMs: 100,
         maxMs: 2000,
@@ -239,14 +267,17 @@ export class KafkaMembership implements MembershipSource {
     });
   }
 
-  #onRecord(message: { key: Buffer | null; value: Buffer | null }): void {
+  #onRecord(message: KafkaMessage): void {
     const id = message.key?.toString('utf8');
     if (id === undefined) return;
+    if (!this.#gate.admit(this.#topic, id, message.value, message.headers)) return;
     if (message.value === null) {
       this.#members.delete(id);
     } else {
       try {
         const hb = MemberHeartbeat.parse(JSON.parse(message.value.toString('utf8')));
+        // The key is what the signature and the tombstone name: a value for another node is not this one.
+        if (hb.id !== id) throw new Error(`heartbeat of ${hb.id} under the key ${id}`);
         this.#members.set(id, {
           info: { id: hb.id, url: hb.url.replace(/\/+$/, ''), weight: hb.weight, state: hb.state },
           lastSeen: Math.max(this.#clock.saw(hb.ts), this.#members.get(id)?.lastSeen ?? -Infinity),

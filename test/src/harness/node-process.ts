@@ -26,6 +26,9 @@ export interface NodeProcess {
   ready(): Promise<boolean>;
 }
 
+/** The cluster secret every process forked by the harness shares unless a test sets its own. */
+export const TEST_CLUSTER_SECRET = 'test-cluster-secret-0123456789abcdef';
+
 /** Forks a TypeScript entry point through tsx with a clean environment; resolves on its IPC `ready`. */
 export async function forkService(
   cleanup: Cleanup,
@@ -53,6 +56,8 @@ export async function forkService(
       KAFKAJS_NO_PARTITIONER_WARNING: '1',
       CHAT_LOG_LEVEL: 'info',
       CHAT_AUTH_MODE: 'off',
+      // Kafka-mode processes refuse to start without a cluster secret (membership records are signed).
+      CHAT_CLUSTER_SECRET: TEST_CLUSTER_SECRET,
       ...env,
     },
     stdio: ['ignore', out, out, 'ipc'],
