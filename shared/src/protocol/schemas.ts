@@ -175,9 +175,10 @@ export const ResumedFrame = z
     type: z.literal('resumed'),
     recovered: z.boolean().meta({
       description:
-        'true: every message to you after the named position was written before this frame (`replayed` of ' +
-        'them), and live messages follow with no gap. false: the gap cannot be filled (see `reason`); live ' +
-        'messages follow.',
+        'true: no message to you after the named position is missing: those the node had read were written ' +
+        'before this frame (`replayed`), and the rest of the log follows in order, each message once (a node ' +
+        'that has just taken the shard may still be reading up to the log end). false: the gap cannot be ' +
+        'filled (see `reason`); live messages follow.',
     }),
     replayed: z
       .number()
@@ -189,7 +190,7 @@ export const ResumedFrame = z
   .meta({
     title: 'resumed',
     description:
-      'The answer to a connection opened with `?since=<shard>:<offset>:<epoch>` (durable mode): sent once, after the replayed messages.',
+      'The answer to a connection opened with `?since=<shard>:<offset>:<epoch>` (durable mode): sent once, after the replayed messages. Nothing is written to the connection before it.',
   });
 
 export const ServerFrame = z.discriminatedUnion('type', [
