@@ -114,7 +114,7 @@ test('durable: a receiver that reconnects with its last position gets exactly th
   await send(alice, 'bob', 'c0');
   const last = (await bob.next(isType('message'))).pos as MessagePos;
   await bob.close();
-  const gap = [];
+  const gap: unknown[] = [];
   for (const cid of ['c1', 'c2', 'c3']) gap.push((await send(alice, 'bob', cid)).id);
   bob = await connect(t, n.url('bob', formatSince(last)));
   const resumed = await bob.next(isType('resumed'));
@@ -195,7 +195,7 @@ test('durable: after its owner stops, the next owner reads back a window and fil
   const a = await startNode(t, hub, 'a');
   const alice = await connect(t, a.url('alice'));
   const bob = await connect(t, a.url('bob'));
-  const ids = [];
+  const ids: unknown[] = [];
   for (const cid of ['c1', 'c2', 'c3']) ids.push((await send(alice, 'bob', cid)).id);
   await bob.next((f) => f.id === ids[2]);
   // bob keeps only the first: the other two were written but "lost" with the node (kill -9 style).
