@@ -81,6 +81,11 @@ export interface LoadClientOptions {
    * network switch: presence and handoff see reconnects during every phase, faults included.
    */
   readonly churnPerSec?: number;
+  /**
+   * Durable mode: each user keeps the position (`pos`) of the last message it received and reconnects
+   * with `since=<shard>:<offset>:<epoch>` (default false).
+   */
+  readonly resume?: boolean;
 }
 
 interface UserState {
@@ -98,6 +103,8 @@ interface UserState {
   lostAt: number | undefined;
   reconnectTimer: NodeJS.Timeout | undefined;
   readonly spans: SessionSpan[];
+  /** The position of the last message received (`resume`), as `since` names it. */
+  lastPos?: string;
   /** The app is closing this socket itself (churn). */
   churning: boolean;
 }
@@ -146,6 +153,8 @@ export function backoffMs(n: number, capMs: number, random: () => number = Math.
 export class LoadClient {
   readonly records = new Map<string, MessageRecord>();
   readonly closes: CloseEvent[] = [];
+  /** `resumed` answers by outcome (`recovered`, or the reason it was not), and messages they replayed. */
+  readonly resumes = { byResult: new Map<string, number>(), replayed: 0 };
   /** Milliseconds from the end of a session to the next open one, per reconnect. */
   readonly reconnectMs: number[] = [];
   /** Frames the client could not relate to a message (no cid, unknown body). */
@@ -169,6 +178,7 @@ export class LoadClient {
       maxBackoffMs: 5000,
       seed: 1,
       churnPerSec: 0,
+      resume: false,
       ...options,
     };
     this.#random = prng(this.#o.seed);
@@ -402,7 +412,9 @@ export class LoadClient {
     user.reconnectTimer = undefined;
     let status: number | undefined;
     let retryAfter: number | undefined;
-    const ws = new WebSocket(this.#o.url(user.id, user.group), ['chat.v1'], {
+    let url = this.#o.url(user.id, user.group);
+    if (this.#o.resume && user.lastPos) url += `${url.includes('?') ? '&' : '?'}since=${user.lastPos}`;
+    const ws = new WebSocket(url, ['chat.v1'], {
       perMessageDeflate: false,
       handshakeTimeout: 10_000,
     });
@@ -477,8 +489,17 @@ export class LoadClient {
       return;
     }
     const at = Date.now();
+    if (frame.type === 'resumed') {
+      const result = frame.recovered === true ? 'recovered' : String(frame.reason);
+      this.resumes.byResult.set(result, (this.resumes.byResult.get(result) ?? 0) + 1);
+      this.resumes.replayed += typeof frame.replayed === 'number' ? frame.replayed : 0;
+      return;
+    }
     if (frame.type === 'message') {
       this.#lastReceptionAt = at;
+      const pos = frame.pos as { shard?: unknown; offset?: unknown; epoch?: unknown } | undefined;
+      if (this.#o.resume && pos && typeof pos.offset === 'number')
+        user.lastPos = `${String(pos.shard)}:${pos.offset}:${String(pos.epoch)}`;
       const record = this.records.get(String(frame.body));
       if (!record) {
         this.uncorrelated.messages++;

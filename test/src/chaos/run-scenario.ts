@@ -31,6 +31,8 @@ export interface ScenarioOptions {
   readonly shards?: number;
   /** Extra node settings (`--node-env`). */
   readonly nodeEnv?: Record<string, string>;
+  /** The load client resumes from its last position on every reconnect (durable mode, `--mode durable`). */
+  readonly resume?: boolean;
   readonly log?: (msg: string) => void;
 }
 
@@ -83,6 +85,10 @@ const NODE_COUNTERS: readonly { as: string; name: string; labels?: Record<string
   { as: 'retries joined', name: 'chat_node_send_retries_total', labels: { result: 'joined' } },
   { as: 'retries resent', name: 'chat_node_send_retries_total', labels: { result: 'resent' } },
   { as: 'duplicates dropped', name: 'chat_node_duplicates_dropped_total' },
+  { as: 'resumes recovered', name: 'chat_node_resumes_total', labels: { result: 'recovered' } },
+  { as: 'resumes too old', name: 'chat_node_resumes_total', labels: { result: 'too_old' } },
+  { as: 'resumes not owner', name: 'chat_node_resumes_total', labels: { result: 'not_owner' } },
+  { as: 'resume replayed', name: 'chat_node_resume_replayed_messages_total' },
 ];
 
 async function nodeCounters(cluster: ChaosCluster | undefined): Promise<Record<string, number>> {
@@ -160,6 +166,7 @@ export async function runScenario(
       crossShare: options.crossShare,
       churnPerSec: options.churnPerSec,
       tag,
+      ...(options.resume ? { resume: true } : {}),
     });
     load = l;
     scope.after(() => l.close());
@@ -219,6 +226,8 @@ export async function runScenario(
     : undefined;
   const logFiles = cluster?.logFiles ?? [];
   const counters = await nodeCounters(cluster);
+  // What the load client was told when it resumed (durable mode), next to the nodes' own counts.
+  for (const [result, n] of load?.resumes.byResult ?? []) counters[`client resumed ${result}`] = n;
   await scope.close();
   const origin = faultAt ?? started;
   return {

@@ -3,6 +3,8 @@
 // asserted here (reliability.test.ts asserts a short subset in CI); what fails is reported, never hidden.
 //   pnpm chaos [--scenarios kill9,sigterm,...] [--out docs/reliability.md] [--users 120] [--groups 12]
 //              [--rate 200] [--cross 0.3] [--churn 1] [--warmup 5] [--after 4] [--shards N] [--node-env K=V,K=V]
+//              [--mode fast|durable]   (durable: CHAT_NODE_DELIVERY_MODE=durable, and the load client resumes
+//                                       from its last position on every reconnect)
 // Exit code: 0 when every scenario ran (whatever it counted), 1 when one could not run, 2 on the hard limit.
 import { mkdtempSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
@@ -30,6 +32,7 @@ const { values } = parseArgs({
     after: { type: 'string', default: String(DEFAULT_OPTIONS.afterMs / 1000) },
     shards: { type: 'string', default: '' },
     'node-env': { type: 'string', default: '' },
+    mode: { type: 'string', default: 'fast' },
   },
 });
 
@@ -47,6 +50,8 @@ const nodeEnv: Record<string, string> = Object.fromEntries(
     .filter(Boolean)
     .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
 );
+const durable = values.mode === 'durable';
+if (durable) nodeEnv.CHAT_NODE_DELIVERY_MODE = 'durable';
 const shards = values.shards ? Number(values.shards) : undefined;
 const options: ScenarioOptions = {
   ...DEFAULT_OPTIONS,
@@ -59,6 +64,7 @@ const options: ScenarioOptions = {
   afterMs: Number(values.after) * 1000,
   ...(shards ? { shards } : {}),
   ...(Object.keys(nodeEnv).length ? { nodeEnv } : {}),
+  ...(durable ? { resume: true } : {}),
   log,
 };
 const scenarios = pickScenarios(String(values.scenarios).split(',').filter(Boolean));
