@@ -23,6 +23,41 @@ export interface KafkaBrokerOptions {
   readonly startTimeoutMs?: number;
   /** Progress messages (resolving jars, formatting, started). */
   readonly log?: (msg: string) => void;
+  /**
+   * A SASL_PLAINTEXT listener instead of PLAINTEXT: these users (name -> password) may log in with PLAIN,
+   * SCRAM-SHA-256 and SCRAM-SHA-512; clients of the harness log in as `BROKER_ADMIN`. No authorizer: any
+   * user that logs in may do anything (ACLs are the operator's, docs/operations.md).
+   */
+  readonly sasl?: { readonly users: Readonly<Record<string, string>> };
+}
+
+/** The user the broker itself and the harness's own clients log in as on a SASL broker. */
+export const BROKER_ADMIN = { username: 'admin', password: 'admin-password-for-tests' } as const;
+
+/** kafkajs options for the harness's clients of a broker started with `sasl` (none otherwise). */
+export function adminSasl(options: Pick<KafkaBrokerOptions, 'sasl'>): {
+  sasl?: { mechanism: 'plain'; username: string; password: string };
+} {
+  return options.sasl ? { sasl: { mechanism: 'plain', ...BROKER_ADMIN } } : {};
+}
+
+const SCRAM = ['SCRAM-SHA-256', 'SCRAM-SHA-512'] as const;
+
+/** JAAS and listener lines for a SASL_PLAINTEXT broker listener (PLAIN users inline, SCRAM from the metadata). */
+function saslProperties(users: Readonly<Record<string, string>>): string[] {
+  const all = { ...users, [BROKER_ADMIN.username]: BROKER_ADMIN.password };
+  const plainUsers = Object.entries(all)
+    .map(([name, password]) => `user_${name}="${password}"`)
+    .join(' ');
+  return [
+    `sasl.enabled.mechanisms=PLAIN,${SCRAM.join(',')}`,
+    'sasl.mechanism.inter.broker.protocol=PLAIN',
+    `listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="${BROKER_ADMIN.username}" password="${BROKER_ADMIN.password}" ${plainUsers};`,
+    ...SCRAM.map(
+      (m) =>
+        `listener.name.sasl_plaintext.${m.toLowerCase()}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;`,
+    ),
+  ];
 }
 
 /** What is needed to find a running broker again (written by the CLI to .kafka/broker.json). */
@@ -35,17 +70,24 @@ export interface KafkaBrokerState {
 
 const JAVA = process.env.JAVA_HOME ? join(process.env.JAVA_HOME, 'bin', 'java') : 'java';
 
-function serverProperties(dir: string, port: number, controllerPort: number): string {
+function serverProperties(
+  dir: string,
+  port: number,
+  controllerPort: number,
+  sasl?: KafkaBrokerOptions['sasl'],
+): string {
+  const listener = sasl ? 'SASL_PLAINTEXT' : 'PLAINTEXT';
   return [
     '# Single KRaft broker+controller on loopback, written by test/src/kafka/broker.ts.',
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-    `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+    `listeners=${listener}://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
+    `advertised.listeners=${listener}://127.0.0.1:${port}`,
     'controller.listener.names=CONTROLLER',
-    'inter.broker.listener.name=PLAINTEXT',
-    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    `inter.broker.listener.name=${listener}`,
+    `listener.security.protocol.map=${listener}:${listener},CONTROLLER:PLAINTEXT`,
+    ...(sasl ? saslProperties(sasl.users) : []),
     `log.dirs=${join(dir, 'data')}`,
     // One broker: every internal topic has one replica.
     'offsets.topic.replication.factor=1',
@@ -109,10 +151,16 @@ function tail(file: string, bytes = 3000): string {
 }
 
 /** Answers once the broker at `brokers` serves metadata, or throws after `timeoutMs`. */
-export async function waitForKafka(brokers: string, timeoutMs: number, alive: () => boolean = () => true) {
+export async function waitForKafka(
+  brokers: string,
+  timeoutMs: number,
+  alive: () => boolean = () => true,
+  options: Pick<KafkaBrokerOptions, 'sasl'> = {},
+) {
   const kafka = new Kafka({
     clientId: 'chat-harness-probe',
     brokers: [brokers],
+    ...adminSasl(options),
     connectionTimeout: 1000,
     requestTimeout: 2000,
     retry: { retries: 0 },
@@ -179,11 +227,19 @@ export class KafkaBroker {
     const port = options.port ?? (await freePort());
     const controllerPort = await freePort();
     const broker = new KafkaBroker(dir, ownsDir, port, controllerPort, options);
-    await writeFile(join(dir, 'server.properties'), serverProperties(dir, port, controllerPort));
+    await writeFile(
+      join(dir, 'server.properties'),
+      serverProperties(dir, port, controllerPort, options.sasl),
+    );
     await writeFile(join(dir, 'log4j2.properties'), LOG4J);
     broker.#format(classpath);
     await broker.#launch(classpath);
     return broker;
+  }
+
+  /** kafkajs options for a client of the harness (the admin user on a SASL broker). */
+  get clientSasl(): ReturnType<typeof adminSasl> {
+    return adminSasl(this.#options);
   }
 
   /** `host:port` of the broker listener, as CHAT_KAFKA_BROKERS takes it. */
@@ -236,6 +292,10 @@ export class KafkaBroker {
           '-c',
           join(this.dir, 'server.properties'),
           '--ignore-formatted',
+          // SCRAM credentials live in the cluster metadata: the first ones are written at format time.
+          ...Object.entries(this.#options.sasl?.users ?? {}).flatMap(([name, password]) =>
+            SCRAM.flatMap((m) => ['--add-scram', `${m}=[name=${name},password=${password}]`]),
+          ),
         ]),
         { stdio: ['ignore', out, out] },
       );
@@ -269,7 +329,12 @@ export class KafkaBroker {
     if (this.#options.detached) child.unref();
     const pid = child.pid ?? -1;
     try {
-      await waitForKafka(this.brokers, this.#options.startTimeoutMs ?? 90_000, () => isAlive(pid));
+      await waitForKafka(
+        this.brokers,
+        this.#options.startTimeoutMs ?? 90_000,
+        () => isAlive(pid),
+        this.#options,
+      );
     } catch (err) {
       await this.kill();
       throw new ChatError(

@@ -34,6 +34,7 @@ function makeFixture(brokers: string, broker: KafkaBroker | undefined, cleanup: 
     new Kafka({
       clientId,
       brokers: [brokers],
+      ...broker?.clientSasl,
       connectionTimeout: 2000,
       retry: { initialRetryTime: 100, retries: 8 },
       logLevel: logLevel.NOTHING,
