@@ -1,8 +1,10 @@
 #!/bin/sh
 # Writes the secrets deploy/docker-compose.yml requires into an env file (default: deploy/.env, which
 # compose reads and git ignores), each a fresh random value: the HS256 secret that signs users' tokens,
-# the internal token routers send to nodes, the router's admin token (also Prometheus' scrape token) and
-# Grafana's admin password. It never overwrites a file: delete it first to rotate every secret.
+# the internal token routers send to nodes, the router's admin token (also Prometheus' scrape token),
+# the cluster secret that signs membership records, the Kafka passwords of the services' user and of the
+# broker's own, and Grafana's admin password. It never overwrites a file: delete it first to rotate every
+# secret.
 #   sh deploy/new-env.sh [FILE]
 set -eu
 file=${1:-$(dirname "$0")/.env}
@@ -18,6 +20,9 @@ umask 077
   echo "CHAT_AUTH_HS256_SECRET=$(random)"
   echo "CHAT_INTERNAL_TOKEN=$(random)"
   echo "CHAT_ROUTER_ADMIN_TOKEN=$(random)"
+  echo "CHAT_CLUSTER_SECRET=$(random)"
+  echo "CHAT_KAFKA_SASL_PASSWORD=$(random)"
+  echo "KAFKA_ADMIN_PASSWORD=$(random)"
   echo "GRAFANA_ADMIN_PASSWORD=$(random)"
 } >"$file"
 echo "new-env: wrote $file"

@@ -11,6 +11,13 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { parse } from 'yaml';
 import { repoRoot } from '../paths.js';
+import {
+  directoryAuthFromConfig,
+  kafkaConnectionOptions,
+  loadConfig,
+  nodeConfigSchema,
+  routerConfigSchema,
+} from '@chat/shared';
 import { checkEnv, interpolate, read, type Env } from './manifests.js';
 
 interface Service {
@@ -37,6 +44,9 @@ const SECRETS = {
   CHAT_INTERNAL_TOKEN: 'internal-token-for-the-test',
   CHAT_ROUTER_ADMIN_TOKEN: 'admin-token-for-the-test',
   GRAFANA_ADMIN_PASSWORD: 'grafana-password-for-the-test',
+  CHAT_CLUSTER_SECRET: 'cluster-secret-for-the-compose-test-0123',
+  CHAT_KAFKA_SASL_PASSWORD: 'kafka-password-for-the-test',
+  KAFKA_ADMIN_PASSWORD: 'kafka-admin-password-for-the-test',
 };
 const load = (env: Env): Compose => parse(interpolate(RAW, env), { merge: true }) as Compose;
 
@@ -136,6 +146,39 @@ test('compose: known settings, the router published on its port, hardened chat s
   assert.ok(mounted, `nothing mounted at ${tokenFile}`);
   assert.equal(compose.configs?.[mounted.source]?.environment, 'CHAT_ROUTER_ADMIN_TOKEN');
   assert.equal(services.router?.environment?.CHAT_ROUTER_ADMIN_TOKEN, SECRETS.CHAT_ROUTER_ADMIN_TOKEN);
+});
+
+test('compose: Kafka takes only clients that log in, the services log in as chat and sign membership', () => {
+  const services = load(SECRETS).services;
+  const kafka = services.kafka?.environment ?? {};
+  assert.match(String(kafka.KAFKA_LISTENERS), /^SASL_PLAINTEXT:\/\/:9092,CONTROLLER:\/\/:9093$/);
+  // Only the controller's own listener (port 9093, not published, broker to itself) is without SASL.
+  for (const entry of String(kafka.KAFKA_LISTENER_SECURITY_PROTOCOL_MAP).split(',')) {
+    const [listener, protocol] = entry.split(':');
+    if (listener !== 'CONTROLLER') assert.match(protocol ?? '', /^SASL_/, entry);
+  }
+  const jaas = String(kafka.KAFKA_LISTENER_NAME_SASL__PLAINTEXT_PLAIN_SASL_JAAS_CONFIG);
+  assert.ok(jaas.includes(`user_chat="${SECRETS.CHAT_KAFKA_SASL_PASSWORD}"`), jaas);
+  assert.ok(jaas.includes(`user_admin="${SECRETS.KAFKA_ADMIN_PASSWORD}"`), jaas);
+  assert.ok(jaas.endsWith(';'));
+  for (const [name, svc] of Object.entries(services)) {
+    const command = svc.command?.join(' ') ?? '';
+    const schema = command.includes('node/dist')
+      ? nodeConfigSchema
+      : command.includes('router/dist')
+        ? routerConfigSchema
+        : undefined;
+    if (!schema) continue;
+    const env = Object.fromEntries(Object.entries(svc.environment ?? {}).map(([k, v]) => [k, String(v)]));
+    const config = loadConfig(schema, env);
+    assert.deepEqual(
+      kafkaConnectionOptions(config).sasl,
+      { mechanism: 'plain', username: 'chat', password: SECRETS.CHAT_KAFKA_SASL_PASSWORD },
+      name,
+    );
+    assert.ok(directoryAuthFromConfig(config).mac, `${name} signs membership`);
+    assert.equal(config.clusterSecret, SECRETS.CHAT_CLUSTER_SECRET, name);
+  }
 });
 
 test('deploy/new-env.sh writes every secret compose requires, random and private, and never overwrites', async (t) => {

@@ -9,7 +9,14 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseAllDocuments, parse } from 'yaml';
-import { KNOWN_ENV, nodeConfigSchema, routerConfigSchema } from '@chat/shared';
+import {
+  KNOWN_ENV,
+  directoryAuthFromConfig,
+  kafkaConnectionOptions,
+  loadConfig,
+  nodeConfigSchema,
+  routerConfigSchema,
+} from '@chat/shared';
 import { repoRoot } from '../paths.js';
 import { alertRules } from './dashboard.js';
 import { checkEnv, k8sDocs, read, workloads, type Env } from './manifests.js';
@@ -179,14 +186,61 @@ test('kubernetes: clients reach the routers through TLS only; no Service is expo
   assert.ok(Number(annotations['nginx.ingress.kubernetes.io/limit-rps']) > 0, 'a per-client handshake limit');
 });
 
-test('kubernetes: Kafka client credentials are set as soon as the services have settings for them', () => {
-  // The services cannot authenticate to Kafka yet (no SASL or TLS settings; docs/security.md,
-  // "Deployment"). When such settings appear, the manifests must use them: this fails until they do.
-  const kafkaAuth = [...KNOWN_ENV].filter((n) => /^CHAT_KAFKA_(SASL|SSL|TLS)/.test(n));
-  const set = new Set<string>(Object.keys(k8sDocs().find((d) => d.kind === 'ConfigMap')?.data ?? {}));
-  for (const w of workloads(k8sDocs()))
-    for (const c of w.spec.template.spec.containers) for (const e of c.env ?? []) set.add(e.name);
-  for (const name of kafkaAuth) assert.ok(set.has(name), `the manifests do not set ${name}`);
+test('kubernetes: the services log in to Kafka (SCRAM over TLS, secrets as mounted files) and sign membership', () => {
+  const docs = k8sDocs();
+  const configMap = docs.find((d) => d.kind === 'ConfigMap')?.data ?? {};
+  for (const w of workloads(docs)) {
+    const pod = w.spec.template.spec;
+    const [container] = pod.containers;
+    assert.ok(container);
+    const schema = container.command?.join(' ').includes('router/') ? routerConfigSchema : nodeConfigSchema;
+    // The settings the container gets: the ConfigMap, its literal env, a stand-in for each Secret key.
+    const env: Env = { ...configMap };
+    const secretKeys = new Map<string, string>();
+    for (const e of container.env ?? []) {
+      const ref = e.valueFrom?.secretKeyRef;
+      if (ref) {
+        secretKeys.set(e.name, `${ref.name}/${ref.key}`);
+        env[e.name] = `stand-in-for-${ref.name}-${ref.key}-0123456789abcdef`;
+      } else if (e.value !== undefined && !e.value.includes('$(')) env[e.name] = e.value;
+    }
+    const config = loadConfig(schema, env);
+    // Files exist only where a Secret is mounted read-only with that key.
+    const mounted = new Map<string, string>();
+    for (const m of container.volumeMounts ?? []) {
+      const secret = pod.volumes?.find((v) => v.name === m.name)?.secret;
+      assert.ok(secret && m.readOnly, `${w.metadata.name}: ${m.mountPath} is a read-only Secret`);
+      assert.equal(secret.defaultMode, 0o440, 'readable by the owner and the pod group only');
+      for (const item of secret.items ?? [])
+        mounted.set(`${m.mountPath}/${item.path}`, `${secret.secretName}/${item.key}`);
+    }
+    assert.equal(
+      pod.securityContext?.fsGroup,
+      pod.securityContext?.runAsUser,
+      'the group that may read them',
+    );
+    const read = (path: string) => {
+      const from = mounted.get(path);
+      if (!from) throw Object.assign(new Error(`ENOENT ${path}`), { code: 'ENOENT' });
+      return `contents of ${from}`;
+    };
+    const kafka = kafkaConnectionOptions(config, read);
+    assert.match(kafka.sasl?.mechanism ?? 'none', /^scram-sha-(256|512)$/, `${w.metadata.name}: SCRAM`);
+    assert.equal(
+      kafka.sasl?.password,
+      'contents of chat-kafka-client/password',
+      'the password from its file',
+    );
+    assert.deepEqual(
+      kafka.ssl?.ca,
+      ['contents of chat-kafka-client/ca.crt'],
+      'brokers checked against the CA',
+    );
+    assert.equal(config.kafkaSaslPassword, '', 'no password in the environment');
+    assert.ok(directoryAuthFromConfig(config).mac, `${w.metadata.name} signs membership`);
+    assert.equal(config.clusterRecordAuth, 'required');
+    assert.equal(secretKeys.get('CHAT_CLUSTER_SECRET'), 'chat-secrets/cluster-secret');
+  }
 });
 
 test('the Dockerfile: two stages, production files only, non-root, a health check, the pinned Node.js release', () => {

@@ -50,7 +50,12 @@ export interface Container {
   image: string;
   command?: string[];
   ports?: { name: string; containerPort: number }[];
-  env?: { name: string; value?: string; valueFrom?: unknown }[];
+  env?: {
+    name: string;
+    value?: string;
+    valueFrom?: { secretKeyRef?: { name: string; key: string }; fieldRef?: unknown };
+  }[];
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
   startupProbe?: Probe;
   readinessProbe?: Probe;
   livenessProbe?: Probe;
@@ -69,10 +74,15 @@ export interface PodSpec {
   securityContext?: {
     runAsNonRoot?: boolean;
     runAsUser?: number;
+    fsGroup?: number;
     seccompProfile?: { type: string };
   };
   topologySpreadConstraints?: { topologyKey: string; labelSelector: { matchLabels: Env } }[];
   containers: Container[];
+  volumes?: {
+    name: string;
+    secret?: { secretName: string; defaultMode?: number; items?: { key: string; path: string }[] };
+  }[];
 }
 
 export interface Workload extends K8sDoc {
