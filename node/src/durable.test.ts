@@ -209,3 +209,27 @@ test('durable: after its owner stops, the next owner reads back a window and fil
     ids.slice(1),
   );
 });
+
+test('durable: a resume on a node that does not read the shard waits, then gets not recovered (not_owner)', async (t) => {
+  const hub = new MemoryBusHub();
+  const env = { CHAT_NODE_RECOVERY_WAIT_MS: '300' };
+  const a = await startNode(t, hub, 'a', env);
+  const b = await startNode(t, hub, 'b', env);
+  // Both nodes in the ring: find a user whose shard b does not own, by where its messages are written.
+  const alice = await connect(t, a.url('alice'));
+  let found: { user: string; pos: MessagePos } | undefined;
+  for (let i = 0; i < 40 && !found; i++) {
+    const user = `nw-${i}`;
+    const probe = await connect(t, a.url(user));
+    await send(alice, user, `p${i}`);
+    const pos = (await probe.next(isType('message'))).pos as MessagePos;
+    await probe.close();
+    const onB = await connect(t, b.url(user, formatSince(pos)));
+    const resumed = await onB.next(isType('resumed'));
+    await onB.close();
+    if (resumed.reason === 'not_owner') found = { user, pos };
+  }
+  assert.ok(found, 'a user whose shard b does not read');
+  const metrics = await b.node.metrics.registry.getSingleMetricAsString('chat_node_resumes_total');
+  assert.match(metrics, /result="not_owner"} [1-9]/);
+});
