@@ -25,10 +25,61 @@ async function run(entry: string, env: Record<string, string>) {
     env: { PATH: process.env.PATH ?? '', CHAT_LOG_LEVEL: 'silent', CHAT_AUTH_MODE: 'off', ...env },
   });
   let stderr = '';
+  let stdout = '';
   proc.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  proc.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
   const code = await new Promise<number | null>((resolve) => proc.once('exit', resolve));
-  return { code, stderr, ms: performance.now() - started };
+  return { code, stderr, stdout, ms: performance.now() - started };
 }
+
+test('Kafka without a cluster secret, or with incomplete credentials, refuses to start (exit 78, one line each)', async () => {
+  // Refused before any connection: the broker address is never dialled.
+  const kafkaEnv = { CHAT_KAFKA_BROKERS: '127.0.0.1:9', CHAT_CLUSTER_SECRET: '' };
+  const node = await run('node/src/main.ts', { ...kafkaEnv, CHAT_NODE_PORT: '0' });
+  const router = await run('router/src/main.ts', {
+    ...kafkaEnv,
+    CHAT_ROUTER_PORT: '0',
+    CHAT_ROUTER_ADMIN_PORT: '0',
+  });
+  for (const result of [node, router]) {
+    assert.equal(result.code, 78, result.stderr);
+    assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      /CONFIG_ERR_INVALID: CHAT_CLUSTER_SECRET \(or CHAT_INTERNAL_TOKEN\) is required/,
+    );
+  }
+  const incomplete = {
+    CHAT_KAFKA_BROKERS: '127.0.0.1:9',
+    CHAT_CLUSTER_SECRET: TEST_CLUSTER_SECRET,
+    CHAT_KAFKA_SASL_MECHANISM: 'scram-sha-512',
+    CHAT_KAFKA_SASL_PASSWORD_FILE: '/nonexistent/kafka-password',
+  };
+  const nodeBad = await run('node/src/main.ts', { ...incomplete, CHAT_NODE_PORT: '0' });
+  const routerBad = await run('router/src/main.ts', {
+    ...incomplete,
+    CHAT_ROUTER_PORT: '0',
+    CHAT_ROUTER_ADMIN_PORT: '0',
+  });
+  for (const result of [nodeBad, routerBad]) {
+    assert.equal(result.code, 78, result.stderr);
+    assert.match(result.stderr, /CHAT_KAFKA_SASL_USERNAME is required/);
+    assert.match(
+      result.stderr,
+      /CHAT_KAFKA_SASL_PASSWORD_FILE: cannot read \/nonexistent\/kafka-password \(ENOENT\)/,
+    );
+  }
+  // Development only: permissive mode runs unsigned and says so.
+  const dev = await run('node/src/main.ts', {
+    ...kafkaEnv,
+    CHAT_CLUSTER_RECORD_AUTH: 'permissive',
+    CHAT_NODE_PORT: '0',
+    CHAT_NODE_BUS_START_TIMEOUT_MS: '1000',
+    CHAT_LOG_LEVEL: 'warn',
+  });
+  assert.equal(dev.code, 1, 'it goes on to Kafka (none there)');
+  assert.match(dev.stdout, /"level":"warn".*directory records are not signed/);
+});
 
 describe('Kafka with SASL', () => {
   const cleanups: (() => unknown)[] = [];
