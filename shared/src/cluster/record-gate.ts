@@ -41,8 +41,11 @@ export class RecordGate {
   readonly #o: RecordGateOptions;
   readonly #log: Logger;
   readonly #throttle: LogThrottle;
-  /** `topic \0 key` -> newest signing time admitted, and whether that record was a tombstone. */
-  readonly #latest = new Map<string, { ts: number; gone: boolean }>();
+  /**
+   * Per topic, key -> the newest signing time admitted, negated when that record was a tombstone (one
+   * number per key: a node keeps one per user of the cluster on the presence topic).
+   */
+  readonly #latest = new Map<string, Map<string, number>>();
   #sinceSweep = 0;
 
   constructor(options: RecordGateOptions) {
@@ -80,10 +83,14 @@ export class RecordGate {
       }
       return this.#ignore(check.reason, topic, key);
     }
-    const id = `${topic}\u0000${key}`;
-    const latest = this.#latest.get(id);
-    if (latest && check.ts < latest.ts) return this.#ignore('stale', topic, key);
-    this.#latest.set(id, { ts: check.ts, gone: value === null });
+    let keys = this.#latest.get(topic);
+    if (!keys) {
+      keys = new Map();
+      this.#latest.set(topic, keys);
+    }
+    const latest = keys.get(key);
+    if (latest !== undefined && check.ts < Math.abs(latest)) return this.#ignore('stale', topic, key);
+    keys.set(key, value === null ? -check.ts : check.ts);
     if (value === null && ++this.#sinceSweep >= SWEEP_EVERY) this.#sweep();
     return true;
   }
@@ -111,12 +118,15 @@ export class RecordGate {
   #sweep(): void {
     this.#sinceSweep = 0;
     const before = (this.#o.now ?? Date.now)() - (this.#o.forgetAfterMs ?? 3_600_000);
-    for (const [id, latest] of this.#latest) if (latest.gone && latest.ts < before) this.#latest.delete(id);
+    for (const keys of this.#latest.values())
+      for (const [key, ts] of keys) if (ts < 0 && -ts < before) keys.delete(key);
   }
 
-  /** Keys remembered (for tests). */
+  /** Keys remembered, over all topics (for tests). */
   get size(): number {
-    return this.#latest.size;
+    let n = 0;
+    for (const keys of this.#latest.values()) n += keys.size;
+    return n;
   }
 }
 
