@@ -233,3 +233,24 @@ test('durable: a resume on a node that does not read the shard waits, then gets 
   const metrics = await b.node.metrics.registry.getSingleMetricAsString('chat_node_resumes_total');
   assert.match(metrics, /result="not_owner"} [1-9]/);
 });
+
+test('durable: a send the log does not take is answered with a retryable error, not acked', async (t) => {
+  const hub = new MemoryBusHub();
+  const n = await startNode(t, hub, 'a');
+  const alice = await connect(t, n.url('alice'));
+  const bob = await connect(t, n.url('bob'));
+  hub.available = false;
+  const refused = await send(alice, 'bob', 'x1');
+  assert.deepEqual(
+    [refused.type, refused.code, refused.retryable],
+    ['error', 'NODE_ERR_BUS_UNAVAILABLE', true],
+  );
+  hub.available = true;
+  const ack = await send(alice, 'bob', 'x2');
+  assert.equal(ack.status, 'accepted');
+  await bob.next((f) => f.id === ack.id);
+  assert.deepEqual(
+    messages(bob).map((m) => m.body),
+    ['body x2'],
+  );
+});
