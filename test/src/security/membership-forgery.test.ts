@@ -3,7 +3,8 @@
 // users to it with their bearer tokens. Here a test producer writes straight to the members topic of a
 // real node and router: an unsigned heartbeat (weight 1000), one signed with another secret, and an
 // unsigned tombstone for the real node. None of them changes a router's members or a node's owner table;
-// each is counted on both. A heartbeat signed with the cluster secret (the control) does get in.
+// each is counted on both. A heartbeat signed with the cluster secret (the control) does get in, and a
+// copy of one of the real node's own earlier heartbeats, written again, is ignored as stale.
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -121,4 +122,31 @@ test('forged heartbeats and tombstones on the members topic change no ring and a
     `the node's owner table ${readyz.ownerTableVersion ?? '?'} is n1's (or n1 and the control's)`,
   );
   assert.equal(await node.ready(), true, 'the forged tombstone did not take n1 out of its own table');
+
+  // A replay: n1's own first heartbeat, signed by n1, copied from the topic and written again once n1 has
+  // written newer ones. It is ignored as stale by both (it would bring back whatever n1 said then).
+  const copies: { value: Buffer | null; headers: Record<string, Buffer | string> }[] = [];
+  const consumer = kafka.client('replayer').consumer({ groupId: kafka.uniqueName('replayer') });
+  await consumer.connect();
+  t.after(() => consumer.disconnect());
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    eachMessage: ({ message }) => {
+      if (message.key?.toString() === 'n1' && message.value)
+        copies.push({ value: message.value, headers: message.headers as Record<string, Buffer> });
+      return Promise.resolve();
+    },
+  });
+  await pollUntil(() => copies.length >= 2, { timeoutMs: 20_000, what: 'two heartbeats of n1' });
+  await consumer.stop();
+  const [first] = copies;
+  assert.ok(first);
+  await producer.send({ topic, messages: [{ key: 'n1', value: first.value, headers: first.headers }] });
+  await pollUntil(
+    async () =>
+      (await router.metric('chat_router_member_records_ignored_total', { reason: 'stale' })) >= 1 &&
+      (await node.metric('chat_node_bus_records_ignored_total', { kind: 'heartbeat', reason: 'stale' })) >= 1,
+    { timeoutMs: 20_000, what: 'the replayed heartbeat counted as stale by the router and the node' },
+  );
+  assert.ok((await router.members()).members.find((m) => m.id === 'n1')?.inRing);
 });
