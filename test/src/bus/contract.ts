@@ -250,6 +250,41 @@ export function busContractSuite(name: string, options: BusContractOptions): voi
         assert.equal(a.messages.length, 20, 'a read nothing after it released the shard');
       });
 
+      test('backfill: a new owner told to read back gets that many records before its start, flagged, after onShardTaken', async (t) => {
+        const { backend, start } = await setup(t);
+        const a = await start('a', new Set([0]));
+        const first = ['one', 'two', 'three'].map((body) => message('a', 'x', 'y', body));
+        for (const m of first) await a.bus.publishMessage(m, 0);
+        await waitFor(() => a.messages.length === 3, 'the three on a');
+        await a.bus.stop(); // releases the shard at its end
+        const bus = backend.connect('b');
+        const { recorder: b, handlers } = record(bus);
+        const taken: number[][] = [];
+        await bus.start({
+          ...handlers,
+          backfill: 2,
+          onShardTaken: (shard, from, at) => taken.push([shard, from, at, b.messages.length]),
+        });
+        bus.assignShards(new Set([0]));
+        const after = message('b', 'x', 'y', 'after');
+        await bus.publishMessage(after, 0);
+        await waitFor(() => b.messages.some((m) => m.id === after.id), 'the new record on b');
+        const startAt = (a.positions.get(first[2]?.id ?? '')?.offset ?? NaN) + 1;
+        assert.deepEqual(
+          taken,
+          [[0, startAt - 2, startAt, 0]],
+          'taken at the release, reading back 2, before any record',
+        );
+        assert.deepEqual(
+          b.messages.map((m) => [m.frame.body, b.positions.get(m.id)?.backfill === true]),
+          [
+            ['two', true],
+            ['three', true],
+            ['after', false],
+          ],
+        );
+      });
+
       for (const how of ['assignShards', 'stop'] as const) {
         test(`a held record (heldFloorOf) is not passed by the position released by ${how}; the next owner reads it again`, async (t) => {
           const { backend, start } = await setup(t);
