@@ -12,6 +12,21 @@ export interface ReportInput {
   readonly graceMs: number;
   readonly shards: number;
   readonly results: readonly ScenarioResult[];
+  /** Set when one run covers several modes: the sections of this one are named after it. */
+  readonly mode?: 'fast' | 'durable';
+}
+
+const PROMISES = '## What each mode promises and what it does not';
+
+/**
+ * One document from the reports of one run's modes (each rendered by `renderReport` with its `mode`): the
+ * first whole, the results and scenarios of the others before the shared closing section.
+ */
+export function mergeReports(reports: readonly string[]): string {
+  const [first = '', ...rest] = reports;
+  const cut = (text: string) => (text.includes(PROMISES) ? text.indexOf(PROMISES) : text.length);
+  const extra = rest.map((r) => r.slice(r.indexOf('## Results'), cut(r)));
+  return first.slice(0, cut(first)) + extra.join('') + first.slice(cut(first));
 }
 
 const num = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(0));
@@ -71,6 +86,8 @@ export function renderReport(input: ReportInput): string {
   const dups = input.results.reduce((n, r) => n + (r.counts?.duplicates ?? 0), 0);
   const offline = input.results.reduce((n, r) => n + (r.counts?.offlineRecent ?? 0), 0);
   const failed = input.results.filter((r) => r.error || !r.counts);
+  const modeName = input.mode === 'durable' ? 'durable mode' : 'fast mode (the default)';
+  const inMode = (heading: string) => (input.mode ? `${heading}, ${modeName}` : heading);
   p(
     '# Reliability',
     '',
@@ -84,7 +101,7 @@ export function renderReport(input: ReportInput): string {
     '',
     'The load client behaves like an app: a unique `cid` per message; a send answered with a retryable error, or unanswered when its socket closed (or after 8 s), is sent again with the same `cid`, receiver and body once a socket is open, after a backoff from 100 ms (at most 10 attempts); a message written while its sender is disconnected waits for the next socket; reconnects honour `retry_after_ms` in the close reason and `Retry-After` on a refused upgrade, else back off exponentially from 100 ms (capped at 5 s, +-20% jitter). `offline` is final for the app (no retry).',
     '',
-    '## Results',
+    inMode('## Results'),
     '',
     `Over every scenario: lost after \`accepted\` ${lostAccepted}, lost after \`delivered\` ${lostDelivered} (${lostAbnormal} of them at a 1006 close), duplicates after dropping repeated server ids ${dups}, \`offline\` for users with a session within the grace period ${offline}${failed.length ? `; ${failed.length} scenario(s) did not complete: ${failed.map((r) => r.name).join(', ')}` : ''}. The issue's bar: zero lost after \`accepted\`, zero duplicates, zero such \`offline\` in every scenario, and in fast mode no loss after \`delivered\` other than bytes in a dead socket's buffers (bold where not met).`,
     '',
@@ -94,11 +111,16 @@ export function renderReport(input: ReportInput): string {
     '',
     "Columns: *written* = messages the app wrote, *retries* = attempts beyond the first (same `cid`). *Acked* = messages by the status of their first ack. *Failed* = ended with a non-retryable error or out of attempts; *unanswered* = still waiting when counting began. *Lost after accepted / delivered* = first ack said so and the receiver never got it; a loss after `delivered` is *at a 1006 close* when the receiver's next session end, within 5 s of the send, had no close frame (a killed process: bytes in its socket buffers), *otherwise* when that session closed cleanly (4001, 4002) or stayed open. *Duplicates* = the receiver got one `cid` under two or more different server ids (copies repeating an id it had already seen are dropped, as the SDK does, and shown in brackets). *Offline* = `offline` answers while the receiver had a session open at some moment in the last `CHAT_NODE_PRESENCE_GRACE_MS` (of all `offline` answers). *Closes* = server or network closes of open sessions (1006: no close frame, e.g. a killed process); *refused* = connects that failed (HTTP status of a refused upgrade, or the close code); *app reconnects* = sessions the app closed itself (churn), not counted as closes. *Reconnect* = from a session's end to the user's next open session. *Answer* = from an attempt to its ack or error. *Delivery* = from the first attempt to the first copy at the receiver.",
     '',
-    '## Scenarios',
+    inMode('## Scenarios'),
     '',
   );
   for (const r of input.results) {
-    p(`### ${r.name}`, '', `${r.title}. Ran ${(r.durationMs / 1000).toFixed(0)} s.`, '');
+    p(
+      `### ${r.name}${input.mode ? ` (${input.mode})` : ''}`,
+      '',
+      `${r.title}. Ran ${(r.durationMs / 1000).toFixed(0)} s.`,
+      '',
+    );
     if (r.error) p(`Did not complete: ${r.error}`, '');
     for (const n of r.notRecovered) p(`Not recovered: ${n}`, '');
     const c = r.counts;
@@ -114,14 +136,14 @@ export function renderReport(input: ReportInput): string {
     p('Timeline (ms from the fault):', '', ...r.timeline.map((e) => `- ${e.t}: ${e.event}`), '');
   }
   p(
-    '## What each mode promises and what it does not',
+    PROMISES,
     '',
     "**Fast mode** (the default, `CHAT_NODE_DELIVERY_MODE=local-first`). Local delivery takes no Kafka: a message to a receiver with a session on the sender's node is written to that session's socket and acked `delivered`; otherwise it is written once to the receiver's shard log in Kafka (`acks=all`) and acked `accepted`, and the shard's owner delivers it.",
     '',
     "- Promised (the target of issue 12; the table above shows whether this run met it): every send gets an answer (`delivered`, `accepted`, `offline` or an error saying whether a retry helps); nothing acked `accepted` is lost, through node crashes, drains, scale-out and scale-in, rolling restarts, router restarts and broker outages (a record for a receiver who is reconnecting is held by the shard's owner for the handoff grace, `CHAT_NODE_HANDOFF_GRACE_MS`, and delivered on arrival; what expires is counted by the node); a send retried with the same `cid` within `CHAT_NODE_SEND_DEDUP_WINDOW_MS` gets the first answer and is not delivered twice; a copy that arrives twice after a crash (the new owner re-reads from the last commit) carries the same server id, so the client drops it; `offline` only when the receiver has had no session anywhere for the presence grace.",
     `- Not promised: a message acked \`delivered\` is in the receiver's socket buffers, not in Kafka. If the receiver's node is killed (kill -9, a crash, a lost machine) before the kernel has sent those bytes, or the receiver's connection drops with them unread, the message is gone and nothing can replay it: the column *Lost after delivered* counts these as "at a 1006 close" (${lostAbnormal} in this run). A loss after \`delivered\` on a session that closed cleanly (4001, 4002) or stayed open is not allowed in fast mode either: it is shown in bold as "otherwise" (${lostDelivered - lostAbnormal} in this run). Messages acked with an error other than \`NODE_ERR_BUS_TIMEOUT\` were not sent; \`NODE_ERR_BUS_TIMEOUT\` may arrive (a retry with the same \`cid\` finds out). Order across a move is not promised.`,
     '',
-    "**Durable mode** (`CHAT_NODE_DELIVERY_MODE=durable`; `pnpm chaos --mode durable` runs this suite with it, and its load client reconnects naming the position of the last message each user received). Every message, local ones too, is written to the receiver's shard log (`acks=all`) before it is acked `accepted`, and the shard's owner writes it from the log with its position (shard, offset, log epoch).",
+    "**Durable mode** (`CHAT_NODE_DELIVERY_MODE=durable`; `pnpm chaos` runs every scenario in this mode too (`--mode durable` alone), and its load client reconnects naming the position of the last message each user received). Every message, local ones too, is written to the receiver's shard log (`acks=all`) before it is acked `accepted`, and the shard's owner writes it from the log with its position (shard, offset, log epoch).",
     '',
     "- Promised: everything fast mode promises, and nothing acked is lost for a receiver that reconnects with its last position within what the owner keeps (`CHAT_NODE_RECOVERY_MAX_PER_SHARD` records per shard, none older than `CHAT_NODE_RECOVERY_TTL_MS`): the node that owns its shard, also a new owner after a kill -9 (it reads back that window before the committed position), writes every message after the position, in log order, each once, before live ones; otherwise it answers explicitly that the gap was not recovered (`resumed` with `recovered: false` and a reason). Bytes lost in a killed node's socket buffers are replayed this way, so *lost after delivered* is zero as well for such a client.",
     '- Not promised: a client that reconnects without a position, or with one older than the recovery buffer, gets live messages only (it is told so when it named one). Every message costs a Kafka round trip before it is acked and written, local ones too. Sends refused with an error were not sent, as in fast mode.',

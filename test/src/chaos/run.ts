@@ -3,8 +3,9 @@
 // asserted here (reliability.test.ts asserts a short subset in CI); what fails is reported, never hidden.
 //   pnpm chaos [--scenarios kill9,sigterm,...] [--out docs/reliability.md] [--users 120] [--groups 12]
 //              [--rate 200] [--cross 0.3] [--churn 1] [--warmup 5] [--after 4] [--shards N] [--node-env K=V,K=V]
-//              [--mode fast|durable]   (durable: CHAT_NODE_DELIVERY_MODE=durable, and the load client resumes
-//                                       from its last position on every reconnect)
+//              [--mode fast,durable]   (both by default, one after the other, one report; durable:
+//                                       CHAT_NODE_DELIVERY_MODE=durable, and the load client resumes from its
+//                                       last position on every reconnect)
 // Exit code: 0 when every scenario ran (whatever it counted), 1 when one could not run, 2 on the hard limit.
 import { mkdtempSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
@@ -15,7 +16,7 @@ import { KafkaBroker } from '../kafka/broker.js';
 import { kafkaVersion } from '../kafka/maven.js';
 import { repoRoot } from '../paths.js';
 import { closeAllScopes } from './cluster.js';
-import { renderReport } from './report.js';
+import { mergeReports, renderReport } from './report.js';
 import { DEFAULT_OPTIONS, runScenario, type ScenarioOptions, type ScenarioResult } from './run-scenario.js';
 import { pickScenarios } from './scenarios.js';
 
@@ -32,7 +33,7 @@ const { values } = parseArgs({
     after: { type: 'string', default: String(DEFAULT_OPTIONS.afterMs / 1000) },
     shards: { type: 'string', default: '' },
     'node-env': { type: 'string', default: '' },
-    mode: { type: 'string', default: 'fast' },
+    mode: { type: 'string', default: 'fast,durable' },
   },
 });
 
@@ -50,8 +51,13 @@ const nodeEnv: Record<string, string> = Object.fromEntries(
     .filter(Boolean)
     .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
 );
-const durable = values.mode === 'durable';
-if (durable) nodeEnv.CHAT_NODE_DELIVERY_MODE = 'durable';
+const modes = String(values.mode)
+  .split(',')
+  .filter(Boolean)
+  .map((m) => {
+    if (m !== 'fast' && m !== 'durable') throw new Error(`--mode: fast or durable, not ${m}`);
+    return m;
+  });
 const shards = values.shards ? Number(values.shards) : undefined;
 const options: ScenarioOptions = {
   ...DEFAULT_OPTIONS,
@@ -64,9 +70,13 @@ const options: ScenarioOptions = {
   afterMs: Number(values.after) * 1000,
   ...(shards ? { shards } : {}),
   ...(Object.keys(nodeEnv).length ? { nodeEnv } : {}),
-  ...(durable ? { resume: true } : {}),
   log,
 };
+/** The options of one mode's runs (durable: the nodes in durable mode, the load client resuming). */
+const optionsOf = (mode: 'fast' | 'durable'): ScenarioOptions =>
+  mode === 'durable'
+    ? { ...options, nodeEnv: { ...nodeEnv, CHAT_NODE_DELIVERY_MODE: 'durable' }, resume: true }
+    : options;
 const scenarios = pickScenarios(String(values.scenarios).split(',').filter(Boolean));
 const args = process.argv.slice(2).join(' ');
 
@@ -108,39 +118,48 @@ async function formatted(markdown: string, path: string): Promise<string> {
 }
 
 const startedAt = new Date();
-const results: ScenarioResult[] = [];
-log(`run directory ${RUN_DIR}; scenarios ${scenarios.map((s) => s.name).join(', ')}`);
+const resultsOf = new Map<'fast' | 'durable', ScenarioResult[]>(modes.map((m) => [m, []]));
+log(
+  `run directory ${RUN_DIR}; modes ${modes.join(', ')}; scenarios ${scenarios.map((s) => s.name).join(', ')}`,
+);
 const machineLine = machine(await kafkaVersion());
 try {
   broker = await KafkaBroker.start({ log });
   const kafka = { brokers: broker.brokers, broker };
-  for (const scenario of scenarios) {
-    log(`scenario ${scenario.name}: ${scenario.title}`);
-    const result = await runScenario(kafka, scenario, options);
-    results.push(result);
-    const c = result.counts;
-    log(
-      `scenario ${scenario.name} done in ${(result.durationMs / 1000).toFixed(0)} s: ${
-        c
-          ? `written ${c.written}, lost after accepted ${c.lostAccepted}, after delivered ${c.lostDelivered}, duplicates ${c.duplicates}, offline (recent session) ${c.offlineRecent}, errors ${JSON.stringify(c.errors)}, closes ${JSON.stringify(c.closes)}`
-          : 'no counts'
-      }${result.error ? `; FAILED: ${result.error}` : ''}; logs: ${result.logFiles.join(' ')}`,
-    );
+  for (const [mode, results] of resultsOf) {
+    for (const scenario of scenarios) {
+      log(`scenario ${scenario.name} (${mode} mode): ${scenario.title}`);
+      const result = await runScenario(kafka, scenario, optionsOf(mode));
+      results.push(result);
+      const c = result.counts;
+      log(
+        `scenario ${scenario.name} (${mode} mode) done in ${(result.durationMs / 1000).toFixed(0)} s: ${
+          c
+            ? `written ${c.written}, lost after accepted ${c.lostAccepted}, after delivered ${c.lostDelivered}, duplicates ${c.duplicates}, offline (recent session) ${c.offlineRecent}, errors ${JSON.stringify(c.errors)}, closes ${JSON.stringify(c.closes)}`
+            : 'no counts'
+        }${result.error ? `; FAILED: ${result.error}` : ''}; logs: ${result.logFiles.join(' ')}`,
+      );
+    }
   }
 } finally {
   await broker?.dispose();
 }
 const durationS = (Date.now() - startedAt.getTime()) / 1000;
-const report = renderReport({
-  command: `pnpm chaos${args ? ` ${args}` : ''}`,
-  startedAt,
-  durationS,
-  machine: `${machineLine.replace(/ at the start\./, ` at the start, ${loadavg()[0]?.toFixed(2)} at the end.`)}`,
-  options,
-  graceMs: Number(nodeEnv.CHAT_NODE_PRESENCE_GRACE_MS ?? nodeConfigSchema.presenceGraceMs.default),
-  shards: shards ?? nodeConfigSchema.clusterShards.default,
-  results,
-});
+const reports = [...resultsOf].map(([mode, results]) =>
+  renderReport({
+    command: `pnpm chaos${args ? ` ${args}` : ''}`,
+    startedAt,
+    durationS,
+    machine: `${machineLine.replace(/ at the start\./, ` at the start, ${loadavg()[0]?.toFixed(2)} at the end.`)}`,
+    options: optionsOf(mode),
+    graceMs: Number(nodeEnv.CHAT_NODE_PRESENCE_GRACE_MS ?? nodeConfigSchema.presenceGraceMs.default),
+    shards: shards ?? nodeConfigSchema.clusterShards.default,
+    results,
+    ...(modes.length > 1 ? { mode } : {}),
+  }),
+);
+const report = mergeReports(reports);
+const results = [...resultsOf.values()].flat();
 const out = resolve(repoRoot, String(values.out));
 writeFileSync(out, await formatted(report, out));
 log(
