@@ -29,22 +29,32 @@ export interface KafkaBrokerOptions {
    * user that logs in may do anything (ACLs are the operator's, docs/operations.md).
    */
   readonly sasl?: { readonly users: Readonly<Record<string, string>> };
+  /**
+   * TLS on the client listener (SSL, or SASL_SSL with `sasl`): `keystoreFile` holds the broker's PEM key
+   * and certificate chain (for 127.0.0.1), `caFile` the CA that signed it. The broker talks to itself over
+   * a plaintext listener of its own on another loopback port.
+   */
+  readonly tls?: { readonly keystoreFile: string; readonly caFile: string };
 }
 
 /** The user the broker itself and the harness's own clients log in as on a SASL broker. */
 export const BROKER_ADMIN = { username: 'admin', password: 'admin-password-for-tests' } as const;
 
-/** kafkajs options for the harness's clients of a broker started with `sasl` (none otherwise). */
-export function adminSasl(options: Pick<KafkaBrokerOptions, 'sasl'>): {
+/** kafkajs options for the harness's clients of a broker started with `sasl` or `tls` (none otherwise). */
+export function adminSasl(options: Pick<KafkaBrokerOptions, 'sasl' | 'tls'>): {
   sasl?: { mechanism: 'plain'; username: string; password: string };
+  ssl?: { ca: string[] };
 } {
-  return options.sasl ? { sasl: { mechanism: 'plain', ...BROKER_ADMIN } } : {};
+  return {
+    ...(options.sasl ? { sasl: { mechanism: 'plain' as const, ...BROKER_ADMIN } } : {}),
+    ...(options.tls ? { ssl: { ca: [readFileSync(options.tls.caFile, 'utf8')] } } : {}),
+  };
 }
 
 const SCRAM = ['SCRAM-SHA-256', 'SCRAM-SHA-512'] as const;
 
 /** JAAS and listener lines for a SASL_PLAINTEXT broker listener (PLAIN users inline, SCRAM from the metadata). */
-function saslProperties(users: Readonly<Record<string, string>>): string[] {
+function saslProperties(users: Readonly<Record<string, string>>, listener: string): string[] {
   const all = { ...users, [BROKER_ADMIN.username]: BROKER_ADMIN.password };
   const plainUsers = Object.entries(all)
     .map(([name, password]) => `user_${name}="${password}"`)
@@ -52,10 +62,10 @@ function saslProperties(users: Readonly<Record<string, string>>): string[] {
   return [
     `sasl.enabled.mechanisms=PLAIN,${SCRAM.join(',')}`,
     'sasl.mechanism.inter.broker.protocol=PLAIN',
-    `listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="${BROKER_ADMIN.username}" password="${BROKER_ADMIN.password}" ${plainUsers};`,
+    `listener.name.${listener}.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="${BROKER_ADMIN.username}" password="${BROKER_ADMIN.password}" ${plainUsers};`,
     ...SCRAM.map(
       (m) =>
-        `listener.name.sasl_plaintext.${m.toLowerCase()}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;`,
+        `listener.name.${listener}.${m.toLowerCase()}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;`,
     ),
   ];
 }
@@ -75,19 +85,30 @@ function serverProperties(
   port: number,
   controllerPort: number,
   sasl?: KafkaBrokerOptions['sasl'],
+  tls?: KafkaBrokerOptions['tls'] & { readonly internalPort: number },
 ): string {
-  const listener = sasl ? 'SASL_PLAINTEXT' : 'PLAINTEXT';
+  const listener = sasl ? (tls ? 'SASL_SSL' : 'SASL_PLAINTEXT') : tls ? 'SSL' : 'PLAINTEXT';
+  // With TLS the broker reaches itself over a plaintext listener of its own (it has no client certificate).
+  const internal = tls ? `,INTERNAL://127.0.0.1:${tls.internalPort}` : '';
   return [
     '# Single KRaft broker+controller on loopback, written by test/src/kafka/broker.ts.',
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-    `listeners=${listener}://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-    `advertised.listeners=${listener}://127.0.0.1:${port}`,
+    `listeners=${listener}://127.0.0.1:${port}${internal},CONTROLLER://127.0.0.1:${controllerPort}`,
+    `advertised.listeners=${listener}://127.0.0.1:${port}${internal}`,
     'controller.listener.names=CONTROLLER',
-    `inter.broker.listener.name=${listener}`,
-    `listener.security.protocol.map=${listener}:${listener},CONTROLLER:PLAINTEXT`,
-    ...(sasl ? saslProperties(sasl.users) : []),
+    `inter.broker.listener.name=${tls ? 'INTERNAL' : listener}`,
+    `listener.security.protocol.map=${listener}:${listener},${tls ? 'INTERNAL:PLAINTEXT,' : ''}CONTROLLER:PLAINTEXT`,
+    ...(sasl ? saslProperties(sasl.users, listener.toLowerCase()) : []),
+    ...(tls
+      ? [
+          'ssl.keystore.type=PEM',
+          `ssl.keystore.location=${tls.keystoreFile}`,
+          'ssl.truststore.type=PEM',
+          `ssl.truststore.location=${tls.caFile}`,
+        ]
+      : []),
     `log.dirs=${join(dir, 'data')}`,
     // One broker: every internal topic has one replica.
     'offsets.topic.replication.factor=1',
@@ -155,7 +176,7 @@ export async function waitForKafka(
   brokers: string,
   timeoutMs: number,
   alive: () => boolean = () => true,
-  options: Pick<KafkaBrokerOptions, 'sasl'> = {},
+  options: Pick<KafkaBrokerOptions, 'sasl' | 'tls'> = {},
 ) {
   const kafka = new Kafka({
     clientId: 'chat-harness-probe',
@@ -229,7 +250,13 @@ export class KafkaBroker {
     const broker = new KafkaBroker(dir, ownsDir, port, controllerPort, options);
     await writeFile(
       join(dir, 'server.properties'),
-      serverProperties(dir, port, controllerPort, options.sasl),
+      serverProperties(
+        dir,
+        port,
+        controllerPort,
+        options.sasl,
+        options.tls && { ...options.tls, internalPort: await freePort() },
+      ),
     );
     await writeFile(join(dir, 'log4j2.properties'), LOG4J);
     broker.#format(classpath);

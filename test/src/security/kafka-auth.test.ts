@@ -1,10 +1,11 @@
 // Kafka authentication (issue 15, item 3): against a real broker whose only listener is SASL_PLAINTEXT,
 // a node logging in with PLAIN (password from a file) and a router with SCRAM-SHA-256 work together; a
 // wrong password ends start-up at once with exit 78 and one line naming the cause, not after the start
-// timeout of retries.
+// timeout of retries. Against a SASL_SSL broker (certificates made with openssl), SCRAM-SHA-512 over TLS
+// with the CA file works and a client that does not trust the CA never gets ready.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -91,6 +92,7 @@ describe('Kafka with SASL', () => {
   before(async () => {
     kafka = await useOwnKafka(cleanup, { sasl: { users: { [USER]: PASSWORD } } });
     const dir = await mkdtemp(join(tmpdir(), 'chat-sasl-'));
+    cleanup.after(() => rm(dir, { recursive: true, force: true }));
     passwordFile = join(dir, 'kafka-password');
     await writeFile(passwordFile, `${PASSWORD}\n`, { mode: 0o600 });
     base = {
@@ -160,5 +162,110 @@ describe('Kafka with SASL', () => {
       // Not the 60 s start timeout of retries: the refusal is final.
       assert.ok(result.ms < 20_000, `${name} took ${Math.round(result.ms)} ms`);
     }
+  });
+});
+
+/** A CA and a broker certificate for 127.0.0.1 signed by it (openssl), in `dir`. */
+function makeCertificates(dir: string): { caFile: string; keystoreFile: string } {
+  const openssl = (...args: string[]) => {
+    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+    assert.equal(r.status, 0, `openssl ${args[0] ?? ''}: ${r.stderr}`);
+  };
+  openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=chat-test-ca',
+  );
+  openssl(
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'broker.key',
+    '-out',
+    'broker.csr',
+    '-subj',
+    '/CN=127.0.0.1',
+  );
+  spawnSync('sh', ['-c', 'printf "subjectAltName=IP:127.0.0.1\\n" > san.ext'], { cwd: dir });
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    'broker.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'broker.pem',
+    '-days',
+    '1',
+    '-extfile',
+    'san.ext',
+  );
+  // Kafka's PEM keystore: the (PKCS#8, unencrypted) key and the certificate in one file.
+  spawnSync('sh', ['-c', 'cat broker.key broker.pem > keystore.pem'], { cwd: dir });
+  return { caFile: join(dir, 'ca.pem'), keystoreFile: join(dir, 'keystore.pem') };
+}
+
+describe('Kafka with SASL over TLS', () => {
+  const cleanups: (() => unknown)[] = [];
+  const cleanup = { after: (fn: () => unknown) => cleanups.push(fn) };
+  let base: Record<string, string>;
+  let caFile: string;
+
+  before(async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'chat-tls-'));
+    cleanup.after(() => rm(dir, { recursive: true, force: true }));
+    const certs = makeCertificates(dir);
+    caFile = certs.caFile;
+    const kafka = await useOwnKafka(cleanup, { sasl: { users: { [USER]: PASSWORD } }, tls: certs });
+    base = {
+      CHAT_KAFKA_BROKERS: kafka.brokers,
+      CHAT_KAFKA_TOPIC_PREFIX: kafka.uniqueName('tls'),
+      CHAT_CLUSTER_SHARDS: '4',
+      CHAT_CLUSTER_SECRET: TEST_CLUSTER_SECRET,
+      CHAT_KAFKA_SASL_MECHANISM: 'scram-sha-512',
+      CHAT_KAFKA_SASL_USERNAME: USER,
+      CHAT_KAFKA_SASL_PASSWORD: PASSWORD,
+    };
+  });
+  after(async () => {
+    for (const fn of cleanups.reverse()) await fn();
+  });
+
+  test('a node that checks the broker against CHAT_KAFKA_TLS_CA_FILE (SCRAM-SHA-512 over TLS) gets ready', async (t) => {
+    const node = await startNode(t, { nodeId: 'tls-n1', env: { ...base, CHAT_KAFKA_TLS_CA_FILE: caFile } });
+    assert.equal(await node.ready(), true);
+  });
+
+  test('a node that does not trust the broker’s CA never gets ready (certificates are checked)', async () => {
+    const result = await run('node/src/main.ts', {
+      ...base,
+      CHAT_KAFKA_TLS: 'true',
+      CHAT_NODE_ID: 'tls-untrusting',
+      CHAT_NODE_PORT: '0',
+      CHAT_NODE_BUS_START_TIMEOUT_MS: '2000',
+      CHAT_LOG_LEVEL: 'info',
+    });
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(
+      result.stdout,
+      /self[- ]signed certificate|unable to verify/i,
+      'refused for the certificate',
+    );
   });
 });
