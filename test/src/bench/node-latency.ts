@@ -30,7 +30,7 @@ async function main(): Promise<void> {
     CHAT_KAFKA_TOPIC_PREFIX: `bench-${Date.now()}`,
     CHAT_CLUSTER_SHARDS: '6',
     // A benchmark measures the data path, not the per-connection rate limit.
-    CHAT_NODE_RATE_PER_SEC: '1000000',
+    CHAT_NODE_RATE_PER_SEC: '100000',
     CHAT_NODE_RATE_BURST: '1000000',
     CHAT_LOG_LEVEL: 'warn',
   };

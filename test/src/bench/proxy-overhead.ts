@@ -89,7 +89,7 @@ async function throughput(url: (user: string) => string, tag: string): Promise<n
 async function main(): Promise<void> {
   const node = await startNode(cleanup, {
     nodeId: 'bench-node',
-    env: { CHAT_LOG_LEVEL: 'warn', CHAT_NODE_RATE_PER_SEC: '1000000', CHAT_NODE_RATE_BURST: '1000000' },
+    env: { CHAT_LOG_LEVEL: 'warn', CHAT_NODE_RATE_PER_SEC: '100000', CHAT_NODE_RATE_BURST: '1000000' },
   });
   const router = await startRouter(cleanup, {
     CHAT_ROUTER_NODES: `bench-node=http://127.0.0.1:${node.port}`,
