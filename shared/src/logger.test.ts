@@ -48,6 +48,23 @@ test('kafkajs logs become structured lines at the mapped level', () => {
   );
 });
 
+test('a kafkajs warning about a setting we chose on purpose is logged at debug; other warnings stay warnings', () => {
+  const { lines, destination } = capture();
+  const log = createLogger({ name: 't', level: 'debug', destination });
+  const entry = kafkaLogCreator(log)();
+  const warn = (message: string) =>
+    entry({ namespace: 'Producer', level: 2, label: 'WARN', log: { message } });
+  warn('Limiting retries for the idempotent producer may invalidate EoS guarantees');
+  warn('something else');
+  assert.deepEqual(
+    lines.map((l) => [l.level, l.msg]),
+    [
+      ['debug', 'Limiting retries for the idempotent producer may invalidate EoS guarantees'],
+      ['warn', 'something else'],
+    ],
+  );
+});
+
 test('kafkajs errors that are expected and retried are logged below error; real errors stay errors', () => {
   const { lines, destination } = capture();
   const log = createLogger({ name: 't', level: 'debug', destination });

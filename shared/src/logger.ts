@@ -157,6 +157,13 @@ export interface KafkaLogOptions {
  * at most once per kind per `windowMs`: the first of a window is logged, the others are counted, and the
  * count is logged when the window ends (`suppressed`, with the kind and the last message).
  */
+/**
+ * kafkajs warnings about settings we chose on purpose: the node's idempotent producer limits its retries so
+ * that every send is answered within the publish timeout (kafkajs warns that this may break exactly-once
+ * semantics, which the project does not use). Logged at debug: a warning every start says nothing.
+ */
+const DELIBERATE_KAFKA_WARNINGS = ['Limiting retries for the idempotent producer'];
+
 export function kafkaLogCreator(logger: Logger, options: boolean | KafkaLogOptions = {}) {
   const { infoAsInfo = false, windowMs = 10_000 } =
     typeof options === 'boolean' ? { infoAsInfo: options } : options;
@@ -188,6 +195,7 @@ export function kafkaLogCreator(logger: Logger, options: boolean | KafkaLogOptio
       const { message, timestamp: _ts, logger: _l, ...fields } = log;
       let target = KAFKAJS_LEVELS[level] ?? 'debug';
       if (target === 'info' && !infoAsInfo) target = 'debug';
+      if (target === 'warn' && DELIBERATE_KAFKA_WARNINGS.some((m) => message.includes(m))) target = 'debug';
       if (target === 'error') {
         const { level: mapped, kind } = kafkaErrorLevel(message, fields);
         if (kind) {
