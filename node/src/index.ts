@@ -12,3 +12,4 @@ export type {
   PresenceUpdate,
 } from './bus/types.js';
 export { NodeMetrics } from './metrics.js';
+export { SendDedup, type SendAnswer } from './send-dedup.js';
