@@ -31,7 +31,9 @@ function findTests(dir) {
   return out.sort();
 }
 
-const unit = ['shared', 'node', 'router'].flatMap((pkg) => findTests(join(root, pkg, 'src')));
+const unit = ['shared', 'node', 'router', 'client', 'chatctl'].flatMap((pkg) =>
+  findTests(join(root, pkg, 'src')),
+);
 const integration = findTests(join(root, 'test', 'src'));
 let files;
 if (explicit.length > 0) files = explicit;
