@@ -46,6 +46,7 @@ test('the demo cluster starts and two terminal clients chat through its router',
   const demo = await forkService(t, 'demo', 'demo/src/main.ts', {
     CHAT_ROUTER_PORT: '0',
     CHAT_ROUTER_ADMIN_PORT: '0',
+    CHAT_DEMO_PAGE_PORT: '0',
     CHAT_AUTH_MODE: 'jwt',
   });
   const port = Number(demo.ready.port);
@@ -100,6 +101,7 @@ test('with CHAT_KAFKA_BROKERS the same demo runs its nodes on Kafka and the rout
   const demo = await forkService(t, 'demo-kafka', 'demo/src/main.ts', {
     CHAT_ROUTER_PORT: '0',
     CHAT_ROUTER_ADMIN_PORT: '0',
+    CHAT_DEMO_PAGE_PORT: '0',
     CHAT_KAFKA_BROKERS: kafka.brokers,
     CHAT_KAFKA_TOPIC_PREFIX: kafka.uniqueName('demo'),
   });

@@ -113,10 +113,16 @@ const STACK_FRAME = /^\s+at /;
 const tsx = (entry: string) => ['--conditions=source', '--import', 'tsx', join(repoRoot, entry)];
 
 test('npm start: the demo comes up, and Ctrl-C (SIGINT to the process group) stops it with status 0 and no failure banner', async (t) => {
-  const start = run(t, 'npm', ['start'], { CHAT_ROUTER_PORT: '0', CHAT_ROUTER_ADMIN_PORT: '0' });
+  const start = run(t, 'npm', ['start'], {
+    CHAT_ROUTER_PORT: '0',
+    CHAT_ROUTER_ADMIN_PORT: '0',
+    CHAT_DEMO_PAGE_PORT: '0',
+  });
   await start.line(/^Chat cluster ready/);
   const endpoint = await start.line(/Endpoint: +ws:\/\/127\.0\.0\.1:\d+\//);
   assert.ok(!endpoint.includes(':0/'), endpoint);
+  const page = await start.line(/Chat page: +http:\/\/127\.0\.0\.1:\d+\//);
+  assert.ok(!page.includes(':0/'), page);
   assert.ok(start.child.pid !== undefined);
   killGroup(start.child, 'SIGINT');
   assert.deepEqual(await start.exited, { code: 0, signal: null });
@@ -141,7 +147,11 @@ test('npm start: the demo comes up, and Ctrl-C (SIGINT to the process group) sto
 
 test('npm start with the router port taken: one line naming the address and CHAT_ROUTER_PORT, no stack, exit 1', async (t) => {
   const port = await occupiedPort(t);
-  const start = run(t, 'npm', ['start'], { CHAT_ROUTER_PORT: String(port), CHAT_ROUTER_ADMIN_PORT: '0' });
+  const start = run(t, 'npm', ['start'], {
+    CHAT_ROUTER_PORT: String(port),
+    CHAT_ROUTER_ADMIN_PORT: '0',
+    CHAT_DEMO_PAGE_PORT: '0',
+  });
   assert.deepEqual(await start.exited, { code: 1, signal: null });
   const problems = start.stderr.filter((l) => l.includes('EADDRINUSE'));
   assert.equal(problems.length, 1, start.stderr.join('\n'));
