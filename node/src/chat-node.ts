@@ -22,6 +22,7 @@ import { RecoveryBuffer } from './recovery-buffer.js';
 import { SendDedup } from './send-dedup.js';
 import { SessionRegistry } from './session-registry.js';
 import { ShardOwnership } from './shard-ownership.js';
+import { ShardStats } from './shard-stats.js';
 
 export type NodeConfig = ConfigOf<typeof nodeConfigSchema>;
 
@@ -135,6 +136,8 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     mode: config.deliveryMode,
   });
   const sendDedup = new SendDedup({ windowMs: config.sendDedupWindowMs, metrics });
+  // Messages per shard for operators (`chatctl shards`): sends by sessions on a shard, records read from it.
+  const shardStats = new ShardStats(config.clusterShards);
   const gateway = new ClientGateway({
     limits: config,
     shards: config.clusterShards,
@@ -155,6 +158,7 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
       logger: deps.logger,
       draining: () => draining,
       sendDedup,
+      onSend: (conn) => shardStats.count(conn.shard),
     }),
     metrics,
     logger: deps.logger,
@@ -186,6 +190,7 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
         localSessions: sessions.sessionsOf(userId).size,
         remoteNodes: directory.remoteNodesOf(userId, config.nodeId),
       }),
+      shardMessages: () => shardStats.snapshot(),
       drain,
       undrain,
       closeSessions: (ids, windowMs) => {
@@ -248,7 +253,10 @@ export function createChatNode(config: NodeConfig, deps: ChatNodeDeps): ChatNode
     });
     address = server.address() as AddressInfo;
     await deps.bus.start({
-      onMessage: (message, position) => delivery.fromBus(message, position),
+      onMessage: (message, position) => {
+        if (!position.backfill) shardStats.count(position.shard);
+        delivery.fromBus(message, position);
+      },
       heldFloorOf: (shard) => handoff.floorOf(shard),
       onShardReleased: (shard) => {
         handoff.release(shard);

@@ -18,6 +18,8 @@ export interface FrameHandlerDeps {
   readonly sendDedup?: SendDedup;
   /** Every user's rate budget across their connections (a fresh set unless given). */
   readonly userBudgets?: UserBudgets;
+  /** Called for each decoded send (before delivery): the node's per-shard message counts. */
+  readonly onSend?: (conn: Connection) => void;
 }
 
 /** Whitespace only: a seed client's keep-alive, which the seed ignored. */
@@ -98,6 +100,7 @@ export class FrameHandler {
         return void this.#refreshToken(conn, inbound.frame.token, inbound.frame.cid);
       case 'send':
       case 'legacy':
+        this.#d.onSend?.(conn);
         this.#send(conn, inbound).then(
           (reply) => conn.send(reply),
           (err: unknown) => {

@@ -54,6 +54,15 @@ describe('createHttpApi', () => {
     assert.deepEqual(closed, [['r1-1', 'r1-2', '10']]);
   });
 
+  test('GET /internal/shard-stats: the cumulative counts per shard, behind the internal token', async (t) => {
+    const base = await serve(t, { internalToken: 'secret-token-0123456789', shardMessages: () => [3, 0, 7] });
+    assert.equal((await fetch(`${base}/internal/shard-stats`)).status, 401);
+    const answer = await callNode(base, 'shardStats', undefined, {
+      headers: { authorization: 'Bearer secret-token-0123456789' },
+    });
+    assert.deepEqual(answer, { ok: true, status: 200, body: { nodeId: 'n1', messages: [3, 0, 7] } });
+  });
+
   test('a request body with fields this version does not know is accepted (rolling deploys)', async (t) => {
     const base = await serve(t, { closeSessions: (ids) => ids.size });
     const res = await fetch(`${base}/internal/sessions/close`, {

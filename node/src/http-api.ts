@@ -12,6 +12,7 @@ import {
   type NodeErrorBody,
   type PresenceResponse,
   type ReadyzBody,
+  type ShardStatsResponse,
   type Logger,
 } from '@chat/shared';
 import type { NodeMetrics } from './metrics.js';
@@ -24,6 +25,8 @@ export interface HttpApiDeps {
   readonly metrics: NodeMetrics;
   readonly status: () => ReadyzBody;
   readonly presence: (userId: string) => Omit<PresenceResponse, 'user'>;
+  /** Messages handled per shard since start, cumulative (`ShardStats#snapshot`); absent: all zero. */
+  readonly shardMessages?: () => number[];
   readonly drain: () => Promise<void>;
   readonly undrain: () => Promise<void>;
   /**
@@ -38,7 +41,13 @@ export interface HttpApiDeps {
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
 
 type Answer =
-  HealthzBody | ReadyzBody | PresenceResponse | DrainResponse | CloseSessionsResponse | NodeErrorBody;
+  | HealthzBody
+  | ReadyzBody
+  | PresenceResponse
+  | ShardStatsResponse
+  | DrainResponse
+  | CloseSessionsResponse
+  | NodeErrorBody;
 
 /** True for 127.0.0.0/8 and ::1 (also IPv4-mapped). */
 export function isLoopback(address: string | undefined): boolean {
@@ -49,7 +58,8 @@ export function isLoopback(address: string | undefined): boolean {
 
 /**
  * The node's HTTP endpoints (the contract is `NODE_API` in shared/): health, readiness, metrics, and the
- * internal API for routers and operators (presence look-up, drain, undrain, session migration), which
+ * internal API for routers and operators (presence look-up, messages per shard, drain, undrain, session
+ * migration), which
  * needs the internal token, or a loopback caller when none is configured.
  */
 export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
@@ -86,6 +96,8 @@ export function createHttpApi(deps: HttpApiDeps): (req: IncomingMessage, res: Se
         if (!UserId.safeParse(user).success) return json(res, 400, { error: 'NODE_ERR_BAD_PATH' });
         return json(res, 200, { user, ...deps.presence(user) });
       }
+      case `GET ${NODE_API.shardStats.path}`:
+        return json(res, 200, { nodeId: deps.nodeId, messages: deps.shardMessages?.() ?? [] });
       case `POST ${NODE_API.drain.path}`:
         await deps.drain();
         return json(res, 200, { nodeId: deps.nodeId, draining: true });

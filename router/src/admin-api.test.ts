@@ -24,14 +24,34 @@ async function listen(t: TestContext, server: ReturnType<typeof createServer>): 
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
-/** A stand-in node that answers /readyz as accepting. */
-async function readyNode(t: TestContext, id: string): Promise<string> {
+/** What a stand-in node says on its internal API: sessions per user, presence, messages per shard. */
+interface StandIn {
+  sessions?: Record<string, number>;
+  remote?: Record<string, string[]>;
+  messages?: number[];
+}
+
+/** A stand-in node that answers /readyz as accepting, and presence and shard stats from `said`. */
+async function readyNode(t: TestContext, id: string, said: StandIn = {}): Promise<string> {
   const body: ReadyzBody = { ready: true, accepting: true, draining: false, bus: true, nodeId: id };
   return listen(
     t,
-    createServer((_req, res) =>
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body)),
-    ),
+    createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://node');
+      const json = (answer: unknown) =>
+        void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+      const user = url.searchParams.get('user') ?? '';
+      if (url.pathname === '/internal/presence') {
+        return json({
+          user,
+          localSessions: said.sessions?.[user] ?? 0,
+          remoteNodes: said.remote?.[user] ?? [],
+        });
+      }
+      if (url.pathname === '/internal/shard-stats')
+        return json({ nodeId: id, messages: said.messages ?? [] });
+      return json(body);
+    }),
   );
 }
 
@@ -46,7 +66,7 @@ async function socket(t: TestContext): Promise<Socket> {
   return s;
 }
 
-async function setup(t: TestContext, ids: string[]) {
+async function setup(t: TestContext, ids: string[], said: Record<string, StandIn> = {}) {
   const members = new MemberTable({
     shardCount: SHARDS,
     probeIntervalMs: 60_000,
@@ -56,11 +76,17 @@ async function setup(t: TestContext, ids: string[]) {
     logger,
   });
   t.after(() => members.stop());
-  const urls = await Promise.all(ids.map((id) => readyNode(t, id)));
+  const urls = await Promise.all(ids.map((id) => readyNode(t, id, said[id])));
   members.setMembers(ids.map((id, i) => ({ id, url: urls[i] ?? '', weight: 1, state: 'active' as const })));
   await members.probeAll();
   const connections = new ConnectionTable();
-  const handler = createAdminHandler({ members, connections, logger, nodeHeaders: {} });
+  const handler = createAdminHandler({
+    members,
+    connections,
+    logger,
+    nodeHeaders: {},
+    readiness: () => ({ ready: true, settled: true }),
+  });
   const base = await listen(
     t,
     createServer((req, res) => void handler(req, res)),
@@ -156,6 +182,7 @@ describe('admin API: shards', () => {
     s.members.drain('c');
     await s.add('x', 'alice');
     const { body } = await s.get('/members');
+    assert.deepEqual(body.router, { ready: true, settled: true }, 'this router’s readiness');
     assert.equal(body.ownerTableVersion, s.members.owners.version);
     assert.equal(body.shards, SHARDS);
     const list = body.members as { id: string; shards: number; connections: number; inRing: boolean }[];
@@ -171,6 +198,128 @@ describe('admin API: shards', () => {
       list.reduce((n, m) => n + m.connections, 0),
       1,
     );
+  });
+});
+
+describe('admin API: messages per shard, users, plans', () => {
+  test('GET /shards?messages=1: each shard’s messages summed over the nodes; a silent one is named', async (t) => {
+    const s = await setup(t, ['a', 'b'], {
+      a: { messages: [5, 0, 1, ...new Array<number>(SHARDS - 3).fill(0)] },
+      b: { messages: [2, 4, ...new Array<number>(SHARDS - 2).fill(0)] },
+    });
+    const { status, body } = await s.get('/shards?messages=1');
+    assert.equal(status, 200);
+    const shards = body.shards as { shard: number; messages: number }[];
+    assert.deepEqual(
+      shards.slice(0, 4).map((x) => x.messages),
+      [7, 4, 1, 0],
+    );
+    assert.deepEqual(body.messagesFrom, ['a', 'b']);
+    assert.deepEqual(body.unanswered, []);
+    // Without the parameter the nodes are not asked and the shape is unchanged.
+    const plain = await s.get('/shards');
+    assert.equal('messages' in ((plain.body.shards as object[])[0] ?? {}), false);
+
+    s.members.setMembers([
+      ...s.members.members().map(({ id, url, weight, state }) => ({ id, url, weight, state })),
+      { id: 'gone', url: 'http://127.0.0.1:1', weight: 1, state: 'active' },
+    ]);
+    const partial = await s.get('/shards?messages=1');
+    assert.deepEqual(
+      (partial.body.unanswered as { node: string }[]).map((u) => u.node),
+      ['gone'],
+    );
+    assert.equal((partial.body.shards as { messages: number }[])[0]?.messages, 7);
+  });
+
+  test('GET /users/{id}: shard and owner of the key, the nodes holding sessions, what presence says', async (t) => {
+    const s = await setup(t, ['a', 'b', 'c'], {
+      a: { sessions: { alice: 2 }, remote: { alice: ['b'] } },
+      b: { sessions: { alice: 1 }, remote: { alice: ['a'] } },
+      c: { remote: { alice: ['a', 'b'] } },
+    });
+    const { status, body } = await s.get('/users/alice');
+    assert.equal(status, 200);
+    assert.deepEqual(body, {
+      user: 'alice',
+      key: 'alice',
+      shard: shardOf('alice', SHARDS),
+      owner: s.members.owners.ownerOfKey('alice'),
+      ownerTableVersion: s.members.owners.version,
+      sessions: [
+        { node: 'a', sessions: 2 },
+        { node: 'b', sessions: 1 },
+      ],
+      presence: ['a', 'b'],
+      unanswered: [],
+    });
+    const byKey = await s.get('/users/alice?key=team-blue');
+    assert.equal(byKey.body.shard, shardOf('team-blue', SHARDS), 'placed by its affinity key');
+    const nobody = await s.get('/users/bob');
+    assert.deepEqual([nobody.body.sessions, nobody.body.presence], [[], []]);
+    assert.deepEqual(await s.get('/users/bad%20id'), {
+      status: 400,
+      body: { error: 'ROUTER_ERR_BAD_USER_ID' },
+    });
+    assert.deepEqual(await s.get('/users/alice?key=bad%20key'), {
+      status: 400,
+      body: { error: 'ROUTER_ERR_BAD_AFFINITY' },
+    });
+  });
+
+  test('GET /plan?add=ID: the shards that move (same owner table code), their connections, nothing changes', async (t) => {
+    const s = await setup(t, ['a', 'b', 'c']);
+    await s.add('c1', 'alice');
+    const version = s.members.owners.version;
+    const { status, body } = await s.get('/plan?add=d&weight=2');
+    assert.equal(status, 200);
+    const members = ['a', 'b', 'c'].map((id) => ({ id, weight: 1 }));
+    const before = new OwnerTable(members, SHARDS);
+    const after = new OwnerTable([...members, { id: 'd', weight: 2 }], SHARDS);
+    const moved = body.moved as { shard: number; from: string; to: string; connections: number }[];
+    assert.deepEqual(
+      moved.map((m) => m.shard),
+      before.movedTo(after),
+    );
+    assert.ok(moved.length > 0 && moved.every((m) => m.to === 'd'), 'only to the new node');
+    const aliceShard = shardOf('alice', SHARDS);
+    for (const m of moved) assert.equal(m.connections, m.shard === aliceShard ? 1 : 0);
+    assert.deepEqual(body.change, { add: 'd', weight: 2 });
+    assert.equal((body.before as { version: string }).version, before.version);
+    assert.deepEqual(
+      (body.after as { members: unknown[] }).members,
+      after.members.map((m) => ({ id: m.id, weight: m.weight, shards: after.shardsOf(m.id).length })),
+    );
+    assert.equal(s.members.owners.version, version, 'nothing changed');
+  });
+
+  test('GET /plan?remove=ID: the member’s shards go to the others; a drained member moves nothing', async (t) => {
+    const s = await setup(t, ['a', 'b', 'c']);
+    const { body } = await s.get('/plan?remove=b');
+    const moved = body.moved as { shard: number; from: string; to: string }[];
+    assert.deepEqual(
+      moved.map((m) => m.shard),
+      [...s.members.owners.shardsOf('b')],
+    );
+    assert.ok(moved.every((m) => m.from === 'b' && m.to !== 'b'));
+    s.members.drain('b');
+    assert.deepEqual((await s.get('/plan?remove=b')).body.moved, []);
+  });
+
+  test('GET /plan: an existing node to add, an unknown one to remove, bad parameters', async (t) => {
+    const s = await setup(t, ['a', 'b']);
+    assert.deepEqual(await s.get('/plan?add=a'), {
+      status: 400,
+      body: { error: 'ROUTER_ERR_BAD_REQUEST', reason: 'already a member', id: 'a' },
+    });
+    assert.deepEqual(await s.get('/plan?remove=zz'), {
+      status: 404,
+      body: { error: 'ROUTER_ERR_UNKNOWN_NODE', id: 'zz' },
+    });
+    for (const bad of ['', '?add=x&remove=y', '?add=bad%20id', '?add=x&weight=0', '?add=x&weight=1.5']) {
+      const res = await s.get(`/plan${bad}`);
+      assert.deepEqual([res.status, res.body.error], [400, 'ROUTER_ERR_BAD_REQUEST'], bad);
+    }
   });
 });
 

@@ -200,7 +200,13 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
     setTimeout(() => socket.destroy(), 1000).unref();
   });
 
-  const adminHandler = createAdminHandler({ members, connections, logger: deps.logger, nodeHeaders });
+  const adminHandler = createAdminHandler({
+    members,
+    connections,
+    logger: deps.logger,
+    nodeHeaders,
+    readiness: () => readiness.check(),
+  });
   // Admin API and metrics share a listener (loopback by default) and, when set, a bearer token.
   const adminServer = createServer((req, res) => void serveAdmin(req, res));
   async function serveAdmin(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -63,6 +63,16 @@ export const PresenceResponse = z.object({
   remoteNodes: z.array(NodeId),
 });
 
+/**
+ * `GET /internal/shard-stats`: the messages this node handled per shard since it started (sends from its
+ * sessions on the shard, and records it read from the shard's log), cumulative: a reader takes a rate from
+ * two samples. `messages[s]` is shard `s`; the array has one entry per shard.
+ */
+export const ShardStatsResponse = z.object({
+  nodeId: NodeId,
+  messages: z.array(z.number().int().nonnegative()).max(65_536),
+});
+
 /** Every non-2xx answer of a node's HTTP endpoints. */
 export const NodeErrorBody = z.object({ error: z.string() });
 
@@ -72,6 +82,7 @@ export const NODE_API = {
   readyz: { method: 'GET', path: '/readyz', response: ReadyzBody },
   metrics: { method: 'GET', path: '/metrics' },
   presence: { method: 'GET', path: '/internal/presence', response: PresenceResponse },
+  shardStats: { method: 'GET', path: '/internal/shard-stats', response: ShardStatsResponse },
   drain: { method: 'POST', path: '/internal/drain', response: DrainResponse },
   undrain: { method: 'POST', path: '/internal/undrain', response: DrainResponse },
   closeSessions: {
@@ -91,6 +102,7 @@ export type CloseSessionsRequest = z.input<typeof CloseSessionsRequest>;
 export type CloseSessionsResponse = z.infer<typeof CloseSessionsResponse>;
 export type DrainResponse = z.infer<typeof DrainResponse>;
 export type PresenceResponse = z.infer<typeof PresenceResponse>;
+export type ShardStatsResponse = z.infer<typeof ShardStatsResponse>;
 export type NodeErrorBody = z.infer<typeof NodeErrorBody>;
 
 type Endpoints = typeof NODE_API;
