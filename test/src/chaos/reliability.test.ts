@@ -75,6 +75,7 @@ function report(r: ScenarioResult): void {
     ['answer p50 / p99 ms', c ? `${fmt(c.answerP50Ms)} / ${fmt(c.answerP99Ms)}` : 'n/a'],
     ['delivery p99 ms', c ? fmt(c.deliveryP99Ms) : 'n/a'],
     ['recovered after (ms)', fmt(r.recoveredMs)],
+    ...r.notes.map((n, i) => [i === 0 ? 'moved (plan against outcome)' : '', n] as const),
     ['node counters (nodes alive at the end)', JSON.stringify(r.nodeCounters)],
     ['lost (examples)', c?.examples.join('; ') || '-'],
     ['timeline', r.timeline.map((e) => `${e.t}: ${e.event}`).join(' | ')],

@@ -131,6 +131,8 @@ export function renderReport(input: ReportInput): string {
         `Node counters (the nodes alive at the end): ${counters.map(([k, v]) => `${k} ${v}`).join(', ')}.`,
         '',
       );
+    // The moved share of the operator's procedures: each plan's prediction next to what moved.
+    for (const n of r.notes) p(n, '');
     if (c && c.stray > 0)
       p(`Messages at a user other than their receiver, or not written by this run: ${c.stray}.`, '');
     p('Timeline (ms from the fault):', '', ...r.timeline.map((e) => `- ${e.t}: ${e.event}`), '');

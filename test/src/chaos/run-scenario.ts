@@ -73,6 +73,8 @@ export interface ScenarioResult {
   readonly logFiles: readonly string[];
   /** Node-side counters summed over the nodes alive at the end (a killed node's are gone). */
   readonly nodeCounters: Readonly<Record<string, number>>;
+  /** Lines the scenario added for its report section (moved share: plan against outcome). */
+  readonly notes: readonly string[];
 }
 
 /** The node counters the report shows next to the client's counts. */
@@ -127,6 +129,7 @@ export async function runScenario(
   const tag = `${scenario.name.replace(/[^A-Za-z0-9]/g, '')}${randomBytes(3).toString('hex')}`;
   const timeline: { at: number; event: string }[] = [];
   const notRecovered: string[] = [];
+  const notes: string[] = [];
   let faultAt: number | undefined;
   let lastRecoveredAt: number | undefined;
   let cluster: ChaosCluster | undefined;
@@ -187,7 +190,10 @@ export async function runScenario(
       cluster: c,
       view: l,
       broker: kafka.broker,
+      closes: l.closes,
+      stepTimeoutMs: options.recoverTimeoutMs,
       mark,
+      note: (line) => notes.push(line),
       async recovered(what) {
         try {
           await c.waitSettled(l, options.recoverTimeoutMs);
@@ -242,5 +248,6 @@ export async function runScenario(
     error,
     logFiles,
     nodeCounters: counters,
+    notes,
   };
 }

@@ -3,14 +3,22 @@
 import type { KafkaBroker } from '../kafka/broker.js';
 import { interruptBroker } from '../kafka/harness.js';
 import type { ChaosCluster, UserView } from './cluster.js';
+import type { CloseEvent } from './load-client.js';
+import { describeMove, drainAndWait, planChange, startMoveMeter, undrain } from './procedures.js';
 
 export interface FaultContext {
   readonly cluster: ChaosCluster;
   readonly view: UserView;
   /** The run's broker, for the broker scenarios (undefined when the run shares a broker it may not stop). */
   readonly broker: KafkaBroker | undefined;
+  /** The load client's closes so far (it keeps adding to it): what the users saw of a move. */
+  readonly closes: readonly CloseEvent[];
+  /** Deadline for one recovery wait, also used for an operator's step that waits (a drain). */
+  readonly stepTimeoutMs: number;
   /** Adds an event to the timeline (time taken now). */
   mark(event: string): void;
+  /** Adds a line to the scenario's section of the report (e.g. a plan's prediction next to what moved). */
+  note(line: string): void;
   /**
    * Waits until the cluster settled on its serving nodes; marks `recovered` or, after the recovery
    * deadline, notes that it did not (and goes on: the load's counts still say what happened).
@@ -61,6 +69,63 @@ async function brokerOutage(ctx: FaultContext, kind: 'stop' | 'freeze'): Promise
   await restore();
   ctx.mark('broker back');
   await ctx.recovered('every node ready again');
+}
+
+/**
+ * "Scale out" and "Scale in" of docs/operations.md: `plan add`, start the node, wait until settled; then
+ * `plan remove`, `drain` waiting until done, stop the node. Each plan is reported next to what moved.
+ */
+async function scaleOutIn(ctx: FaultContext): Promise<void> {
+  const { cluster } = ctx;
+  const id = `n${cluster.nodes.size + 1}`;
+  const out = await planChange(cluster.router, { add: id });
+  ctx.mark(`plan add ${id}: ${out.shards} shards, ${out.connections} connections`);
+  let meter = await startMoveMeter(cluster.router, ctx.closes);
+  ctx.mark(`${id} starting`);
+  await cluster.startNode(id);
+  ctx.mark(`${id} ready`);
+  await ctx.recovered(`${id} in the ring, its users moved`);
+  ctx.note(`Scale out: ${describeMove(out, await meter.read())}.`);
+
+  const back = await planChange(cluster.router, { remove: id });
+  ctx.mark(`plan remove ${id}: ${back.shards} shards, ${back.connections} connections`);
+  meter = await startMoveMeter(cluster.router, ctx.closes);
+  ctx.mark(`drain ${id}`);
+  await drainAndWait(cluster.router, id, ctx.stepTimeoutMs);
+  cluster.drained.add(id);
+  ctx.mark(`drain ${id} done`);
+  const exit = await cluster.stopNode(id, 'SIGTERM');
+  ctx.mark(`${id} stopped (SIGTERM): exit ${exit.code ?? exit.signal} after ${exit.ms} ms`);
+  await ctx.recovered(`${id} gone, its users moved back`);
+  ctx.note(`Scale in: ${describeMove(back, await meter.read())}.`);
+}
+
+/**
+ * "Rolling restart" by hand, as docs/operations.md writes it: for each node in turn `drain` (waiting until
+ * done), stop (SIGTERM), start again (same id), wait until ready, `undrain`, wait until settled.
+ */
+async function rollingDrain(ctx: FaultContext): Promise<void> {
+  const { cluster } = ctx;
+  for (const id of [...cluster.nodes.keys()].sort()) {
+    const out = await planChange(cluster.router, { remove: id });
+    const meter = await startMoveMeter(cluster.router, ctx.closes);
+    ctx.mark(`drain ${id} (plan: ${out.shards} shards, ${out.connections} connections)`);
+    await drainAndWait(cluster.router, id, ctx.stepTimeoutMs);
+    cluster.drained.add(id);
+    ctx.mark(`drain ${id} done`);
+    const drained = await meter.read();
+    const exit = await cluster.stopNode(id, 'SIGTERM');
+    ctx.mark(`${id} stopped (SIGTERM): exit ${exit.code ?? exit.signal} after ${exit.ms} ms`);
+    await cluster.startNode(id);
+    ctx.mark(`${id} ready`);
+    const back = await planChange(cluster.router, { add: id });
+    const backMeter = await startMoveMeter(cluster.router, ctx.closes);
+    await undrain(cluster.router, id);
+    ctx.mark(`undrain ${id} (plan: ${back.shards} shards, ${back.connections} connections)`);
+    await ctx.recovered(`${id} back, settled`);
+    ctx.note(`${id} out: ${describeMove(out, drained)}.`);
+    ctx.note(`${id} back: ${describeMove(back, await backMeter.read())}.`);
+  }
 }
 
 export const SCENARIOS: readonly Scenario[] = [
@@ -115,6 +180,18 @@ export const SCENARIOS: readonly Scenario[] = [
         await ctx.recovered(`${id} back, settled`);
       }
     },
+  },
+  {
+    name: 'scale-out-in',
+    title:
+      'scale out 3 -> 4 and back, as docs/operations.md says: plan add n4, start n4, wait settled; plan remove n4, drain n4 until done, stop it',
+    fault: scaleOutIn,
+  },
+  {
+    name: 'rolling-drain',
+    title:
+      'rolling restart by hand, as docs/operations.md says: each node in turn drain until done, stop, start again, undrain, wait settled',
+    fault: rollingDrain,
   },
   {
     name: 'broker-stop',
