@@ -7,7 +7,6 @@ import {
   createTokenVerifier,
   directoryAuthFromConfig,
   kafkaConnectionOptions,
-  rejectUpgrade,
   type ConfigOf,
   type Logger,
   type routerConfigSchema,
@@ -21,6 +20,7 @@ import type { MembershipSource } from './membership/types.js';
 import { RouterMetrics } from './metrics.js';
 import { RouterReadiness } from './readiness.js';
 import { Rebalancer } from './rebalancer.js';
+import { refusalStyleOf, refuseUpgrade } from './upgrade-refusal.js';
 import { WsProxy } from './ws-proxy.js';
 
 export type RouterConfig = ConfigOf<typeof routerConfigSchema>;
@@ -103,6 +103,11 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
     logger: deps.logger,
   });
   members.on('owners', (next, previous) => void rebalancer.onOwnersChange(next, previous));
+  metrics.watchShards({
+    owners: () => members.owners,
+    liveness: (id) => members.liveness(id),
+    connections: () => connections.all(),
+  });
   const verifier = createTokenVerifier(config, { logger: deps.logger, keyErrors: metrics.authKeyErrors });
   if (!verifier) log.warn('authentication is OFF (CHAT_AUTH_MODE=off): any client can connect as any user');
   if (!config.adminToken && !isLoopbackHost(config.adminHost)) {
@@ -162,9 +167,15 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
     return json(404, { error: 'ROUTER_ERR_NOT_FOUND' });
   }
   publicServer.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    // Refused here: an HTTP status, or the REFUSED_* close a client asked for with ?refusal=close.
     if (stopping) {
       socket.on('error', () => undefined);
       metrics.upgrades.inc({ result: 'no_node' });
+      const style = refusalStyleOf(req);
+      if (style.kind === 'close') {
+        refuseUpgrade(socket, style, 503, 'ROUTER_ERR_NO_NODE', { 'Retry-After': '1' }, head);
+        return;
+      }
       socket.end(
         'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n',
       );
@@ -174,13 +185,13 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
     if (!readiness.check().settled) {
       socket.on('error', () => undefined);
       metrics.upgrades.inc({ result: 'not_ready' });
-      rejectUpgrade(socket, 503, 'ROUTER_ERR_NO_NODE', { 'Retry-After': '1' });
+      refuseUpgrade(socket, refusalStyleOf(req), 503, 'ROUTER_ERR_NO_NODE', { 'Retry-After': '1' }, head);
       return;
     }
     if (upgraded >= config.maxConnections) {
       socket.on('error', () => undefined);
       metrics.upgrades.inc({ result: 'full' });
-      rejectUpgrade(socket, 503, 'ROUTER_ERR_FULL', { 'Retry-After': '1' });
+      refuseUpgrade(socket, refusalStyleOf(req), 503, 'ROUTER_ERR_FULL', { 'Retry-After': '1' }, head);
       return;
     }
     upgraded++;

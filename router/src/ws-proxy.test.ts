@@ -23,7 +23,7 @@ import { RouterMetrics } from './metrics.js';
 import { WsProxy, type WsProxyOptions } from './ws-proxy.js';
 
 const SHARDS = 16;
-const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC11B65';
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
 const ALLOWED = 'https://chat.example.com';
 
@@ -169,6 +169,7 @@ async function startProxy(
       .filter((v) => Object.entries(labels).every(([k, x]) => (v.labels as Record<string, unknown>)[k] === x))
       .reduce((n, v) => n + v.value, 0);
   return {
+    port,
     lines,
     refusals: () => lines.filter((l) => l.msg === 'handshake refused'),
     advance: (ms: number) => void (now += ms),
@@ -504,5 +505,337 @@ describe('WsProxy#handle: placement on the owner of the key’s shard', () => {
       misplaced.map((c) => [c.key, c.nodeId]),
       [[s.user, owner.id]],
     );
+  });
+});
+
+/** The accept value for the key every request here sends (RFC 6455's example). */
+const SAMPLE_ACCEPT = 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=';
+
+/** An upgrade request head for `path` with `headers` (a valid version-13 key unless replaced). */
+function wsRequest(path: string, headers = '', upgradeHeaders?: string): string {
+  return (
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+    (upgradeHeaders ??
+      'Upgrade: websocket\r\nConnection: Upgrade\r\n' +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n') +
+    `${headers}\r\n`
+  );
+}
+
+/** A client close frame (masked, as a client must send it) with code 1000. */
+function clientClose(): Buffer {
+  const mask = [0x11, 0x22, 0x33, 0x44];
+  const payload = [0x03, 0xe8].map((b, i) => b ^ (mask[i] ?? 0));
+  return Buffer.from([0x88, 0x82, ...mask, ...payload]);
+}
+
+interface Answer {
+  /** The status line and headers. */
+  readonly head: string;
+  /** After a 101: the close frame's code and reason. */
+  readonly code?: number;
+  readonly reason?: string;
+  /** After an HTTP refusal: its body. */
+  readonly body: string;
+}
+
+/**
+ * Sends `request` and reads the answer: after a 101, the server's first frame (which must be a close),
+ * then answers with its own close (unless `answerClose` is false) and resolves once the server has ended
+ * the socket; after any other status, resolves with the body once the socket closes.
+ */
+async function exchange(
+  t: TestContext,
+  port: number,
+  request: string | Buffer,
+  answerClose = true,
+): Promise<Answer> {
+  const socket = connect(port, '127.0.0.1');
+  t.after(() => socket.destroy());
+  socket.on('error', () => undefined);
+  socket.write(request);
+  let data = Buffer.alloc(0);
+  let frame: { code: number; reason: string } | undefined;
+  socket.on('data', (chunk: Buffer) => {
+    data = Buffer.concat([data, chunk]);
+    const end = data.indexOf('\r\n\r\n');
+    if (frame || end < 0 || !data.subarray(0, 12).toString('latin1').startsWith('HTTP/1.1 101')) return;
+    const at = end + 4;
+    const length = (data[at + 1] ?? 0) & 0x7f;
+    if (data.length < at + 2 + length) return;
+    assert.equal(data[at], 0x88, 'the first frame is a close (FIN, opcode 8)');
+    frame = {
+      code: data.readUInt16BE(at + 2),
+      reason: data.subarray(at + 4, at + 2 + length).toString('utf8'),
+    };
+    if (answerClose) socket.write(clientClose());
+  });
+  await once(socket, 'close');
+  const text = data.toString('latin1');
+  const end = text.indexOf('\r\n\r\n');
+  return { head: text.slice(0, end), body: text.slice(end + 4), ...frame };
+}
+
+/** A stand-in node that refuses every upgrade with `answer` (raw HTTP) and answers /readyz. */
+async function refusingNode(t: TestContext, answer: string): Promise<FakeNode> {
+  const body: ReadyzBody = { ready: true, accepting: true, draining: false, bus: true, nodeId: 'n1' };
+  const server = createServer((_req, res) =>
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body)),
+  );
+  const upgrades: IncomingHttpHeaders[] = [];
+  server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
+    upgrades.push(req.headers);
+    socket.on('error', () => undefined);
+    if (answer === '') socket.destroy();
+    else socket.end(answer);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return {
+    id: 'n1',
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    upgrades,
+  } as unknown as FakeNode;
+}
+
+/** A node's refusal as `rejectUpgrade` writes it. */
+function nodeAnswer(status: string, code: string, extra = ''): string {
+  const json = JSON.stringify({ error: code });
+  return (
+    `HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+    `Content-Length: ${json.length}\r\n${extra}\r\n${json}`
+  );
+}
+
+const withTokens = { handshake: { verifier: claims, allowQueryToken: false, allowedOrigins: [ALLOWED] } };
+
+describe('WsProxy#handle: ?refusal=close answers a refusal with the handshake and a REFUSED_* close', () => {
+  test('a bad token: 101 (accept from the key, chat.v1 as offered), then 4401 with the code; counted and logged as before', async (t) => {
+    const p = await startProxy(t);
+    const answer = await exchange(
+      t,
+      p.port,
+      wsRequest(
+        '/chat/alice?refusal=close',
+        'Sec-WebSocket-Protocol: chat.v1, bearer.forged\r\nAuthorization: Bearer forged\r\n',
+      ),
+    );
+    assert.match(answer.head, /^HTTP\/1\.1 101 /);
+    assert.match(
+      answer.head,
+      new RegExp(`\r\nSec-WebSocket-Accept: ${SAMPLE_ACCEPT.replaceAll('+', '\\+')}(\r\n|$)`),
+    );
+    assert.match(answer.head, /\r\nSec-WebSocket-Protocol: chat\.v1(\r\n|$)/);
+    assert.equal(answer.code, 4401);
+    assert.equal(answer.reason, 'AUTH_ERR_INVALID_TOKEN');
+    assert.equal(await p.value('upgrades', { result: 'unauthorized' }), 1);
+    assert.equal(await p.value('authFailures', { code: 'AUTH_ERR_INVALID_TOKEN' }), 1);
+    assert.deepEqual(
+      p.refusals().map((l) => l.code),
+      ['AUTH_ERR_INVALID_TOKEN'],
+    );
+  });
+
+  test('no subprotocol offered: none chosen in the 101', async (t) => {
+    const p = await startProxy(t);
+    const answer = await exchange(t, p.port, wsRequest('/chat/alice?refusal=close'));
+    assert.match(answer.head, /^HTTP\/1\.1 101 /);
+    assert.doesNotMatch(answer.head, /Sec-WebSocket-Protocol/i);
+    assert.deepEqual([answer.code, answer.reason], [4401, 'AUTH_ERR_MISSING_TOKEN']);
+  });
+
+  test('each of the router’s own refusals before placement: its code and reason', async (t) => {
+    const keysDown: TokenVerifier = {
+      verify: () => Promise.reject(new ChatError('AUTH_ERR_KEYS_UNAVAILABLE', 'no JWKS')),
+    };
+    const p = await startProxy(t, { proxy: { affinityQuery: true } });
+    const down = await startProxy(t, {
+      proxy: { handshake: { verifier: keysDown, allowQueryToken: false, allowedOrigins: [] } },
+    });
+    const open = await startProxy(t, {
+      proxy: { handshake: { verifier: undefined, allowQueryToken: false, allowedOrigins: [] } },
+    });
+    const cases: [number, string, string, string][] = [
+      [p.port, '/nope?refusal=close', '', '4404 ROUTER_ERR_NOT_FOUND'],
+      [p.port, `/chat/${'x'.repeat(200)}?refusal=close`, '', '4400 ROUTER_ERR_BAD_USER_ID'],
+      [p.port, '/chat/alice?affinity=a%20b&refusal=close', '', '4400 ROUTER_ERR_BAD_AFFINITY'],
+      [
+        p.port,
+        '/chat/alice?refusal=close',
+        'Origin: https://evil.example\r\n',
+        '4403 AUTH_ERR_ORIGIN_FORBIDDEN',
+      ],
+      [
+        down.port,
+        '/chat/alice?refusal=close',
+        'Authorization: Bearer x\r\n',
+        '4503 AUTH_ERR_KEYS_UNAVAILABLE retry_after_ms=5000',
+      ],
+      [open.port, '/chat/alice?refusal=close', '', '4503 ROUTER_ERR_NO_NODE retry_after_ms=1000'],
+    ];
+    for (const [port, path, headers, expected] of cases) {
+      const answer = await exchange(t, port, wsRequest(path, headers));
+      assert.match(answer.head, /^HTTP\/1\.1 101 /, path);
+      assert.equal(`${answer.code} ${answer.reason}`, expected);
+    }
+    assert.equal(await p.value('upgrades', { result: 'not_found' }), 1);
+    assert.equal(await p.value('upgrades', { result: 'origin_forbidden' }), 1);
+    assert.equal(await open.value('upgrades', { result: 'no_node' }), 1);
+  });
+
+  test('rate limited (either budget): 4429 ROUTER_ERR_RATE_LIMITED retry_after_ms=1000', async (t) => {
+    const node = await fakeNode(t, 'n1');
+    const p = await startProxy(t, {
+      nodes: [node],
+      proxy: { handshake: withTokens.handshake, handshakeRatePerSec: 1 },
+    });
+    const valid = wsRequest('/chat/alice?refusal=close', 'Authorization: Bearer alice\r\n');
+    assert.match(await p.open('Authorization: Bearer alice\r\n', '/chat/alice'), /^HTTP\/1\.1 101 /);
+    assert.match(await p.open('Authorization: Bearer alice\r\n', '/chat/alice'), /^HTTP\/1\.1 101 /);
+    const limited = await exchange(t, p.port, valid);
+    assert.equal(`${limited.code} ${limited.reason}`, '4429 ROUTER_ERR_RATE_LIMITED retry_after_ms=1000');
+    // The refused handshakes' own budget (burst 2): the third bad token is refused for the rate.
+    const bad = wsRequest('/chat/alice?refusal=close', 'Authorization: Bearer |x\r\n');
+    const reasons = [];
+    for (let i = 0; i < 3; i++) reasons.push((await exchange(t, p.port, bad)).reason);
+    assert.deepEqual(reasons, [
+      'AUTH_ERR_INVALID_TOKEN',
+      'AUTH_ERR_INVALID_TOKEN',
+      'ROUTER_ERR_RATE_LIMITED retry_after_ms=1000',
+    ]);
+    assert.equal(await p.value('upgrades', { result: 'rate_limited' }), 2);
+  });
+
+  test('the owner refuses the connection: 4502 ROUTER_ERR_UPSTREAM_REFUSED retry_after_ms=1000', async (t) => {
+    const s = await placementSetup(t);
+    const owner = s.byId.get(s.ownerOf(s.user));
+    await owner?.close();
+    const answer = await exchange(
+      t,
+      s.port,
+      wsRequest(`/chat/${s.user}?refusal=close`, `Authorization: Bearer ${s.user}\r\n`),
+    );
+    assert.equal(`${answer.code} ${answer.reason}`, '4502 ROUTER_ERR_UPSTREAM_REFUSED retry_after_ms=1000');
+    assert.equal(await s.value('upgrades', { result: 'upstream_refused' }), 1);
+  });
+
+  test('the node resets the handshake: 4502 ROUTER_ERR_UPSTREAM_FAILED', async (t) => {
+    const node = await refusingNode(t, '');
+    const p = await startProxy(t, { nodes: [node], proxy: withTokens });
+    const answer = await exchange(
+      t,
+      p.port,
+      wsRequest('/chat/alice?refusal=close', 'Authorization: Bearer alice\r\n'),
+    );
+    assert.equal(`${answer.code} ${answer.reason}`, '4502 ROUTER_ERR_UPSTREAM_FAILED');
+    assert.equal(await p.value('proxyErrors', { kind: 'upstream_error' }), 1);
+  });
+
+  test('the node never answers: 4504 ROUTER_ERR_UPSTREAM_TIMEOUT', async (t) => {
+    const node = await fakeNode(t, 'n1');
+    node.hold = true;
+    const p = await startProxy(t, { nodes: [node], proxy: { ...withTokens, handshakeTimeoutMs: 200 } });
+    const answer = await exchange(
+      t,
+      p.port,
+      wsRequest('/chat/alice?refusal=close', 'Authorization: Bearer alice\r\n'),
+    );
+    assert.equal(`${answer.code} ${answer.reason}`, '4504 ROUTER_ERR_UPSTREAM_TIMEOUT');
+    assert.equal(await p.value('upgrades', { result: 'upstream_timeout' }), 1);
+  });
+
+  test('a node’s refusal is relayed as the close of its status, with its code and Retry-After', async (t) => {
+    const cases: [string, string][] = [
+      [
+        nodeAnswer('429 Too Many Requests', 'NODE_ERR_TOO_MANY_CONNECTIONS'),
+        '4429 NODE_ERR_TOO_MANY_CONNECTIONS',
+      ],
+      [
+        nodeAnswer('503 Service Unavailable', 'NODE_ERR_NOT_READY', 'Retry-After: 1\r\n'),
+        '4503 NODE_ERR_NOT_READY retry_after_ms=1000',
+      ],
+      [
+        nodeAnswer('503 Service Unavailable', 'NODE_ERR_FULL', 'Retry-After: 5\r\n'),
+        '4503 NODE_ERR_FULL retry_after_ms=5000',
+      ],
+      [nodeAnswer('401 Unauthorized', 'AUTH_ERR_TOKEN_EXPIRED'), '4401 AUTH_ERR_TOKEN_EXPIRED'],
+      [nodeAnswer('403 Forbidden', 'AUTH_ERR_SUBJECT_MISMATCH'), '4403 AUTH_ERR_SUBJECT_MISMATCH'],
+      // Outside the contract: a status without a REFUSED_* code, or no known code in the body.
+      [nodeAnswer('500 Internal Server Error', 'NODE_ERR_FULL'), '4502 ROUTER_ERR_UPSTREAM_FAILED'],
+      [nodeAnswer('503 Service Unavailable', 'SOMETHING_ELSE'), '4502 ROUTER_ERR_UPSTREAM_FAILED'],
+      [
+        'HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\n\r\noops!',
+        '4502 ROUTER_ERR_UPSTREAM_FAILED',
+      ],
+    ];
+    for (const [raw, expected] of cases) {
+      const node = await refusingNode(t, raw);
+      const p = await startProxy(t, { nodes: [node], proxy: withTokens });
+      const answer = await exchange(
+        t,
+        p.port,
+        wsRequest('/chat/alice?refusal=close&since=3:17:abc', 'Authorization: Bearer alice\r\n'),
+      );
+      assert.match(answer.head, /^HTTP\/1\.1 101 /);
+      assert.equal(`${answer.code} ${answer.reason}`, expected);
+      assert.equal(await p.value('upgrades', { result: 'upstream_rejected' }), 1);
+      assert.equal(p.connections.size, 0);
+    }
+  });
+
+  test('the node gets the URL as the client sent it (the node ignores `refusal`)', async (t) => {
+    const node = await fakeNode(t, 'n1');
+    const p = await startProxy(t, { nodes: [node], proxy: withTokens });
+    const head = await p.open('Authorization: Bearer alice\r\n', '/chat/alice?refusal=close&since=1:2:e');
+    assert.match(head, /^HTTP\/1\.1 101 /, 'an accepted handshake is the node’s 101 as ever');
+    assert.equal(node.upgrades.length, 1);
+    assert.equal(p.connections.size, 1);
+  });
+
+  test('without the parameter (or with another value) the HTTP answer is unchanged', async (t) => {
+    const p = await startProxy(t);
+    for (const path of ['/chat/alice', '/chat/alice?refusal=http', '/chat/alice?Refusal=close']) {
+      const answer = await exchange(t, p.port, wsRequest(path, 'Authorization: Bearer forged\r\n'));
+      assert.match(answer.head, /^HTTP\/1\.1 401 Unauthorized\r\n/);
+      assert.equal(answer.body, '{"error":"AUTH_ERR_INVALID_TOKEN"}');
+      assert.equal(answer.code, undefined);
+    }
+  });
+
+  test('not a valid WebSocket upgrade: the HTTP answer stays (no handshake to complete)', async (t) => {
+    const p = await startProxy(t);
+    const path = '/chat/alice?refusal=close';
+    const noKey = 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n';
+    const badKey = `${noKey}Sec-WebSocket-Key: short\r\n`;
+    const version8 =
+      'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n' +
+      'Sec-WebSocket-Version: 8\r\n';
+    const notWs = 'Upgrade: h2c\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+    const cases: [string, RegExp, string][] = [
+      [noKey, /^HTTP\/1\.1 401 /, 'AUTH_ERR_MISSING_TOKEN'],
+      [badKey, /^HTTP\/1\.1 401 /, 'AUTH_ERR_MISSING_TOKEN'],
+      [version8, /^HTTP\/1\.1 401 /, 'AUTH_ERR_MISSING_TOKEN'],
+      [notWs, /^HTTP\/1\.1 400 /, 'ROUTER_ERR_BAD_UPGRADE'],
+    ];
+    for (const [upgradeHeaders, status, code] of cases) {
+      const answer = await exchange(t, p.port, wsRequest(path, '', upgradeHeaders));
+      assert.match(answer.head, status);
+      assert.equal(answer.body, JSON.stringify({ error: code }));
+    }
+  });
+
+  test('a client that never answers the close is dropped anyway; one that sends frames first, at its close', async (t) => {
+    const p = await startProxy(t);
+    const silent = await exchange(t, p.port, wsRequest('/chat/alice?refusal=close'), false);
+    assert.equal(silent.code, 4401, 'the socket closed after the close frame although the client sent none');
+    // A client that sent a frame right after the head (before it saw the close) and then its close.
+    const text = Buffer.from([0x81, 0x82, 1, 2, 3, 4, 0x6a, 0x6b]);
+    const request = Buffer.concat([Buffer.from(wsRequest('/chat/alice?refusal=close')), text]);
+    const answer = await exchange(t, p.port, request);
+    assert.equal(answer.code, 4401);
   });
 });

@@ -7,7 +7,6 @@ import {
   affinityKeyOf,
   checkHandshake,
   shardOf,
-  rejectUpgrade,
   type ErrorCode,
   type HandshakeCheck,
   type Logger,
@@ -18,6 +17,13 @@ import { LogThrottle } from './log-throttle.js';
 import type { MemberTable } from './member-table.js';
 import type { RouterMetrics } from './metrics.js';
 import { SocketPair, type PairEnd, type SocketPairOptions } from './socket-pair.js';
+import {
+  HTTP_REFUSAL,
+  readNodeRefusal,
+  refusalStyleOf,
+  refuseUpgrade,
+  type RefusalStyle,
+} from './upgrade-refusal.js';
 
 export interface WsProxyOptions {
   readonly routerId: string;
@@ -104,6 +110,8 @@ export class WsProxy {
   readonly #log: Logger;
   /** Per client socket: stop the early reading and give back what was read (see handle()). */
   readonly #early = new WeakMap<Socket, () => void>();
+  /** Per client socket that asked for `?refusal=close`: how to refuse it, and the bytes after its head. */
+  readonly #closeStyle = new WeakMap<Socket, { style: RefusalStyle; head: Buffer }>();
   /** Authenticated handshakes per address. */
   readonly #handshakes: AddressLimiter;
   /** Refused handshakes per address: their own budget, so a flood of them never spends the one above. */
@@ -160,6 +168,8 @@ export class WsProxy {
       if (early.length > 0) client.unshift(Buffer.concat(early));
     });
 
+    const style = refusalStyleOf(req);
+    if (style.kind === 'close') this.#closeStyle.set(client, { style, head });
     const url = new URL(req.url ?? '/', 'http://router');
     const match = CHAT_PATH.exec(url.pathname);
     if (!match) return this.#failed(client, 404, 'ROUTER_ERR_NOT_FOUND', 'not_found');
@@ -262,7 +272,21 @@ export class WsProxy {
     headers: Record<string, string> = {},
   ) {
     this.#o.metrics.upgrades.inc({ result });
-    rejectUpgrade(client, status, code, headers);
+    this.#answer(client, status, code, headers);
+  }
+
+  /**
+   * Ends a refused handshake the way its client asked: an HTTP status (the default), or with
+   * `?refusal=close` the completed handshake and a `REFUSED_*` close (the early reading stops first, so
+   * the client's close frame is read there).
+   */
+  #answer(client: Socket, status: number, code: ErrorCode, headers: Record<string, string> = {}): void {
+    const close = this.#closeStyle.get(client);
+    if (close) {
+      this.#early.get(client)?.();
+      this.#early.delete(client);
+    }
+    refuseUpgrade(client, close?.style ?? HTTP_REFUSAL, status, code, headers, close?.head);
   }
 
   /**
@@ -327,7 +351,7 @@ export class WsProxy {
         this.#finish(p, 'upstream_timeout');
         p.proxyReq?.destroy();
         upstream.destroy();
-        rejectUpgrade(client, 504, 'ROUTER_ERR_UPSTREAM_TIMEOUT');
+        this.#answer(client, 504, 'ROUTER_ERR_UPSTREAM_TIMEOUT');
       }, remaining),
     };
     // The client leaving before the 101: abort the proxied request so the upstream socket goes too.
@@ -377,18 +401,27 @@ export class WsProxy {
       // The node answered with a status instead of 101 (e.g. 503 draining): relayed as it is.
       this.#finish(p, 'upstream_rejected');
       this.#log.debug({ node: p.nodeId, status: res.statusCode }, 'node refused the upgrade');
-      relayResponse(res, p.client, () => p.upstream.destroy());
+      if (this.#closeStyle.has(p.client)) void this.#relayAsClose(res, p);
+      else relayResponse(res, p.client, () => p.upstream.destroy());
     });
     proxyReq.on('error', (err: Error) => {
       if (!p.upgraded && !p.done) {
         metrics.proxyErrors.inc({ kind: 'upstream_error' });
         this.#finish(p, 'upstream_refused');
-        rejectUpgrade(p.client, 502, 'ROUTER_ERR_UPSTREAM_FAILED');
+        this.#answer(p.client, 502, 'ROUTER_ERR_UPSTREAM_FAILED');
       }
       p.upstream.destroy();
       this.#log.debug({ err: err.message, node: p.nodeId }, 'proxy stream error');
     });
     proxyReq.end();
+  }
+
+  /** A node's refusal for a client that asked for closes: its status and code as a `REFUSED_*` close. */
+  async #relayAsClose(res: IncomingMessage, p: Pending): Promise<void> {
+    const refusal = await readNodeRefusal(res);
+    p.upstream.destroy();
+    if (refusal) this.#answer(p.client, refusal.status, refusal.code, refusal.headers);
+    else p.client.destroy();
   }
 
   #finish(p: Pending, result: string): void {

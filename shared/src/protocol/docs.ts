@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../errors.js';
-import { CLOSE_CODES } from './close-codes.js';
+import { CLOSE_CODES, REFUSAL_CLOSE, REFUSAL_PARAM } from './close-codes.js';
 import { PING_TEXT, PONG_TEXT } from './codec.js';
 import { MAX_FRAME_DEPTH, MAX_FRAME_VALUES } from './frame-shape.js';
 import {
@@ -96,6 +96,21 @@ export function renderProtocolDocs(): string {
     '',
     "Connecting to a node directly (tests, a single node) gives the node's own codes: `400`/`404`",
     '`NODE_ERR_BAD_PATH` for a bad path, and the same `401`/`403` `AUTH_ERR_*` checks.',
+    '',
+    `**Refusals a browser can read: \`?${REFUSAL_PARAM}=${REFUSAL_CLOSE}\`.** A browser cannot see the status or body of a`,
+    'refused upgrade: it gets close `1006` whether the token was bad or the router overloaded. Add',
+    `\`${REFUSAL_PARAM}=${REFUSAL_CLOSE}\` to the query (\`/chat/alice?${REFUSAL_PARAM}=${REFUSAL_CLOSE}\`) and the router answers every refusal in`,
+    'the table above (its own, and the ones it relays from the node) by completing the handshake (`101`, with',
+    `\`${SUBPROTOCOL}\` when offered) and closing at once with code \`4000 + status\` (\`REFUSED_*\` in [Close codes](#close-codes))`,
+    'and the reason `<ERROR_CODE>`, or `<ERROR_CODE> retry_after_ms=<N>` when the HTTP answer had',
+    '`Retry-After` (N = its seconds × 1000): e.g. `4401` `AUTH_ERR_TOKEN_EXPIRED`, `4429`',
+    '`ROUTER_ERR_RATE_LIMITED retry_after_ms=1000`, `4503` `NODE_ERR_NOT_READY retry_after_ms=1000`. The page sees',
+    '`open` and then that `close`, so reconnect logic must look at the close code, not at whether `open` came.',
+    'A node answer outside the contract (another status, no known code) becomes `4502`',
+    '`ROUTER_ERR_UPSTREAM_FAILED`. A request that is not a valid WebSocket upgrade (no or a malformed',
+    '`Sec-WebSocket-Key`, a version other than 13, `ROUTER_ERR_BAD_UPGRADE`) still gets the HTTP answer: there',
+    'is no handshake to complete. Without the parameter nothing changes. The node ignores the parameter, and it',
+    'can go with `since` and `affinity`. Connecting to a node directly, refusals are always HTTP.',
     '',
     'The token (a JWT whose `sub` is the user id) goes in `Authorization: Bearer <jwt>`, or, from a browser,',
     `as an extra subprotocol \`bearer.<jwt>\` next to \`${SUBPROTOCOL}\` (the server answers with \`${SUBPROTOCOL}\`).`,
@@ -205,7 +220,8 @@ export function renderProtocolDocs(): string {
     'A client can also see `1006` (abnormal closure, no close frame): the connection dropped without a close',
     'handshake, because its node crashed or was killed, a node stopping gracefully ran out of its grace period',
     '(`CHAT_NODE_SHUTDOWN_GRACE_MS`), the server terminated a silent peer, or the network failed. Reconnect',
-    'through the router with jittered backoff. A browser also sees `1006` for every refused upgrade (below).',
+    'through the router with jittered backoff. A browser also sees `1006` for every refused upgrade (below),',
+    `unless it asked for the \`REFUSED_*\` closes with \`?${REFUSAL_PARAM}=${REFUSAL_CLOSE}\` ([Connecting](#connecting)).`,
     '',
     '## Seed clients',
     '',
@@ -229,7 +245,9 @@ export function renderProtocolDocs(): string {
     '## Browsers: why was my connection refused?',
     '',
     'A browser cannot see the HTTP status or body of a refused upgrade: the page sees only a `close` event with',
-    'code `1006`. To tell why, look at the server side:',
+    `code \`1006\`. Connect with \`?${REFUSAL_PARAM}=${REFUSAL_CLOSE}\` and the page gets the reason as a close code`,
+    '(`4401` `AUTH_ERR_INVALID_TOKEN`, `4403` `AUTH_ERR_ORIGIN_FORBIDDEN`, ...; see [Connecting](#connecting)).',
+    'Without it, or to dig further, look at the server side:',
     '',
     '- the router logs each origin and token refusal as `handshake refused` with its `code` (at most one line',
     '  per code per interval, with a count of those suppressed), and counts every refusal in',
