@@ -26,6 +26,7 @@ export class NodeMetrics {
   readonly deliveryLatency: Histogram<'path'>;
   readonly consumerLag: Gauge;
   readonly shardsOwned: Gauge;
+  readonly shardHandovers: Gauge<'side'>;
   readonly errorsSent: Counter<'code'>;
   readonly authFailures: Counter<'code'>;
   readonly authKeyErrors: Counter<'source'>;
@@ -136,6 +137,12 @@ export class NodeMetrics {
       help: 'Shards this node owns and reads (their partitions of the message topic); every shard in seed mode.',
       registers,
     });
+    this.shardHandovers = new Gauge({
+      name: 'chat_node_shard_handovers',
+      help: "Shards between owners on this node (Kafka bus), by side: taking (given to this node by its owner table, waiting for the previous owner's release, at most the hand-over timeout: 10 s), releasing (let go, the final position not yet written to the shard-offsets topic: retried every commit interval). 0 when no hand-over is under way.",
+      labelNames: ['side'],
+      registers,
+    });
     this.consumerLag = new Gauge({
       name: 'chat_node_bus_consumer_lag_records',
       help: 'Records on the message topic this node has not consumed yet (sum over partitions, as of its last fetch).',
@@ -234,6 +241,7 @@ export class NodeMetrics {
     for (const path of ['local', 'bus']) this.deliveries.inc({ path }, 0);
     for (const path of ['local', 'bus', 'handoff']) this.duplicatesDropped.inc({ path }, 0);
     for (const result of ['delivered', 'expired', 'overflow', 'released']) this.handoff.inc({ result }, 0);
+    for (const side of ['taking', 'releasing']) this.shardHandovers.set({ side }, 0);
     for (const status of ['delivered', 'accepted', 'offline']) this.acks.inc({ status }, 0);
     for (const result of ['recovered', 'too_old', 'epoch', 'shard', 'not_owner', 'not_durable', 'invalid'])
       this.resumes.inc({ result }, 0);

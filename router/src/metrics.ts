@@ -1,8 +1,48 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { OwnerTable } from '@chat/shared';
+import type { ProxiedConnection } from './connections.js';
+import type { Liveness } from './member-table.js';
 
 /** Why the router cut a proxied connection itself (`chat_router_connections_cut_total{reason}`). */
 export const CUT_REASONS = ['gone', 'dead', 'refused', 'router_stop', 'stalled'] as const;
 export type CutReason = (typeof CUT_REASONS)[number];
+
+/** What the shard gauges read when scraped: the router's live tables (see `RouterMetrics#watchShards`). */
+export interface ShardTables {
+  owners(): OwnerTable;
+  liveness(nodeId: string): Liveness;
+  connections(): readonly ProxiedConnection[];
+}
+
+/** The shard gauges' values, computed from the tables at scrape time (one pass over each). */
+export function shardGaugeValues(tables: ShardTables): {
+  shards: number;
+  withoutOwner: number;
+  movingShards: number;
+  movingConnections: number;
+} {
+  const owners = tables.owners();
+  let withoutOwner = 0;
+  const seen = new Map<string, Liveness>();
+  for (let shard = 0; shard < owners.shardCount; shard++) {
+    const owner = owners.ownerOf(shard);
+    if (owner === undefined) {
+      withoutOwner++;
+      continue;
+    }
+    let liveness = seen.get(owner);
+    if (liveness === undefined) seen.set(owner, (liveness = tables.liveness(owner)));
+    if (liveness === 'dead' || liveness === 'gone') withoutOwner++;
+  }
+  const moving = new Set<number>();
+  let movingConnections = 0;
+  for (const c of tables.connections()) {
+    if (!c.migrating || c.client.destroyed) continue;
+    movingConnections++;
+    moving.add(c.shard);
+  }
+  return { shards: owners.shardCount, withoutOwner, movingShards: moving.size, movingConnections };
+}
 
 /** Every metric of one router, on its own registry. Labels are low-cardinality enums only. */
 export class RouterMetrics {
@@ -25,6 +65,17 @@ export class RouterMetrics {
   readonly authKeyErrors: Counter<'source'>;
   readonly memberRecordsIgnored: Counter<'reason'>;
   readonly memberRecordsUnsignedAccepted: Counter;
+  readonly shardCount: Gauge;
+  readonly shardsWithoutOwner: Gauge;
+  readonly shardMoves: Gauge;
+  readonly migratingConnections: Gauge;
+  /** The router's tables, once `watchShards` was called: the shard gauges read them when scraped. */
+  #shardTables: ShardTables | undefined;
+
+  /** From now on the shard gauges report `tables` (0 until then, e.g. in a registry made for docs). */
+  watchShards(tables: ShardTables): void {
+    this.#shardTables = tables;
+  }
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registry = new Registry();
@@ -132,6 +183,41 @@ export class RouterMetrics {
       name: 'chat_router_member_records_unsigned_accepted_total',
       help: 'Unsigned heartbeats accepted because CHAT_CLUSTER_RECORD_AUTH=permissive (a rolling upgrade from a version that did not sign).',
       registers,
+    });
+    // Computed when scraped (a pass over the S shards and the open connections each), never kept in step
+    // by hand with every move.
+    const sample = () => (this.#shardTables ? shardGaugeValues(this.#shardTables) : undefined);
+    this.shardCount = new Gauge({
+      name: 'chat_router_shard_count',
+      help: "The cluster's shard count (CHAT_CLUSTER_SHARDS, fixed for its life): what the nodes' chat_node_shards_owned add up to when they agree.",
+      registers,
+      collect() {
+        this.set(sample()?.shards ?? 0);
+      },
+    });
+    this.shardsWithoutOwner = new Gauge({
+      name: 'chat_router_shards_without_owner',
+      help: "Shards of this router's owner table without a live owner: all of them while no node is eligible (their new connections get 503), and those whose owner it sees dead or gone until it leaves the table (their connections are cut, not moved).",
+      registers,
+      collect() {
+        this.set(sample()?.withoutOwner ?? 0);
+      },
+    });
+    this.shardMoves = new Gauge({
+      name: 'chat_router_shard_moves_in_progress',
+      help: 'Shards whose owner changed and whose connections on the old owner are still open while the router moves them (asked to close with 4002, left to a draining node, or waiting to be cut): distinct shards of chat_router_migrating_connections. 0 when every move is done.',
+      registers,
+      collect() {
+        this.set(sample()?.movingShards ?? 0);
+      },
+    });
+    this.migratingConnections = new Gauge({
+      name: 'chat_router_migrating_connections',
+      help: "Proxied connections the router is moving to their shard's new owner and that are still open on the old one (see chat_router_migrations_total for how each was moved).",
+      registers,
+      collect() {
+        this.set(sample()?.movingConnections ?? 0);
+      },
     });
     // Series exist from the start (at 0), so rate() and alerts see them before the first event.
     for (const result of ['asked', 'draining', 'forced']) this.migrations.inc({ result }, 0);

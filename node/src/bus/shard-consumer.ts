@@ -193,6 +193,7 @@ export class ShardConsumer {
       if (!this.#owned.has(shard) && !this.#waiting.has(shard)) this.#waiting.set(shard, now);
     }
     this.poll();
+    this.#handoverGauge();
   }
 
   /** Re-checks the shards waiting for a release (on every shard-offsets record, and on a timer). */
@@ -212,6 +213,7 @@ export class ShardConsumer {
       this.#o.onTaken?.(shard, from, start);
       taken.push(shard);
     }
+    this.#handoverGauge();
     if (taken.length === 0) return;
     this.#log.info({ shards: taken }, 'took shards');
     const consumer = this.#consumer;
@@ -348,6 +350,13 @@ export class ShardConsumer {
         if (owned) owned.committed = r.offset;
       }
     }
+    this.#handoverGauge();
+  }
+
+  /** chat_node_shard_handovers: shards waiting for their previous owner, and releases not yet written. */
+  #handoverGauge(): void {
+    this.#o.metrics.shardHandovers.set({ side: 'taking' }, this.#waiting.size);
+    this.#o.metrics.shardHandovers.set({ side: 'releasing' }, this.#releases.size);
   }
 
   /** Releases every shard (writing its final position) and disconnects. */
