@@ -8,9 +8,9 @@ import type { RouterProcess } from '../harness/router-process.js';
 import { pollUntil } from '../poll.js';
 import type { CloseEvent } from './load-client.js';
 
-/** What a membership change would move, computed from the router's live tables before anyone acts. */
+/** What a membership change would move, from the router's live tables before anyone acts. */
 export interface MovePlan {
-  /** `add n4`, `remove n4`. */
+  /** `add n4`, `remove n4`, `undrain n1`. */
   readonly change: string;
   readonly shardCount: number;
   /** Shards whose owner the change would change. */
@@ -19,19 +19,19 @@ export interface MovePlan {
   readonly connections: number;
   /** All of the router's connections at the time. */
   readonly totalConnections: number;
-  /** The table the plan starts from is the router's (same version): the prediction is about the real one. */
-  readonly baseMatches: boolean;
 }
 
-export type PlanChange = { readonly add: string; readonly weight?: number } | { readonly remove: string };
-
-interface MembersBody {
-  ownerTableVersion: string;
+/** The router's `GET /plan` answer (router/src/admin-api.ts), the fields used here. */
+interface PlanBody {
   shards: number;
-  members: { id: string; weight?: number; inRing: boolean }[];
+  moved: { shard: number; connections: number }[];
+}
+interface MembersBody {
+  shards: number;
+  members: { id: string; weight: number; inRing: boolean; connections: number }[];
 }
 interface ShardsBody {
-  shards: { shard: number; owner: string | null; connections: number }[];
+  shards: { shard: number; connections: number }[];
 }
 
 async function adminJson<T>(router: RouterProcess, path: string, init?: RequestInit): Promise<T> {
@@ -40,50 +40,61 @@ async function adminJson<T>(router: RouterProcess, path: string, init?: RequestI
   return (await res.json()) as T;
 }
 
+async function totalConnections(router: RouterProcess): Promise<number> {
+  const { members } = await adminJson<MembersBody>(router, '/members');
+  return members.reduce((n, m) => n + m.connections, 0);
+}
+
 /**
- * `plan add NODE [--weight W]` / `plan remove NODE` from the router's admin API: the owner table of the
- * members in its ring, the same table with the change, the shards whose owner differs and the router's
- * connections on them. The tables are computed with the code the routers and nodes use (`OwnerTable`).
+ * `plan add NODE [--weight W]` / `plan remove NODE`: the router's `GET /plan` (what chatctl shows), its
+ * moved shards and the router's connections on them. Throws when the router refuses (unknown node, a node
+ * to add that is a member already).
  */
-export async function planChange(router: RouterProcess, change: PlanChange): Promise<MovePlan> {
+export async function planChange(
+  router: RouterProcess,
+  change: { readonly add: string; readonly weight?: number } | { readonly remove: string },
+): Promise<MovePlan> {
+  const query =
+    'add' in change
+      ? `add=${change.add}${change.weight ? `&weight=${change.weight}` : ''}`
+      : `remove=${change.remove}`;
+  const [plan, total] = await Promise.all([
+    adminJson<PlanBody>(router, `/plan?${query}`),
+    totalConnections(router),
+  ]);
+  return {
+    change: 'add' in change ? `add ${change.add}` : `remove ${change.remove}`,
+    shardCount: plan.shards,
+    shards: plan.moved.length,
+    connections: plan.moved.reduce((n, m) => n + m.connections, 0),
+    totalConnections: total,
+  };
+}
+
+/**
+ * What `undrain NODE` would move back: the router's plan refuses `add` for a member it lists (a drained
+ * node is one), so this computes it the way the router does (`OwnerTable` over the members in its ring,
+ * with and without the node) from `GET /members` and `GET /shards`.
+ */
+export async function planUndrain(router: RouterProcess, id: string): Promise<MovePlan> {
   const [members, shards] = await Promise.all([
     adminJson<MembersBody>(router, '/members'),
     adminJson<ShardsBody>(router, '/shards'),
   ]);
+  const member = members.members.find((m) => m.id === id);
+  if (!member) throw new Error(`undrain ${id}: not a member`);
   const ring: RingMember[] = members.members
-    .filter((m) => m.inRing)
-    .map((m) => ({ id: m.id, weight: m.weight ?? 1 }));
+    .filter((m) => m.inRing && m.id !== id)
+    .map((m) => ({ id: m.id, weight: m.weight }));
   const base = new OwnerTable(ring, members.shards);
-  const next =
-    'add' in change
-      ? new OwnerTable(
-          [
-            ...ring.filter((m) => m.id !== change.add),
-            {
-              id: change.add,
-              weight: change.weight ?? members.members.find((m) => m.id === change.add)?.weight ?? 1,
-            },
-          ],
-          members.shards,
-        )
-      : new OwnerTable(
-          ring.filter((m) => m.id !== change.remove),
-          members.shards,
-        );
+  const next = new OwnerTable([...ring, { id, weight: member.weight }], members.shards);
   const moved = new Set(base.movedTo(next));
-  let connections = 0;
-  let total = 0;
-  for (const s of shards.shards) {
-    total += s.connections;
-    if (moved.has(s.shard)) connections += s.connections;
-  }
   return {
-    change: 'add' in change ? `add ${change.add}` : `remove ${change.remove}`,
+    change: `undrain ${id}`,
     shardCount: members.shards,
     shards: moved.size,
-    connections,
-    totalConnections: total,
-    baseMatches: base.version === members.ownerTableVersion,
+    connections: shards.shards.reduce((n, s) => n + (moved.has(s.shard) ? s.connections : 0), 0),
+    totalConnections: shards.shards.reduce((n, s) => n + s.connections, 0),
   };
 }
 
@@ -175,8 +186,8 @@ const list = (m: Readonly<Record<string, number>>) =>
 export function describeMove(plan: MovePlan, moved: Moved): string {
   const migrated = Object.values(moved.migrations).reduce((a, b) => a + b, 0);
   return [
-    `\`plan ${plan.change}\` predicted ${plan.shards} of ${plan.shardCount} shards (${pct(plan.shards, plan.shardCount)})`,
-    `and ${plan.connections} of ${plan.totalConnections} connections (${pct(plan.connections, plan.totalConnections)})${plan.baseMatches ? '' : " (**its base table was not the router's**)"};`,
+    `${plan.change.startsWith('undrain') ? plan.change : `\`plan ${plan.change}\``} predicted ${plan.shards} of ${plan.shardCount} shards (${pct(plan.shards, plan.shardCount)})`,
+    `and ${plan.connections} of ${plan.totalConnections} connections (${pct(plan.connections, plan.totalConnections)});`,
     `moved: ${moved.shards} shards (router chat_router_shards_moved_total),`,
     `${migrated} connections (chat_router_migrations_total: ${list(moved.migrations)}),`,
     `closes of open sessions at the load client: ${list(moved.closes)}`,

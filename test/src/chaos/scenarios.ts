@@ -4,7 +4,14 @@ import type { KafkaBroker } from '../kafka/broker.js';
 import { interruptBroker } from '../kafka/harness.js';
 import type { ChaosCluster, UserView } from './cluster.js';
 import type { CloseEvent } from './load-client.js';
-import { describeMove, drainAndWait, planChange, startMoveMeter, undrain } from './procedures.js';
+import {
+  describeMove,
+  drainAndWait,
+  planChange,
+  planUndrain,
+  startMoveMeter,
+  undrain,
+} from './procedures.js';
 
 export interface FaultContext {
   readonly cluster: ChaosCluster;
@@ -118,7 +125,7 @@ async function rollingDrain(ctx: FaultContext): Promise<void> {
     ctx.mark(`${id} stopped (SIGTERM): exit ${exit.code ?? exit.signal} after ${exit.ms} ms`);
     await cluster.startNode(id);
     ctx.mark(`${id} ready`);
-    const back = await planChange(cluster.router, { add: id });
+    const back = await planUndrain(cluster.router, id);
     const backMeter = await startMoveMeter(cluster.router, ctx.closes);
     await undrain(cluster.router, id);
     ctx.mark(`undrain ${id} (plan: ${back.shards} shards, ${back.connections} connections)`);
