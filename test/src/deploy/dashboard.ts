@@ -14,15 +14,22 @@ export interface AlertRule {
   readonly expr: string;
 }
 
-/** Every query of every panel of the provisioned Grafana dashboard. */
+interface DashboardPanel {
+  title: string;
+  type: string;
+  targets?: { refId: string; expr: string }[];
+  /** A collapsed row's panels. */
+  panels?: DashboardPanel[];
+}
+
+/** Every query of every panel of the provisioned Grafana dashboard (rows have none; collapsed ones hold panels). */
 export function dashboardQueries(): PanelQuery[] {
   const dashboard = JSON.parse(
     readFileSync(join(repoRoot, 'deploy/grafana/dashboards/chat-cluster.json'), 'utf8'),
-  ) as {
-    panels: { title: string; targets: { refId: string; expr: string }[] }[];
-  };
-  return dashboard.panels.flatMap((p) =>
-    p.targets.map((t) => ({ panel: p.title, refId: t.refId, expr: t.expr })),
+  ) as { panels: DashboardPanel[] };
+  const panels = dashboard.panels.flatMap((p) => (p.type === 'row' ? (p.panels ?? []) : [p]));
+  return panels.flatMap((p) =>
+    (p.targets ?? []).map((t) => ({ panel: p.title, refId: t.refId, expr: t.expr })),
   );
 }
 

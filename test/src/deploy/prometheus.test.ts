@@ -22,6 +22,7 @@ import { repoRoot } from '../paths.js';
 import { pollUntil } from '../poll.js';
 import { alertRules, concrete, dashboardQueries, metricNames } from './dashboard.js';
 import { k8sDocs, workloads } from './manifests.js';
+import { PROCEDURE_ANCHORS, SHARD_ALERTS, SHARD_ALERT_CASES } from './shard-alert-cases.js';
 
 const SECRET = 'prometheus-test-secret-0123456789abcdef';
 const ADMIN = 'admin-token-for-prometheus';
@@ -96,6 +97,56 @@ test('promtool accepts the deploy configurations and rules', async (t) => {
     const r = spawnSync('promtool', args, { encoding: 'utf8' });
     assert.equal(r.status, 0, `promtool ${args.join(' ')}: ${r.stdout}${r.stderr}`);
   }
+});
+
+test('the shard alerts fire when they should and stay quiet otherwise (promtool test rules)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'chat-promtool-test-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const doc = parse(await readFile(join(repoRoot, 'deploy/prometheus/alerts.yml'), 'utf8')) as {
+    groups: { rules: { alert: string; annotations?: Record<string, string> }[] }[];
+  };
+  const rules = doc.groups.flatMap((g) => g.rules);
+  // Each names a procedure of docs/operations.md and says what happened and what to do.
+  for (const name of SHARD_ALERTS) {
+    const rule = rules.find((r) => r.alert === name);
+    assert.ok(rule, `no rule ${name} in alerts.yml`);
+    assert.ok(rule.annotations?.summary && rule.annotations.description, `${name}: summary and description`);
+    assert.match(
+      rule.annotations.runbook ?? '',
+      new RegExp(`^docs/operations\\.md#(${PROCEDURE_ANCHORS.join('|')})$`),
+      name,
+    );
+  }
+  // promtool compares annotations too: the expressions, durations and labels are tested on a copy without.
+  for (const rule of rules) delete rule.annotations;
+  await writeFile(join(dir, 'alerts.yml'), stringify(doc));
+  for (const c of SHARD_ALERT_CASES) {
+    const file = join(dir, 'case.yml');
+    await writeFile(
+      file,
+      stringify({
+        rule_files: ['alerts.yml'],
+        evaluation_interval: '1m',
+        tests: [
+          {
+            interval: '1m',
+            input_series: Object.entries(c.series).map(([series, values]) => ({ series, values })),
+            alert_rule_test: c.expect.map((e) => ({
+              eval_time: e.at,
+              alertname: e.alert,
+              exp_alerts: e.firing.map((labels) => ({ exp_labels: labels })),
+            })),
+          },
+        ],
+      }),
+    );
+    const r = spawnSync('promtool', ['test', 'rules', file], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${c.name}: ${r.stdout}${r.stderr}`);
+  }
+  const covered = new Set(
+    SHARD_ALERT_CASES.flatMap((c) => c.expect.filter((e) => e.firing.length > 0).map((e) => e.alert)),
+  );
+  assert.deepEqual([...covered].sort(), [...SHARD_ALERTS].sort(), 'every shard alert seen firing');
 });
 
 test('every dashboard panel and alert expression evaluates against a live cluster', async (t) => {
@@ -229,7 +280,7 @@ test('every dashboard panel and alert expression evaluates against a live cluste
 
   // Every panel query returns data once a few scrapes have seen the traffic.
   const panels = dashboardQueries();
-  assert.ok(panels.length >= 16);
+  assert.ok(panels.length >= 26);
   const results = new Map<string, PromResult>();
   await pollUntil(
     async () => {
@@ -247,9 +298,31 @@ test('every dashboard panel and alert expression evaluates against a live cluste
     `${panels.length} panel queries on ${new Set(panels.map((p) => p.panel)).size} panels returned data`,
   );
 
+  // The shard gauges tell the truth at rest (after the drain and undrain): both shards owned in the
+  // routers' table and claimed once by the nodes, nothing moving or handed over.
+  const scalar = async (expr: string) =>
+    Number(((await query(expr)).data?.result[0] as { value: [number, string] } | undefined)?.value[1]);
+  const atRest = {
+    'max(chat_router_shard_count)': 2,
+    'sum(chat_node_shards_owned)': 2,
+    'max(chat_router_shards_without_owner)': 0,
+    'sum(chat_router_shard_moves_in_progress)': 0,
+    'sum(chat_router_migrating_connections)': 0,
+    'sum(chat_node_shard_handovers)': 0,
+  };
+  const seen: Record<string, number> = {};
+  await pollUntil(
+    async () => {
+      for (const expr of Object.keys(atRest)) seen[expr] = await scalar(expr);
+      return Object.entries(atRest).every(([expr, v]) => seen[expr] === v);
+    },
+    { timeoutMs: 30_000, intervalMs: 500, what: 'the shard gauges at rest' },
+  ).catch(() => undefined);
+  assert.deepEqual(seen, atRest);
+
   // Every alert expression evaluates, and every metric it reads exists.
   const rules = alertRules();
-  assert.ok(rules.length >= 8);
+  assert.ok(rules.length >= 13);
   for (const rule of rules) {
     const r = await query(rule.expr);
     assert.equal(r.status, 'success', `${rule.alert}: ${r.error ?? ''}`);

@@ -1,3 +1,8 @@
-// `pnpm docs:gen` (last step): writes deploy/grafana/dashboards/*.json from typed code (issue 14; in progress).
-console.log('dashboards: not generated yet');
-export {};
+// `pnpm docs:gen` (last step): writes the Grafana dashboard from typed code (chat-cluster.ts).
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { repoRoot } from '../../paths.js';
+import { DASHBOARD_PATH, renderDashboard } from './chat-cluster.js';
+
+await writeFile(join(repoRoot, DASHBOARD_PATH), await renderDashboard());
+console.log(`wrote ${DASHBOARD_PATH}`);
