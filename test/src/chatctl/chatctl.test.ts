@@ -1,0 +1,328 @@
+// chatctl against a live cluster: a real Kafka broker, three nodes and two routers (admin token set), the
+// commands called as functions and, for the exit codes and streams, as the real binary in a child process
+// (`node --conditions=source --import tsx chatctl/src/main.ts`, as `npm run chatctl` runs it).
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { after, before, describe, test, type TestContext } from 'node:test';
+import { EXIT, drainNode, lookup, plan, shards, status, type ConnectOptions } from '@chat/chatctl';
+import { startNode, type NodeProcess } from '../harness/node-process.js';
+import { startRouter, type RouterProcess } from '../harness/router-process.js';
+import { TestClient } from '../harness/ws-client.js';
+import { useKafka } from '../kafka/harness.js';
+import { repoRoot } from '../paths.js';
+import { pollUntil } from '../poll.js';
+
+const SHARDS = 32;
+const TOKEN = 'admin-token-for-chatctl-test';
+
+/** Runs the chatctl binary; resolves with its exit code and output. */
+async function chatctl(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(
+    process.execPath,
+    ['--conditions=source', '--import', 'tsx', 'chatctl/src/main.ts', ...args],
+    {
+      cwd: repoRoot,
+      env: { PATH: process.env.PATH ?? '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return { code, stdout, stderr };
+}
+
+/** A TCP port nothing listens on (free a moment ago). */
+async function closedPort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return typeof address === 'object' && address ? address.port : 0;
+}
+
+describe('chatctl against a live cluster', () => {
+  const cleanups: (() => unknown)[] = [];
+  const cleanup = { after: (fn: () => unknown) => cleanups.push(fn) };
+  const nodes = new Map<string, NodeProcess>();
+  const routers: RouterProcess[] = [];
+  let nodeEnv: Record<string, string>;
+  let cli: ConnectOptions;
+  let routerArgs: string[];
+
+  /** `count` users whose shard `nodeId` owns now. */
+  async function usersOn(nodeId: string, count: number, prefix: string): Promise<string[]> {
+    const candidates = Array.from({ length: count * 12 }, (_, i) => `${prefix}-${i}`);
+    const owners = await routers[0]!.lookup(candidates);
+    const users = candidates.filter((_, i) => owners[i] === nodeId).slice(0, count);
+    assert.equal(users.length, count);
+    return users;
+  }
+
+  /** Connects `user` through router `r`, again while the router answers 502/503 (a move in progress). */
+  const connect = (t: TestContext, user: string, r = routers[0]!) =>
+    pollUntil(() => TestClient.connect(t, r.wsUrl(user)), {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+      what: `connect ${user}`,
+    });
+
+  before(async () => {
+    const kafka = await useKafka(cleanup);
+    const common = {
+      CHAT_KAFKA_BROKERS: kafka.brokers,
+      CHAT_KAFKA_TOPIC_PREFIX: kafka.uniqueName('chatctl'),
+      CHAT_CLUSTER_SHARDS: String(SHARDS),
+    };
+    nodeEnv = {
+      ...common,
+      CHAT_NODE_HEARTBEAT_INTERVAL_MS: '300',
+      CHAT_NODE_HEARTBEAT_TIMEOUT_MS: '2000',
+      CHAT_NODE_DRAIN_WINDOW_MS: '1000',
+      // The shards test sends as fast as acks come back.
+      CHAT_NODE_RATE_PER_SEC: '100000',
+      CHAT_NODE_RATE_BURST: '100000',
+    };
+    const routerEnv = {
+      ...common,
+      CHAT_ROUTER_ADMIN_TOKEN: TOKEN,
+      CHAT_ROUTER_MEMBER_TIMEOUT_MS: '2000',
+      CHAT_ROUTER_PROBE_INTERVAL_MS: '300',
+      CHAT_ROUTER_PROBE_FAILURES: '2',
+      CHAT_ROUTER_MIGRATION_WINDOW_MS: '1000',
+      CHAT_ROUTER_HANDSHAKE_RATE_PER_SEC: '100000',
+    };
+    for (const id of ['n1', 'n2', 'n3'])
+      nodes.set(id, await startNode(cleanup, { nodeId: id, env: nodeEnv }));
+    routers.push(
+      await startRouter(cleanup, routerEnv, 'router-a'),
+      await startRouter(cleanup, routerEnv, 'router-b'),
+    );
+    const urls = routers.map((r) => `http://127.0.0.1:${r.adminPort}`);
+    cli = { routers: urls, token: TOKEN };
+    routerArgs = [...urls.flatMap((u) => ['--router', u]), '--token', TOKEN];
+    await pollUntil(
+      async () => {
+        const s = await status(cli);
+        return s.healthy && s.agree && s.members.filter((m) => m.inRing).length === 3;
+      },
+      { timeoutMs: 30_000, what: 'both routers with 3 nodes in their tables' },
+    );
+  });
+  after(async () => {
+    for (const fn of cleanups.reverse()) await fn();
+  });
+
+  test('status: 3 members, both routers agree, connections summed over the routers; exit 0', async (t) => {
+    const [user] = await usersOn('n1', 1, 'status');
+    await connect(t, user!, routers[1]);
+    const s = await status(cli);
+    assert.equal(s.agree, true);
+    assert.equal(s.healthy, true);
+    assert.deepEqual(
+      s.routers.map((r) => r.ready),
+      [true, true],
+    );
+    assert.deepEqual(
+      s.members.map((m) => [m.id, m.state, m.ready, m.alive]),
+      [
+        ['n1', 'active', true, true],
+        ['n2', 'active', true, true],
+        ['n3', 'active', true, true],
+      ],
+    );
+    assert.equal(
+      s.members.reduce((n, m) => n + m.shards, 0),
+      SHARDS,
+    );
+    assert.ok(
+      (s.members.find((m) => m.id === 'n1')?.connections ?? 0) >= 1,
+      'the connection via router-b counted',
+    );
+
+    const bin = await chatctl(['status', ...routerArgs]);
+    assert.equal(bin.code, EXIT.ok, bin.stderr);
+    assert.match(bin.stdout, /^MEMBER\s+STATE\s+READY\s+ALIVE\s+WEIGHT\s+SHARDS\s+CONNECTIONS\s+URL$/m);
+    assert.match(bin.stdout, /^n3\s+active\s+yes\s+yes\s+1\s+\d+\s+\d+\s+http:/m);
+    assert.match(bin.stdout, /routers agree: yes/);
+    assert.equal(bin.stderr, '');
+    const json = await chatctl(['status', ...routerArgs, '--json']);
+    assert.equal(
+      (JSON.parse(json.stdout) as { ownerTableVersion: string }).ownerTableVersion,
+      s.ownerTableVersion,
+    );
+  });
+
+  test('errors as the binary: unreachable router 3, bad token 4, unknown node 5, usage 2: one line on stderr', async () => {
+    const port = await closedPort();
+    const down = await chatctl(['status', '--router', `http://127.0.0.1:${port}`]);
+    assert.equal(down.code, EXIT.unreachable);
+    assert.equal(down.stderr, `chatctl: router http://127.0.0.1:${port} unreachable (ECONNREFUSED)\n`);
+    assert.equal(down.stdout, '');
+    const badToken = await chatctl(['status', '--router', cli.routers[0]!, '--token', 'wrong-token']);
+    assert.equal(badToken.code, EXIT.auth);
+    assert.match(badToken.stderr, /^chatctl: router \S+ refused the token \(HTTP 401\)[^\n]*\n$/);
+    const noToken = await chatctl(['status', '--router', cli.routers[0]!]);
+    assert.equal(noToken.code, EXIT.auth);
+    const unknown = await chatctl(['drain', 'nope', ...routerArgs]);
+    assert.equal(unknown.code, EXIT.notFound);
+    assert.equal(unknown.stderr, 'chatctl: node nope is not a member\n');
+    const existing = await chatctl(['plan', 'add', 'n2', ...routerArgs]);
+    assert.equal(existing.code, EXIT.notFound);
+    const usage = await chatctl(['plan', 'add', 'n9', '--weight', 'heavy', ...routerArgs]);
+    assert.equal(usage.code, EXIT.usage);
+    assert.doesNotMatch(usage.stderr + down.stderr + badToken.stderr, /\n\s+at /, 'no stack trace');
+  });
+
+  test('lookup: shard, owner and the node holding the session; a user connected nowhere is 5', async (t) => {
+    const [user] = await usersOn('n2', 1, 'lookup');
+    await connect(t, user!);
+    const r = await lookup(cli, { user: user! });
+    assert.ok('connected' in r);
+    assert.equal(r.owner, 'n2');
+    assert.deepEqual(r.sessions, [{ node: 'n2', sessions: 1 }]);
+    assert.equal(r.connected, true);
+    await pollUntil(
+      async () => {
+        const again = await lookup(cli, { user: user! });
+        return 'presence' in again && again.presence.includes('n2');
+      },
+      { what: 'presence of the user on n2, as the other nodes see it' },
+    );
+
+    const bin = await chatctl(['lookup', user!, ...routerArgs]);
+    assert.equal(bin.code, EXIT.ok, bin.stderr);
+    assert.match(bin.stdout, /^owner\s+n2$/m);
+    assert.match(bin.stdout, /^sessions\s+n2 \(1\)$/m);
+    const offline = await chatctl(['lookup', 'nobody-here', ...routerArgs, '--json']);
+    assert.equal(offline.code, EXIT.notFound);
+    assert.deepEqual((JSON.parse(offline.stdout) as { sessions: unknown[] }).sessions, []);
+    const key = await chatctl(['lookup', '--key', user!, ...routerArgs, '--json']);
+    assert.equal(key.code, EXIT.ok);
+    assert.equal((JSON.parse(key.stdout) as { owner: string }).owner, 'n2');
+  });
+
+  test('shards: the shard with traffic comes first, with its messages per second and connections', async (t) => {
+    const [a, b] = await usersOn('n1', 2, 'hot');
+    const alice = await connect(t, a!);
+    await connect(t, b!);
+    const shardOfA = (await lookup(cli, { key: a! })).shard;
+    let sending = true;
+    let sent = 0;
+    const load = (async () => {
+      while (sending) {
+        const cid = `c${sent++}`;
+        alice.send({ type: 'send', to: b!, body: 'hi', cid });
+        await alice.reply(cid);
+      }
+    })();
+    const report = await shards({ ...cli, intervalMs: 1000, top: 3 }).finally(() => (sending = false));
+    await load;
+    assert.equal(report.shards.length, 3);
+    const hottest = report.shards[0]!;
+    assert.equal(hottest.shard, shardOfA, 'the sending user’s shard first');
+    assert.ok(hottest.messagesPerSec > 0, `rate ${hottest.messagesPerSec}`);
+    assert.ok(hottest.connections >= 1);
+    assert.equal(hottest.owner, 'n1');
+
+    const bin = await chatctl(['shards', ...routerArgs, '--top', '5', '--interval', '200']);
+    assert.equal(bin.code, EXIT.ok, bin.stderr);
+    assert.match(bin.stdout, /^SHARD\s+OWNER\s+CONNECTIONS\s+MSG\/S$/m);
+    assert.match(bin.stdout, /5 hottest of 32 shards/);
+  });
+
+  test('plan remove n3, then drain n3: the planned shards and connections are what moves; undrain brings it back', async (t) => {
+    const users = await usersOn('n3', 6, 'moving');
+    const clients = await Promise.all(users.map((u) => connect(t, u)));
+    await pollUntil(async () => (await status(cli)).members.find((m) => m.id === 'n3')!.connections === 6, {
+      what: 'the 6 connections on n3 seen by the routers',
+    });
+    const p = await plan(cli, { remove: 'n3' });
+    const ownersBefore = (await routers[0]!.admin('/shards').then((r) => r.json())) as {
+      shards: { shard: number; owner: string }[];
+    };
+    // Every shard of n3 moves; with exact quotas a few may also move between the others.
+    assert.deepEqual(
+      p.moved.filter((m) => m.from === 'n3').map((m) => m.shard),
+      ownersBefore.shards.filter((s) => s.owner === 'n3').map((s) => s.shard),
+    );
+    assert.ok(p.moved.every((m) => m.to !== 'n3'));
+    assert.equal(p.movedConnections, 6);
+    assert.equal(p.share.find((s) => s.node === 'n3')?.after, 0);
+
+    // Each client reconnects when n3 closes it (4002), as a real client would.
+    const reconnected = clients.map(async (c, i) => {
+      const closed = await c.closed;
+      assert.equal(closed.code, 4002);
+      return connect(t, users[i]!);
+    });
+    const progress: [number, number][] = [];
+    const report = await drainNode({
+      ...cli,
+      node: 'n3',
+      timeoutMs: 30_000,
+      progress: { update: (done, total) => progress.push([done, total]), end: () => undefined },
+    });
+    assert.equal(report.done, true);
+    assert.deepEqual([report.connectionsBefore, report.connectionsLeft, report.shards], [6, 0, 0]);
+    assert.ok(progress.length > 0 && progress.at(-1)![0] === progress.at(-1)![1], 'progress ends full');
+    await Promise.all(reconnected);
+
+    // The shards that changed owner are the planned ones, each to the planned node.
+    const ownersAfter = (await routers[0]!.admin('/shards').then((r) => r.json())) as {
+      shards: { shard: number; owner: string }[];
+    };
+    const changed = ownersAfter.shards.filter((s) => s.owner !== ownersBefore.shards[s.shard]?.owner);
+    assert.deepEqual(
+      changed.map((s) => [s.shard, s.owner]),
+      p.moved.map((m) => [m.shard, m.to]),
+    );
+    for (const u of users) {
+      const where = await lookup(cli, { user: u });
+      assert.ok('sessions' in where);
+      assert.deepEqual(where.sessions, [{ node: where.owner!, sessions: 1 }], `${u} on its new owner`);
+      assert.notEqual(where.owner, 'n3');
+    }
+    const drained = await status(cli);
+    assert.equal(drained.members.find((m) => m.id === 'n3')?.state, 'drained');
+    assert.equal(drained.healthy, true, 'a drained member is not a fault');
+
+    const back = await chatctl(['undrain', 'n3', ...routerArgs, '--timeout', '30000']);
+    assert.equal(back.code, EXIT.ok, back.stderr);
+    assert.match(back.stdout, /^undrain n3: done/);
+    assert.match(back.stderr, /^progress: /m, 'plain progress lines when stderr is not a terminal');
+    const again = await status(cli);
+    assert.equal(again.ownerTableVersion, p.ownerTableVersion, 'the same table as before the drain');
+  });
+
+  test('plan add n4, then start n4: the planned shards move to it, and the routers agree again', async () => {
+    const p = await plan(cli, { add: 'n4' });
+    assert.ok(p.movedShards > 0 && p.moved.every((m) => m.to === 'n4'));
+    const bin = await chatctl(['plan', 'add', 'n4', ...routerArgs]);
+    assert.equal(bin.code, EXIT.ok, bin.stderr);
+    assert.match(bin.stdout, new RegExp(`moves ${p.movedShards} of ${SHARDS} shards`));
+    const before = (await routers[0]!.admin('/shards').then((r) => r.json())) as {
+      shards: { owner: string }[];
+    };
+    nodes.set('n4', await startNode(cleanup, { nodeId: 'n4', env: nodeEnv }));
+    const s = await pollUntil(
+      async () => {
+        const now = await status(cli);
+        return now.agree && now.ownerTableVersion === p.afterVersion ? now : undefined;
+      },
+      { timeoutMs: 30_000, what: 'both routers with the planned table' },
+    );
+    assert.equal(s.members.find((m) => m.id === 'n4')?.shards, p.share.find((x) => x.node === 'n4')?.after);
+    const afterShards = (await routers[0]!.admin('/shards').then((r) => r.json())) as {
+      shards: { shard: number; owner: string }[];
+    };
+    assert.deepEqual(
+      afterShards.shards.filter((x) => x.owner !== before.shards[x.shard]?.owner).map((x) => x.shard),
+      p.moved.map((m) => m.shard),
+    );
+  });
+});
