@@ -1,18 +1,20 @@
-// The chaos suite's CI subset (issue 12): kill -9 a node, SIGTERM a node, admin drain, each from a fresh
-// cluster (3 nodes, 1 router, real processes) on the run's Kafka broker, under the load client of
-// `pnpm chaos` (120 users in 12 affinity groups through the router, 200 msgs/s, 30% across groups, one app
-// reconnect per second, retries
-// with the same cid, reconnects honouring the server's hints). Exact counts are asserted: zero messages lost
-// after an `accepted` ack, zero lost after `delivered` except on a session that ended abnormally (1006: fast
-// mode's one allowed loss, bytes in a killed process's buffers), zero duplicates after dropping repeated
-// server ids, zero `offline` answers for receivers who had a session within the presence grace, every send
-// answered; the scenario must recover and settle in time.
+// The chaos suite's CI subset (issues 12 and 14): kill -9 a node, SIGTERM a node, admin drain, and the
+// procedures of docs/operations.md (scale out 3 -> 4 -> 3 with plan and drain, a rolling restart by hand),
+// each from a fresh cluster (3 nodes, 1 router, real processes) on the run's Kafka broker, under the load
+// client of `pnpm chaos` (120 users in 12 affinity groups through the router, 200 msgs/s, 30% across
+// groups, one app reconnect per second, retries with the same cid, reconnects honouring the server's
+// hints). Exact counts are asserted: zero messages lost after an `accepted` ack, zero lost after
+// `delivered` except on a session that ended abnormally (1006: fast mode's one allowed loss, bytes in a
+// killed process's buffers), zero duplicates after dropping repeated server ids, zero `offline` answers
+// for receivers who had a session within the presence grace, every send answered; the scenario must
+// recover and settle in time; a procedure's steps move exactly the shards their plans predicted.
 // Timings (reconnect, answer, delivery) are printed, never asserted. No sleeps: phases end after a number
 // of messages or when a condition holds, each with a deadline.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { useKafka, type KafkaFixture } from '../kafka/harness.js';
 import { printTable } from './monitors.js';
+import { describeMove } from './procedures.js';
 import { DEFAULT_OPTIONS, runScenario, type ScenarioOptions, type ScenarioResult } from './run-scenario.js';
 import { pickScenarios } from './scenarios.js';
 
@@ -37,7 +39,7 @@ describe('chaos subset: no acked message lost (3 nodes, 1 router, real broker)',
     for (const fn of cleanups.reverse()) await fn();
   });
 
-  for (const scenario of pickScenarios(['kill9', 'sigterm', 'drain'])) {
+  for (const scenario of pickScenarios(['kill9', 'sigterm', 'drain', 'scale-out-in', 'rolling-drain'])) {
     test(scenario.title, { timeout: OPTIONS.limitMs + 30_000 }, async () => {
       const result = await runScenario({ brokers: kafka.brokers, broker: undefined }, scenario, OPTIONS);
       report(result);
@@ -75,7 +77,13 @@ function report(r: ScenarioResult): void {
     ['answer p50 / p99 ms', c ? `${fmt(c.answerP50Ms)} / ${fmt(c.answerP99Ms)}` : 'n/a'],
     ['delivery p99 ms', c ? fmt(c.deliveryP99Ms) : 'n/a'],
     ['recovered after (ms)', fmt(r.recoveredMs)],
-    ...r.notes.map((n, i) => [i === 0 ? 'moved (plan against outcome)' : '', n] as const),
+    ...r.moves.map(
+      (m, i) =>
+        [
+          i === 0 ? 'moved (plan against outcome)' : '',
+          `${m.step}: ${describeMove(m.plan, m.moved)}`,
+        ] as const,
+    ),
     ['node counters (nodes alive at the end)', JSON.stringify(r.nodeCounters)],
     ['lost (examples)', c?.examples.join('; ') || '-'],
     ['timeline', r.timeline.map((e) => `${e.t}: ${e.event}`).join(' | ')],
@@ -112,5 +120,10 @@ function assertCounts(r: ScenarioResult): void {
     if (c.unanswered > 0) failures.push(`${c.unanswered} messages never answered`);
     if (c.stray > 0) failures.push(`${c.stray} messages at the wrong user or not written by this run`);
   }
+  // The plan is computed with the router's own owner-table code from its live table, and each step changes
+  // the table once: the shards that moved are exactly the predicted ones.
+  for (const m of r.moves)
+    if (m.moved.shards !== m.plan.shards)
+      failures.push(`${m.step}: the plan predicted ${m.plan.shards} shards to move, ${m.moved.shards} moved`);
   assert.deepEqual(failures, [], `${r.name}:\n  ${failures.join('\n  ')}`);
 }

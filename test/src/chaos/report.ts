@@ -1,6 +1,7 @@
 // docs/reliability.md from one `pnpm chaos` run: the command, the machine, one results table (scenario x
 // counts), each scenario's timeline, and what each delivery mode promises and does not.
 import type { Counts } from './accounting.js';
+import { describeMove } from './procedures.js';
 import type { ScenarioOptions, ScenarioResult } from './run-scenario.js';
 
 export interface ReportInput {
@@ -132,7 +133,7 @@ export function renderReport(input: ReportInput): string {
         '',
       );
     // The moved share of the operator's procedures: each plan's prediction next to what moved.
-    for (const n of r.notes) p(n, '');
+    for (const m of r.moves) p(`${m.step}: ${describeMove(m.plan, m.moved)}.`, '');
     if (c && c.stray > 0)
       p(`Messages at a user other than their receiver, or not written by this run: ${c.stray}.`, '');
     p('Timeline (ms from the fault):', '', ...r.timeline.map((e) => `- ${e.t}: ${e.event}`), '');

@@ -8,6 +8,7 @@ import type { KafkaBroker } from '../kafka/broker.js';
 import { account, type Counts } from './accounting.js';
 import { ChaosCluster, Scope, groupKey } from './cluster.js';
 import { LoadClient } from './load-client.js';
+import type { Moved, MovePlan } from './procedures.js';
 import type { Scenario } from './scenarios.js';
 
 export interface ScenarioOptions {
@@ -56,6 +57,13 @@ export interface TimelineEvent {
   readonly event: string;
 }
 
+/** One operator's step of a procedure scenario: what its plan predicted and what moved. */
+export interface MoveRecord {
+  readonly step: string;
+  readonly plan: MovePlan;
+  readonly moved: Moved;
+}
+
 export interface ScenarioResult {
   readonly name: string;
   readonly title: string;
@@ -73,8 +81,8 @@ export interface ScenarioResult {
   readonly logFiles: readonly string[];
   /** Node-side counters summed over the nodes alive at the end (a killed node's are gone). */
   readonly nodeCounters: Readonly<Record<string, number>>;
-  /** Lines the scenario added for its report section (moved share: plan against outcome). */
-  readonly notes: readonly string[];
+  /** The operator's steps' plans next to what moved (the procedure scenarios), in order. */
+  readonly moves: readonly MoveRecord[];
 }
 
 /** The node counters the report shows next to the client's counts. */
@@ -129,7 +137,7 @@ export async function runScenario(
   const tag = `${scenario.name.replace(/[^A-Za-z0-9]/g, '')}${randomBytes(3).toString('hex')}`;
   const timeline: { at: number; event: string }[] = [];
   const notRecovered: string[] = [];
-  const notes: string[] = [];
+  const moves: MoveRecord[] = [];
   let faultAt: number | undefined;
   let lastRecoveredAt: number | undefined;
   let cluster: ChaosCluster | undefined;
@@ -193,7 +201,7 @@ export async function runScenario(
       closes: l.closes,
       stepTimeoutMs: options.recoverTimeoutMs,
       mark,
-      note: (line) => notes.push(line),
+      moved: (step, plan, moved) => moves.push({ step, plan, moved }),
       async recovered(what) {
         try {
           await c.waitSettled(l, options.recoverTimeoutMs);
@@ -248,6 +256,6 @@ export async function runScenario(
     error,
     logFiles,
     nodeCounters: counters,
-    notes,
+    moves,
   };
 }

@@ -5,12 +5,13 @@ import { interruptBroker } from '../kafka/harness.js';
 import type { ChaosCluster, UserView } from './cluster.js';
 import type { CloseEvent } from './load-client.js';
 import {
-  describeMove,
   drainAndWait,
   planChange,
   planUndrain,
   startMoveMeter,
   undrain,
+  type Moved,
+  type MovePlan,
 } from './procedures.js';
 
 export interface FaultContext {
@@ -24,8 +25,8 @@ export interface FaultContext {
   readonly stepTimeoutMs: number;
   /** Adds an event to the timeline (time taken now). */
   mark(event: string): void;
-  /** Adds a line to the scenario's section of the report (e.g. a plan's prediction next to what moved). */
-  note(line: string): void;
+  /** Records an operator's step's plan next to what moved, for the report and the CI subset's checks. */
+  moved(step: string, plan: MovePlan, moved: Moved): void;
   /**
    * Waits until the cluster settled on its serving nodes; marks `recovered` or, after the recovery
    * deadline, notes that it did not (and goes on: the load's counts still say what happened).
@@ -92,7 +93,7 @@ async function scaleOutIn(ctx: FaultContext): Promise<void> {
   await cluster.startNode(id);
   ctx.mark(`${id} ready`);
   await ctx.recovered(`${id} in the ring, its users moved`);
-  ctx.note(`Scale out: ${describeMove(out, await meter.read())}.`);
+  ctx.moved('Scale out', out, await meter.read());
 
   const back = await planChange(cluster.router, { remove: id });
   ctx.mark(`plan remove ${id}: ${back.shards} shards, ${back.connections} connections`);
@@ -104,7 +105,7 @@ async function scaleOutIn(ctx: FaultContext): Promise<void> {
   const exit = await cluster.stopNode(id, 'SIGTERM');
   ctx.mark(`${id} stopped (SIGTERM): exit ${exit.code ?? exit.signal} after ${exit.ms} ms`);
   await ctx.recovered(`${id} gone, its users moved back`);
-  ctx.note(`Scale in: ${describeMove(back, await meter.read())}.`);
+  ctx.moved('Scale in', back, await meter.read());
 }
 
 /**
@@ -130,8 +131,8 @@ async function rollingDrain(ctx: FaultContext): Promise<void> {
     await undrain(cluster.router, id);
     ctx.mark(`undrain ${id} (plan: ${back.shards} shards, ${back.connections} connections)`);
     await ctx.recovered(`${id} back, settled`);
-    ctx.note(`${id} out: ${describeMove(out, drained)}.`);
-    ctx.note(`${id} back: ${describeMove(back, await backMeter.read())}.`);
+    ctx.moved(`${id} out`, out, drained);
+    ctx.moved(`${id} back`, back, await backMeter.read());
   }
 }
 
