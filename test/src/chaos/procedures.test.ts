@@ -1,9 +1,11 @@
-// The operator's steps the procedure scenarios run (procedures.ts), against a real cluster (2 nodes, 1
-// router, the run's Kafka broker) with a few connected users: each plan matches what then moves, and every
-// refusal or unfinished step is an error naming it, never a silent success.
+// The operator's steps the procedure scenarios run (procedures.ts: chatctl in a child process, as an SRE
+// types it), against a real cluster (2 nodes, 1 router, the run's Kafka broker) with a few connected
+// users: each plan matches what then moves, and every refusal or unfinished step is an error naming the
+// command and its exit code, never a silent success.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { useKafka, type KafkaFixture } from '../kafka/harness.js';
+import { pollUntil } from '../poll.js';
 import { ChaosCluster, Scope, groupKey } from './cluster.js';
 import { LoadClient } from './load-client.js';
 import {
@@ -12,6 +14,7 @@ import {
   planChange,
   planUndrain,
   startMoveMeter,
+  statusHealthy,
   undrain,
 } from './procedures.js';
 
@@ -52,13 +55,14 @@ describe('operator steps of the procedures (plan, drain until done, undrain) on 
   });
 
   test('a plan the router refuses is an error: adding a member, removing a stranger', async () => {
-    await assert.rejects(planChange(cluster.router, { add: 'n1' }), /plan\?add=n1: HTTP 400/);
-    await assert.rejects(planChange(cluster.router, { remove: 'n9' }), /plan\?remove=n9: HTTP 404/);
+    await assert.rejects(planChange(cluster.router, { add: 'n1' }), /chatctl plan add n1: exit 5/);
+    await assert.rejects(planChange(cluster.router, { remove: 'n9' }), /chatctl plan remove n9: exit 5/);
     await assert.rejects(planUndrain(cluster.router, 'n9'), /undrain n9: not a member/);
   });
 
   test('draining a node the router does not know is an error', async () => {
-    await assert.rejects(drainAndWait(cluster.router, 'n9', 5000), /nodes\/n9\/drain: HTTP 404/);
+    await assert.rejects(drainAndWait(cluster.router, 'n9', 5000), /chatctl drain n9: exit 5/);
+    await assert.rejects(undrain(cluster.router, 'n9', 5000), /chatctl undrain n9: exit 5/);
   });
 
   test('drain: the plan is what moves; not done within the deadline is an error; undrain moves it back', async () => {
@@ -66,8 +70,8 @@ describe('operator steps of the procedures (plan, drain until done, undrain) on 
     assert.ok(out.shards > 0 && out.connections > 0, `n2 owns shards and users: ${JSON.stringify(out)}`);
     assert.equal(out.totalConnections, 16);
     const meter = await startMoveMeter(cluster.router, load.closes);
-    // Its sessions are closed over the node's drain window (2 s): not done at once.
-    await assert.rejects(drainAndWait(cluster.router, 'n2', 0), /drain n2: not done after 0 ms/);
+    // Its sessions are closed over the node's drain window (2 s): not done within 1 ms.
+    await assert.rejects(drainAndWait(cluster.router, 'n2', 1), /chatctl drain n2: exit 1/);
     await drainAndWait(cluster.router, 'n2', 30_000);
     cluster.drained.add('n2');
     await cluster.waitSettled(load, 40_000);
@@ -80,11 +84,26 @@ describe('operator steps of the procedures (plan, drain until done, undrain) on 
     const back = await planUndrain(cluster.router, 'n2');
     assert.equal(back.shards, out.shards, 'the same shards come back');
     const backMeter = await startMoveMeter(cluster.router, load.closes);
-    await undrain(cluster.router, 'n2');
+    await undrain(cluster.router, 'n2', 30_000);
     cluster.drained.delete('n2');
     await cluster.waitSettled(load, 40_000);
     const returned = await backMeter.read();
     assert.equal(returned.shards, back.shards);
     assert.deepEqual(returned.migrations, { asked: back.connections });
+    const status = await statusHealthy(cluster.router);
+    assert.equal(status.code, 0, status.stderr);
+  });
+
+  test('status exits 1 while a member is not alive', async () => {
+    await cluster.stopNode('n1', 'SIGKILL');
+    // The router finds out by its probes (about a second); the exit code follows what it says.
+    const status = await pollUntil(
+      async () => {
+        const run = await statusHealthy(cluster.router);
+        return run.code !== 0 && run;
+      },
+      { timeoutMs: 20_000, intervalMs: 200, what: 'chatctl status to exit non-zero' },
+    );
+    assert.equal(status.code, 1, JSON.stringify(status.report));
   });
 });

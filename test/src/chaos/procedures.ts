@@ -1,11 +1,14 @@
 // The operator's steps of the procedures in docs/operations.md ("Scale out", "Scale in", "Rolling
-// restart"), as the chaos scenarios run them under load: `plan add|remove` (what would move, from the
-// live tables), `drain` waiting until the move is done, `undrain`; and a meter of what did move (the
-// router's counters and the load client's closes), so a scenario reports the plan next to the outcome.
+// restart"), as the chaos scenarios run them under load: the `chatctl` an SRE types (the repository's
+// entry point in a child process: `plan add|remove`, `drain` and `undrain` waiting until the move is done,
+// `status`), and a meter of what did move (the router's counters and the load client's closes), so a
+// scenario reports each plan next to the outcome.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { OwnerTable, type RingMember } from '@chat/shared';
 import { sumMetric } from '../harness/node-process.js';
 import type { RouterProcess } from '../harness/router-process.js';
-import { pollUntil } from '../poll.js';
+import { repoRoot } from '../paths.js';
 import type { CloseEvent } from './load-client.js';
 
 /** What a membership change would move, from the router's live tables before anyone acts. */
@@ -21,54 +24,113 @@ export interface MovePlan {
   readonly totalConnections: number;
 }
 
-/** The router's `GET /plan` answer (router/src/admin-api.ts), the fields used here. */
-interface PlanBody {
-  shards: number;
-  moved: { shard: number; connections: number }[];
+/** How long a chatctl process may run past its own `--timeout` before it is killed. */
+const CHATCTL_GRACE_MS = 30_000;
+
+/** One chatctl run: its exit code, its `--json` report (undefined when stdout was not JSON), stderr. */
+export interface ChatctlRun {
+  readonly code: number | null;
+  readonly report: unknown;
+  readonly stderr: string;
 }
+
+/**
+ * Runs `chatctl ARGS --json --router URL --timeout MS` as `npm run chatctl` does (node, tsx, the source
+ * entry point), against `router`'s admin API. Killed if it outlives its own timeout by 30 s.
+ */
+export async function chatctl(
+  router: RouterProcess,
+  args: readonly string[],
+  timeoutMs: number,
+): Promise<ChatctlRun> {
+  const child = spawn(
+    process.execPath,
+    [
+      '--conditions=source',
+      '--import',
+      'tsx',
+      'chatctl/src/main.ts',
+      ...args,
+      '--json',
+      '--router',
+      `http://127.0.0.1:${router.adminPort}`,
+      '--timeout',
+      String(Math.max(1, Math.round(timeoutMs))),
+    ],
+    { cwd: repoRoot, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const killer = setTimeout(() => child.kill('SIGKILL'), timeoutMs + CHATCTL_GRACE_MS);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  try {
+    const [code] = (await once(child, 'exit')) as [number | null];
+    let report: unknown;
+    try {
+      report = JSON.parse(stdout);
+    } catch {
+      report = undefined;
+    }
+    return { code, report, stderr: stderr.trim() };
+  } finally {
+    clearTimeout(killer);
+  }
+}
+
+/** Throws unless the run exited 0, naming the command, its exit code and its error line. */
+function expectOk(run: ChatctlRun, command: string): void {
+  if (run.code !== 0)
+    throw new Error(
+      `chatctl ${command}: exit ${run.code}${run.stderr ? `: ${run.stderr.split('\n')[0]}` : ''}`,
+    );
+}
+
+/** The fields of `chatctl plan --json` used here (docs/chatctl.md). */
+interface PlanReport {
+  shards: number;
+  movedShards: number;
+  movedConnections: number;
+  totalConnections: number;
+}
+
+/**
+ * `chatctl plan add NODE [--weight W]` / `chatctl plan remove NODE`: what would move. Throws when chatctl
+ * refuses (exit 5: a node to add that is a member already, an unknown node to remove).
+ */
+export async function planChange(
+  router: RouterProcess,
+  change: { readonly add: string; readonly weight?: number } | { readonly remove: string },
+  timeoutMs = 10_000,
+): Promise<MovePlan> {
+  const args =
+    'add' in change
+      ? ['plan', 'add', change.add, ...(change.weight ? ['--weight', String(change.weight)] : [])]
+      : ['plan', 'remove', change.remove];
+  const run = await chatctl(router, args, timeoutMs);
+  expectOk(run, args.join(' '));
+  const plan = run.report as PlanReport;
+  return {
+    change: args.slice(1).join(' '),
+    shardCount: plan.shards,
+    shards: plan.movedShards,
+    connections: plan.movedConnections,
+    totalConnections: plan.totalConnections,
+  };
+}
+
 interface MembersBody {
   shards: number;
-  members: { id: string; weight: number; inRing: boolean; connections: number }[];
+  members: { id: string; weight: number; inRing: boolean }[];
 }
 interface ShardsBody {
   shards: { shard: number; connections: number }[];
 }
 
-async function adminJson<T>(router: RouterProcess, path: string, init?: RequestInit): Promise<T> {
-  const res = await router.admin(path, init);
-  if (!res.ok) throw new Error(`admin ${init?.method ?? 'GET'} ${path}: HTTP ${res.status}`);
+async function adminJson<T>(router: RouterProcess, path: string): Promise<T> {
+  const res = await router.admin(path);
+  if (!res.ok) throw new Error(`admin GET ${path}: HTTP ${res.status}`);
   return (await res.json()) as T;
-}
-
-async function totalConnections(router: RouterProcess): Promise<number> {
-  const { members } = await adminJson<MembersBody>(router, '/members');
-  return members.reduce((n, m) => n + m.connections, 0);
-}
-
-/**
- * `plan add NODE [--weight W]` / `plan remove NODE`: the router's `GET /plan` (what chatctl shows), its
- * moved shards and the router's connections on them. Throws when the router refuses (unknown node, a node
- * to add that is a member already).
- */
-export async function planChange(
-  router: RouterProcess,
-  change: { readonly add: string; readonly weight?: number } | { readonly remove: string },
-): Promise<MovePlan> {
-  const query =
-    'add' in change
-      ? `add=${change.add}${change.weight ? `&weight=${change.weight}` : ''}`
-      : `remove=${change.remove}`;
-  const [plan, total] = await Promise.all([
-    adminJson<PlanBody>(router, `/plan?${query}`),
-    totalConnections(router),
-  ]);
-  return {
-    change: 'add' in change ? `add ${change.add}` : `remove ${change.remove}`,
-    shardCount: plan.shards,
-    shards: plan.moved.length,
-    connections: plan.moved.reduce((n, m) => n + m.connections, 0),
-    totalConnections: total,
-  };
 }
 
 /**
@@ -99,31 +161,21 @@ export async function planUndrain(router: RouterProcess, id: string): Promise<Mo
 }
 
 /**
- * `drain NODE`, waiting until the move is done: the router drains it (the node closes its sessions itself
- * with 4002), then this waits until the node is out of the router's ring and holds no connection through
- * it. Throws on a refused drain or when the move is not done within `timeoutMs`.
+ * `chatctl drain NODE`: waits (its own polling) until the node has no connection and owns no shard.
+ * Throws when chatctl says it is not done within `timeoutMs` (exit 1) or does not know the node (exit 5).
  */
 export async function drainAndWait(router: RouterProcess, id: string, timeoutMs: number): Promise<void> {
-  await adminJson(router, `/nodes/${id}/drain`, { method: 'POST' });
-  let last = 'not checked';
-  await pollUntil(
-    async () => {
-      const { members } = await adminJson<{
-        members: { id: string; inRing: boolean; connections: number }[];
-      }>(router, '/members');
-      const m = members.find((x) => x.id === id);
-      last = m ? `in ring ${m.inRing}, ${m.connections} connections` : 'not a member';
-      return m !== undefined && !m.inRing && m.connections === 0;
-    },
-    { timeoutMs, intervalMs: 200, what: `${id} drained` },
-  ).catch(() => {
-    throw new Error(`drain ${id}: not done after ${timeoutMs} ms (${last})`);
-  });
+  expectOk(await chatctl(router, ['drain', id], timeoutMs), `drain ${id}`);
 }
 
-/** `undrain NODE`: the router puts it back in its ring (its shards move back to it). */
-export async function undrain(router: RouterProcess, id: string): Promise<void> {
-  await adminJson(router, `/nodes/${id}/undrain`, { method: 'POST' });
+/** `chatctl undrain NODE`: waits until the router has it back in its owner table with its shards. */
+export async function undrain(router: RouterProcess, id: string, timeoutMs: number): Promise<void> {
+  expectOk(await chatctl(router, ['undrain', id], timeoutMs), `undrain ${id}`);
+}
+
+/** `chatctl status`: exit 0 when every router and active member is ready and the routers agree. */
+export async function statusHealthy(router: RouterProcess, timeoutMs = 10_000): Promise<ChatctlRun> {
+  return chatctl(router, ['status'], timeoutMs);
 }
 
 /** What moved between a meter's start and its reading. */

@@ -1,6 +1,7 @@
 // The chaos scenarios: each is the fault and the recovery it waits for, run by run-scenario.ts between a
 // warm-up and a settle on a fresh cluster under load. Events go to the scenario's timeline.
 import type { KafkaBroker } from '../kafka/broker.js';
+import { pollUntil } from '../poll.js';
 import { interruptBroker } from '../kafka/harness.js';
 import type { ChaosCluster, UserView } from './cluster.js';
 import type { CloseEvent } from './load-client.js';
@@ -9,6 +10,7 @@ import {
   planChange,
   planUndrain,
   startMoveMeter,
+  statusHealthy,
   undrain,
   type Moved,
   type MovePlan,
@@ -79,6 +81,23 @@ async function brokerOutage(ctx: FaultContext, kind: 'stop' | 'freeze'): Promise
   await ctx.recovered('every node ready again');
 }
 
+/** The procedures' "done when": `chatctl status` exits 0 (polled until it does, within the step deadline). */
+async function statusDone(ctx: FaultContext): Promise<void> {
+  let last = 'not run';
+  await pollUntil(
+    async () => {
+      const run = await statusHealthy(ctx.cluster.router);
+      const problems = (run.report as { problems?: string[] } | undefined)?.problems ?? [];
+      last = `exit ${run.code}${problems.length ? `: ${problems.join('; ')}` : ''}`;
+      return run.code === 0;
+    },
+    { timeoutMs: ctx.stepTimeoutMs, intervalMs: 200, what: 'chatctl status to exit 0' },
+  ).catch(() => {
+    throw new Error(`chatctl status: not healthy after ${ctx.stepTimeoutMs} ms (${last})`);
+  });
+  ctx.mark('chatctl status: exit 0');
+}
+
 /**
  * "Scale out" and "Scale in" of docs/operations.md: `plan add`, start the node, wait until settled; then
  * `plan remove`, `drain` waiting until done, stop the node. Each plan is reported next to what moved.
@@ -87,25 +106,27 @@ async function scaleOutIn(ctx: FaultContext): Promise<void> {
   const { cluster } = ctx;
   const id = `n${cluster.nodes.size + 1}`;
   const out = await planChange(cluster.router, { add: id });
-  ctx.mark(`plan add ${id}: ${out.shards} shards, ${out.connections} connections`);
+  ctx.mark(`chatctl plan add ${id}: ${out.shards} shards, ${out.connections} connections`);
   let meter = await startMoveMeter(cluster.router, ctx.closes);
   ctx.mark(`${id} starting`);
   await cluster.startNode(id);
   ctx.mark(`${id} ready`);
   await ctx.recovered(`${id} in the ring, its users moved`);
   ctx.moved('Scale out', out, await meter.read());
+  await statusDone(ctx);
 
   const back = await planChange(cluster.router, { remove: id });
-  ctx.mark(`plan remove ${id}: ${back.shards} shards, ${back.connections} connections`);
+  ctx.mark(`chatctl plan remove ${id}: ${back.shards} shards, ${back.connections} connections`);
   meter = await startMoveMeter(cluster.router, ctx.closes);
-  ctx.mark(`drain ${id}`);
+  ctx.mark(`chatctl drain ${id}`);
   await drainAndWait(cluster.router, id, ctx.stepTimeoutMs);
   cluster.drained.add(id);
-  ctx.mark(`drain ${id} done`);
+  ctx.mark(`chatctl drain ${id}: done`);
   const exit = await cluster.stopNode(id, 'SIGTERM');
   ctx.mark(`${id} stopped (SIGTERM): exit ${exit.code ?? exit.signal} after ${exit.ms} ms`);
   await ctx.recovered(`${id} gone, its users moved back`);
   ctx.moved('Scale in', back, await meter.read());
+  await statusDone(ctx);
 }
 
 /**
@@ -117,10 +138,10 @@ async function rollingDrain(ctx: FaultContext): Promise<void> {
   for (const id of [...cluster.nodes.keys()].sort()) {
     const out = await planChange(cluster.router, { remove: id });
     const meter = await startMoveMeter(cluster.router, ctx.closes);
-    ctx.mark(`drain ${id} (plan: ${out.shards} shards, ${out.connections} connections)`);
+    ctx.mark(`chatctl drain ${id} (plan remove: ${out.shards} shards, ${out.connections} connections)`);
     await drainAndWait(cluster.router, id, ctx.stepTimeoutMs);
     cluster.drained.add(id);
-    ctx.mark(`drain ${id} done`);
+    ctx.mark(`chatctl drain ${id}: done`);
     const drained = await meter.read();
     const exit = await cluster.stopNode(id, 'SIGTERM');
     ctx.mark(`${id} stopped (SIGTERM): exit ${exit.code ?? exit.signal} after ${exit.ms} ms`);
@@ -128,11 +149,13 @@ async function rollingDrain(ctx: FaultContext): Promise<void> {
     ctx.mark(`${id} ready`);
     const back = await planUndrain(cluster.router, id);
     const backMeter = await startMoveMeter(cluster.router, ctx.closes);
-    await undrain(cluster.router, id);
-    ctx.mark(`undrain ${id} (plan: ${back.shards} shards, ${back.connections} connections)`);
+    ctx.mark(`chatctl undrain ${id} (back: ${back.shards} shards, ${back.connections} connections)`);
+    await undrain(cluster.router, id, ctx.stepTimeoutMs);
+    ctx.mark(`chatctl undrain ${id}: done`);
     await ctx.recovered(`${id} back, settled`);
     ctx.moved(`${id} out`, out, drained);
     ctx.moved(`${id} back`, back, await backMeter.read());
+    await statusDone(ctx);
   }
 }
 
@@ -192,13 +215,13 @@ export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'scale-out-in',
     title:
-      'scale out 3 -> 4 and back, as docs/operations.md says: plan add n4, start n4, wait settled; plan remove n4, drain n4 until done, stop it',
+      'scale out 3 -> 4 and back, as docs/operations.md says, with chatctl: plan add n4, start n4, wait until settled and status exits 0; plan remove n4, drain n4 (waits until done), stop it, status',
     fault: scaleOutIn,
   },
   {
     name: 'rolling-drain',
     title:
-      'rolling restart by hand, as docs/operations.md says: each node in turn drain until done, stop, start again, undrain, wait settled',
+      'rolling restart by hand, as docs/operations.md says, with chatctl: each node in turn drain (waits until done), stop (SIGTERM), start again, undrain, wait until settled and status exits 0',
     fault: rollingDrain,
   },
   {
