@@ -1,1 +1,34 @@
-export {};
+/**
+ * @chat/client: the chat cluster's client SDK for browsers and Node.js 24 (docs/client.md). It loads
+ * nothing but its own modules at run time; the protocol types come from @chat/shared and are erased.
+ */
+export { connect, MAX_TOKEN_REFUSALS, STABLE_OPEN_MS } from './chat-client.js';
+export type {
+  ChatClient,
+  ChatClientEvents,
+  ConnectOptions,
+  ConnectionState,
+  SendAck,
+  StateEvent,
+} from './chat-client.js';
+export { ChatError, CLIENT_ERRORS } from './errors.js';
+export type { ChatErrorDetails, ClientErrorCode } from './errors.js';
+export { closePolicy, reasonCode } from './close-policy.js';
+export type { CloseStep, Wait } from './close-policy.js';
+export { DEFAULT_BACKOFF, fullJitterMs, hintedMs, retryAfterMsOf } from './backoff.js';
+export type { BackoffOptions } from './backoff.js';
+export { refreshInMs, tokenTimes, REFRESH_LEAD_MS } from './jwt.js';
+export type { TokenTimes } from './jwt.js';
+export { IdWindow } from './id-window.js';
+export {
+  BEARER_PROTOCOL_PREFIX,
+  CLOSE,
+  MAX_BODY_CHARS,
+  USER_ID_PATTERN,
+  SUBPROTOCOL,
+  bodyLength,
+  decodeServerFrame,
+  formatSince,
+} from './protocol.js';
+export type { WebSocketConstructor, WebSocketLike } from './websocket.js';
+export type { AckStatus, MessageFrame, MessagePos, ResumedFrame, ResumeFailure } from '@chat/shared';

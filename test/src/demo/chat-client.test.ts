@@ -69,7 +69,6 @@ describe('the terminal chat client against the demo cluster', () => {
       CHAT_ROUTER_PORT: '0',
       CHAT_ROUTER_ADMIN_PORT: '0',
       CHAT_DEMO_PAGE_PORT: '0',
-      CHAT_DEMO_PAGE_PORT: '0',
       CHAT_AUTH_MODE: 'jwt',
       CHAT_AUTH_HS256_SECRET: SECRET,
       CHAT_ROUTER_MIGRATION_WINDOW_MS: '0',
