@@ -92,7 +92,7 @@ export function renderReport(input: ReportInput): string {
   p(
     '# Reliability',
     '',
-    '<!-- Written by `pnpm chaos` (test/src/chaos/run.ts) from one run; edit the suite, not this file. -->',
+    '<!-- Written by `pnpm chaos` (test/src/chaos/run.ts) from one run, or with rows of later runs added by `pnpm chaos --merge` (each results section names them); edit the suite, not this file. -->',
     '',
     `Command: \`${input.command}\`, ${input.startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC, ${input.durationS.toFixed(0)} s in all.`,
     '',

@@ -6,6 +6,9 @@
 //              [--mode fast,durable]   (both by default, one after the other, one report; durable:
 //                                       CHAT_NODE_DELIVERY_MODE=durable, and the load client resumes from its
 //                                       last position on every reconnect)
+//              [--merge]               (put this run's scenarios into the existing report, same modes: their
+//                                       rows and sections replace those of the same name or are added; the
+//                                       other scenarios keep their figures; see merge-report.ts)
 // Exit code: 0 when every scenario ran (whatever it counted), 1 when one could not run, 2 on the hard limit.
 import { mkdtempSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
@@ -16,6 +19,7 @@ import { KafkaBroker } from '../kafka/broker.js';
 import { kafkaVersion } from '../kafka/maven.js';
 import { repoRoot } from '../paths.js';
 import { closeAllScopes } from './cluster.js';
+import { mergeScenarios } from './merge-report.js';
 import { mergeReports, renderReport } from './report.js';
 import { DEFAULT_OPTIONS, runScenario, type ScenarioOptions, type ScenarioResult } from './run-scenario.js';
 import { pickScenarios } from './scenarios.js';
@@ -34,6 +38,7 @@ const { values } = parseArgs({
     shards: { type: 'string', default: '' },
     'node-env': { type: 'string', default: '' },
     mode: { type: 'string', default: 'fast,durable' },
+    merge: { type: 'boolean', default: false },
   },
 });
 
@@ -77,6 +82,9 @@ const optionsOf = (mode: 'fast' | 'durable'): ScenarioOptions =>
   mode === 'durable'
     ? { ...options, nodeEnv: { ...nodeEnv, CHAT_NODE_DELIVERY_MODE: 'durable' }, resume: true }
     : options;
+const out = resolve(repoRoot, String(values.out));
+/** The report this run's scenarios are merged into (`--merge`), read before the run so a missing one fails at once. */
+const existing = values.merge ? readFileSync(out, 'utf8') : undefined;
 const scenarios = pickScenarios(String(values.scenarios).split(',').filter(Boolean));
 const args = process.argv.slice(2).join(' ');
 
@@ -158,9 +166,23 @@ const reports = [...resultsOf].map(([mode, results]) =>
     ...(modes.length > 1 ? { mode } : {}),
   }),
 );
-const report = mergeReports(reports);
+let report = mergeReports(reports);
+if (existing !== undefined) {
+  try {
+    report = mergeScenarios(
+      existing,
+      report,
+      scenarios.map((s) => s.name),
+    );
+  } catch (err) {
+    // The run's figures are not lost: its own report goes beside the log.
+    const own = join(RUN_DIR, 'reliability.md');
+    writeFileSync(own, report);
+    log(`--merge: ${(err as Error).message}; this run's report is in ${own}`);
+    process.exit(1);
+  }
+}
 const results = [...resultsOf.values()].flat();
-const out = resolve(repoRoot, String(values.out));
 writeFileSync(out, await formatted(report, out));
 log(
   `wrote ${out} (${readFileSync(out, 'utf8').length} characters) in ${durationS.toFixed(0)} s; log ${LOG_FILE}`,
