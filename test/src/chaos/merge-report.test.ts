@@ -89,11 +89,26 @@ test('merge: rows and sections of the run replace or join the existing ones; the
   assert.equal(merged.split('\n').filter((l) => l.startsWith('Over every scenario of that run:')).length, 2);
   assert.ok(merged.endsWith(existing.slice(existing.indexOf('## What each mode promises'))));
   assert.match(merged, /<!-- Written by .* `pnpm chaos --merge`/);
+  assert.equal(merged.split('\n').filter((l) => l.startsWith('In CI:')).length, 1);
 
   // Merging the same scenarios again replaces that line rather than adding another.
   const again = mergeScenarios(merged, fresh, ['rolling', 'scale-out-in']);
   assert.equal(again.split('\n').filter((l) => l.startsWith('Rows from a later run')).length, 2);
   assert.equal(again, merged);
+});
+
+test('merge: the paragraph on the CI subset is added to a report written before it had one', () => {
+  const existing = report('pnpm chaos', [result('kill9', 1)], ['fast'])
+    .split('\n')
+    .filter((l) => !l.startsWith('In CI:'))
+    .join('\n');
+  const merged = mergeScenarios(existing, report('pnpm chaos --merge', [result('kill9', 2)], ['fast']), [
+    'kill9',
+  ]);
+  const lines = merged.split('\n');
+  const ci = lines.findIndex((l) => l.startsWith('In CI:'));
+  assert.ok(ci !== -1 && ci < lines.indexOf('## Results'), 'before the results');
+  assert.match(lines[ci] ?? '', /scale-out-in, rolling-drain/);
 });
 
 test('merge: a report written for other modes is refused, naming the missing section', () => {

@@ -3,6 +3,7 @@
 // (about 10 minutes) again. Each of the run's rows and scenario sections replaces the one of the same name
 // (or is added at the end of its table or section); the other scenarios keep the figures of their run, and
 // each results section says which rows came from which run.
+import { IN_CI } from './report.js';
 
 /** Thrown when the existing report does not have the run's sections (another set of modes). */
 export class MergeError extends Error {}
@@ -46,6 +47,14 @@ export function mergeScenarios(existing: string, fresh: string, names: readonly 
   const comment = src.find((l) => l.startsWith('<!-- Written by'));
   const commentAt = out.findIndex((l) => l.startsWith('<!-- Written by'));
   if (comment && commentAt !== -1) out[commentAt] = comment;
+  // So does the paragraph on the CI subset (the current suite's, before the first results section).
+  const ci = src.find((l) => l.startsWith(IN_CI));
+  const ciAt = out.findIndex((l) => l.startsWith(IN_CI));
+  if (ci && ciAt !== -1) out[ciAt] = ci;
+  else if (ci) {
+    const first = out.findIndex((l) => l.startsWith('## Results'));
+    if (first !== -1) out.splice(first, 0, ci, '');
+  }
   const headings = src.filter((l) => l.startsWith('## Results') || l.startsWith('## Scenarios'));
   if (headings.length === 0) throw new MergeError('the fresh report has no results section');
   for (const heading of headings) {

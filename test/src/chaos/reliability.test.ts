@@ -16,7 +16,7 @@ import { useKafka, type KafkaFixture } from '../kafka/harness.js';
 import { printTable } from './monitors.js';
 import { describeMove } from './procedures.js';
 import { DEFAULT_OPTIONS, runScenario, type ScenarioOptions, type ScenarioResult } from './run-scenario.js';
-import { pickScenarios } from './scenarios.js';
+import { CI_SCENARIOS, pickScenarios } from './scenarios.js';
 
 const OPTIONS: ScenarioOptions = {
   ...DEFAULT_OPTIONS,
@@ -39,7 +39,7 @@ describe('chaos subset: no acked message lost (3 nodes, 1 router, real broker)',
     for (const fn of cleanups.reverse()) await fn();
   });
 
-  for (const scenario of pickScenarios(['kill9', 'sigterm', 'drain', 'scale-out-in', 'rolling-drain'])) {
+  for (const scenario of pickScenarios(CI_SCENARIOS)) {
     test(scenario.title, { timeout: OPTIONS.limitMs + 30_000 }, async () => {
       const result = await runScenario({ brokers: kafka.brokers, broker: undefined }, scenario, OPTIONS);
       report(result);

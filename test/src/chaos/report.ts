@@ -2,6 +2,7 @@
 // counts), each scenario's timeline, and what each delivery mode promises and does not.
 import type { Counts } from './accounting.js';
 import { describeMove } from './procedures.js';
+import { CI_SCENARIOS } from './scenarios.js';
 import type { ScenarioOptions, ScenarioResult } from './run-scenario.js';
 
 export interface ReportInput {
@@ -18,6 +19,8 @@ export interface ReportInput {
 }
 
 const PROMISES = '## What each mode promises and what it does not';
+/** The start of the paragraph on the CI subset (merge-report.ts replaces it with the newer one). */
+export const IN_CI = 'In CI:';
 
 /**
  * One document from the reports of one run's modes (each rendered by `renderReport` with its `mode`): the
@@ -101,6 +104,8 @@ export function renderReport(input: ReportInput): string {
     `Each scenario starts a fresh cluster (3 chat node processes and 1 router on 127.0.0.1, ports 0, a topic prefix of its own, ${input.shards} shards, every other setting at its default: \`CHAT_NODE_PRESENCE_GRACE_MS\` ${input.graceMs}, handoff grace and dedup window at their defaults) on one real Kafka broker, and a load client in the runner's process: ${o.users} users in ${o.groups} affinity groups (the \`affinity\` query parameter, \`CHAT_ROUTER_AFFINITY_QUERY=true\`; the router's handshake limit per address is raised because every client comes from 127.0.0.1), all through the router, ${o.ratePerSec} msgs/s with ${Math.round(o.crossShare * 100)}% to a user of another group, and ${o.churnPerSec} user(s) per second whose app closes its socket and reconnects at once (a network switch), so that reconnects happen in every phase, faults included. Phases: wait until the ring, the owner table, placement and presence have settled; ${o.warmupMs / 1000} s of load (warm-up); the fault and each recovery it waits for (the cluster settled again: every serving node ready with the router's owner table, every user connected to its shard's owner; at most ${o.recoverTimeoutMs / 1000} s each); ${o.afterMs / 1000} s more load; writing stops; settle (every send answered or given up, every message acked \`accepted\` at its receiver: a \`delivered\` one is on the receiver's socket already, so one still missing then is lost; at most ${o.settleMs / 1000} s, then ${o.quietMs / 1000} s without a new message for late copies); count.`,
     '',
     'The load client behaves like an app: a unique `cid` per message; a send answered with a retryable error, or unanswered when its socket closed (or after 8 s), is sent again with the same `cid`, receiver and body once a socket is open, after a backoff from 100 ms (at most 10 attempts); a message written while its sender is disconnected waits for the next socket; reconnects honour `retry_after_ms` in the close reason and `Retry-After` on a refused upgrade, else back off exponentially from 100 ms (capped at 5 s, +-20% jitter). `offline` is final for the app (no retry).',
+    '',
+    `${IN_CI} \`test/src/chaos/reliability.test.ts\` runs ${CI_SCENARIOS.join(', ')} on every push, in fast mode with a shorter warm-up and after-phase (3 s, 2 s), and fails on any count above the bar below, a scenario that does not recover or settle, or a procedure step that moved other shards than its plan; the other scenarios and durable mode run in \`pnpm chaos\` only.`,
     '',
     inMode('## Results'),
     '',

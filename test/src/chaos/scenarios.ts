@@ -250,6 +250,13 @@ export const SCENARIOS: readonly Scenario[] = [
   },
 ];
 
+/**
+ * The CI subset (reliability.test.ts, every push): the node faults and the procedures of
+ * docs/operations.md, in fast mode; the rest (broker, router, scale without the plan) and durable mode run
+ * in `pnpm chaos` only, to keep CI within its time.
+ */
+export const CI_SCENARIOS: readonly string[] = ['kill9', 'sigterm', 'drain', 'scale-out-in', 'rolling-drain'];
+
 /** The scenarios named in `names` (all when empty), in the suite's order; throws on an unknown name. */
 export function pickScenarios(names: readonly string[]): Scenario[] {
   const unknown = names.filter((n) => !SCENARIOS.some((s) => s.name === n));
