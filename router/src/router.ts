@@ -20,6 +20,7 @@ import type { MembershipSource } from './membership/types.js';
 import { RouterMetrics } from './metrics.js';
 import { RouterReadiness } from './readiness.js';
 import { Rebalancer } from './rebalancer.js';
+import { TrustedProxies } from './trusted-proxies.js';
 import { refusalStyleOf, refuseUpgrade } from './upgrade-refusal.js';
 import { WsProxy } from './ws-proxy.js';
 
@@ -110,6 +111,11 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
   });
   const verifier = createTokenVerifier(config, { logger: deps.logger, keyErrors: metrics.authKeyErrors });
   if (!verifier) log.warn('authentication is OFF (CHAT_AUTH_MODE=off): any client can connect as any user');
+  // Refused here (exit 78) when an entry is not a CIDR block or address (the loader checks it first).
+  const trustedProxies = new TrustedProxies(config.trustedProxies);
+  if (trustedProxies.size > 0) {
+    log.info({ trustedProxies: config.trustedProxies }, 'X-Forwarded-For is believed from these proxies');
+  }
   if (!config.adminToken && !isLoopbackHost(config.adminHost)) {
     throw new ChatError(
       'CONFIG_ERR_INVALID',
@@ -124,6 +130,7 @@ export function createRouter(config: RouterConfig, deps: RouterDeps): Router {
       allowedOrigins: config.authAllowedOrigins,
     },
     handshakeRatePerSec: config.handshakeRatePerSec,
+    trustedProxies,
     affinityQuery: config.affinityQuery,
     handshakeTimeoutMs: config.handshakeTimeoutMs,
     stallTimeoutMs: config.stallTimeoutMs,

@@ -20,6 +20,7 @@ import {
 import { ConnectionTable, type ProxiedConnection } from './connections.js';
 import { MemberTable } from './member-table.js';
 import { RouterMetrics } from './metrics.js';
+import { TrustedProxies } from './trusted-proxies.js';
 import { WsProxy, type WsProxyOptions } from './ws-proxy.js';
 
 const SHARDS = 16;
@@ -837,5 +838,83 @@ describe('WsProxy#handle: ?refusal=close answers a refusal with the handshake an
     const request = Buffer.concat([Buffer.from(wsRequest('/chat/alice?refusal=close')), text]);
     const answer = await exchange(t, p.port, request);
     assert.equal(answer.code, 4401);
+  });
+});
+
+describe('WsProxy#handle: the client address behind trusted proxies', () => {
+  const loopbackProxy = { trustedProxies: new TrustedProxies(['127.0.0.1']) };
+
+  test('behind a trusted proxy each X-Forwarded-For client has its own handshake budget', async (t) => {
+    const node = await fakeNode(t, 'n1');
+    const p = await startProxy(t, {
+      nodes: [node],
+      proxy: { ...withTokens, handshakeRatePerSec: 1, ...loopbackProxy },
+    });
+    const heads: string[] = [];
+    for (let i = 1; i <= 6; i++) {
+      const head = await p.open(
+        `Authorization: Bearer alice\r\nX-Forwarded-For: 198.51.100.${i}\r\n`,
+        '/chat/alice',
+      );
+      heads.push(head.split(' ')[1] ?? '');
+    }
+    assert.deepEqual(heads, ['101', '101', '101', '101', '101', '101']);
+    // One client address beyond its burst of 2 is limited as before.
+    const same = [];
+    for (let i = 0; i < 3; i++) {
+      const head = await p.open(
+        'Authorization: Bearer alice\r\nX-Forwarded-For: 198.51.100.1\r\n',
+        '/chat/alice',
+      );
+      same.push(head.split(' ')[1]);
+    }
+    assert.deepEqual(same, ['101', '429', '429']);
+  });
+
+  test('an untrusted peer’s X-Forwarded-For is ignored: forged addresses share the peer’s budget', async (t) => {
+    const node = await fakeNode(t, 'n1');
+    const p = await startProxy(t, {
+      nodes: [node],
+      proxy: { ...withTokens, handshakeRatePerSec: 1, trustedProxies: new TrustedProxies(['10.0.0.0/8']) },
+    });
+    const codes: string[] = [];
+    for (let i = 1; i <= 3; i++) {
+      const head = await p.open(
+        `Authorization: Bearer alice\r\nX-Forwarded-For: 198.51.100.${i}\r\n`,
+        '/chat/alice',
+      );
+      codes.push(head.split(' ')[1] ?? '');
+    }
+    assert.deepEqual(codes, ['101', '101', '429']);
+  });
+
+  test('the node gets the chain the router vouches for as X-Forwarded-For', async (t) => {
+    const trusted = await placementSetup(t, loopbackProxy);
+    const spoofed = await trusted.place(trusted.user, '', 'X-Forwarded-For: 6.6.6.6, 198.51.100.7\r\n');
+    assert.equal(spoofed.headers['x-forwarded-for'], '198.51.100.7, 127.0.0.1');
+    const plain = await trusted.place(trusted.user);
+    assert.equal(plain.headers['x-forwarded-for'], '127.0.0.1');
+    const untrusted = await placementSetup(t);
+    const forged = await untrusted.place(untrusted.user, '', 'X-Forwarded-For: 198.51.100.7\r\n');
+    assert.equal(forged.headers['x-forwarded-for'], '127.0.0.1', 'a forged entry never reaches the node');
+  });
+
+  test('refusal log lines carry the resolved client address', async (t) => {
+    const p = await startProxy(t, { proxy: loopbackProxy });
+    await p.upgrade('Authorization: Bearer forged\r\nX-Forwarded-For: 6.6.6.6, 198.51.100.9\r\n');
+    assert.equal(p.refusals()[0]?.client, '198.51.100.9');
+    const direct = await startProxy(t);
+    await direct.upgrade('Authorization: Bearer forged\r\nX-Forwarded-For: 198.51.100.9\r\n');
+    assert.equal(direct.refusals()[0]?.client, '127.0.0.1');
+  });
+
+  test('an unreadable X-Forwarded-For from a trusted proxy: the proxy’s address, and a warn line', async (t) => {
+    const p = await startProxy(t, { proxy: loopbackProxy });
+    await p.upgrade('Authorization: Bearer forged\r\nX-Forwarded-For: 198.51.100.9, nonsense\r\n');
+    assert.equal(p.refusals()[0]?.client, '127.0.0.1');
+    const [warn, ...more] = p.lines.filter((l) => String(l.msg).startsWith('unreadable X-Forwarded-For'));
+    assert.equal(more.length, 0);
+    assert.equal(warn?.level, 'warn');
+    assert.equal(warn?.proxy, '127.0.0.1');
   });
 });

@@ -17,6 +17,7 @@ import { LogThrottle } from './log-throttle.js';
 import type { MemberTable } from './member-table.js';
 import type { RouterMetrics } from './metrics.js';
 import { SocketPair, type PairEnd, type SocketPairOptions } from './socket-pair.js';
+import { TrustedProxies, type ClientAddress } from './trusted-proxies.js';
 import {
   HTTP_REFUSAL,
   readNodeRefusal,
@@ -30,6 +31,11 @@ export interface WsProxyOptions {
   /** Origin allowlist and token verifier (undefined verifier: authentication off). */
   readonly handshake: HandshakeCheck;
   readonly handshakeRatePerSec: number;
+  /**
+   * Proxies whose X-Forwarded-For is believed for the client address (the handshake limit, log lines,
+   * the X-Forwarded-For the node gets); default none: the TCP peer is the client.
+   */
+  readonly trustedProxies?: TrustedProxies;
   readonly affinityQuery: boolean;
   readonly handshakeTimeoutMs: number;
   /**
@@ -81,6 +87,13 @@ function connectTo(url: string, timeoutMs: number): Promise<Socket> {
   });
 }
 
+/** What the proxy keeps about a socket until its handshake is over. */
+interface Handshake {
+  readonly client: ClientAddress;
+  /** Set when it asked for `?refusal=close`. */
+  readonly close?: { readonly style: RefusalStyle; readonly head: Buffer };
+}
+
 interface Pending {
   readonly id: string;
   readonly key: string;
@@ -110,8 +123,12 @@ export class WsProxy {
   readonly #log: Logger;
   /** Per client socket: stop the early reading and give back what was read (see handle()). */
   readonly #early = new WeakMap<Socket, () => void>();
-  /** Per client socket that asked for `?refusal=close`: how to refuse it, and the bytes after its head. */
-  readonly #closeStyle = new WeakMap<Socket, { style: RefusalStyle; head: Buffer }>();
+  /**
+   * Per client socket in handshake: its client address, and, when it asked for `?refusal=close`, how to
+   * refuse it and the bytes after its head.
+   */
+  readonly #handshake = new WeakMap<Socket, Handshake>();
+  readonly #proxies: TrustedProxies;
   /** Authenticated handshakes per address. */
   readonly #handshakes: AddressLimiter;
   /** Refused handshakes per address: their own budget, so a flood of them never spends the one above. */
@@ -126,6 +143,7 @@ export class WsProxy {
   constructor(options: WsProxyOptions) {
     this.#o = options;
     this.#log = options.logger.child({ subsystem: 'proxy' });
+    this.#proxies = options.trustedProxies ?? new TrustedProxies([]);
     const clock = options.now ? { now: options.now } : {};
     const rate = options.handshakeRatePerSec;
     this.#handshakes = new AddressLimiter(rate, rate * 2, clock);
@@ -169,7 +187,12 @@ export class WsProxy {
     });
 
     const style = refusalStyleOf(req);
-    if (style.kind === 'close') this.#closeStyle.set(client, { style, head });
+    const from = this.#proxies.resolve(client.remoteAddress, req.headers['x-forwarded-for']);
+    if (from.source === 'malformed') this.#logMalformedForward(from.address);
+    this.#handshake.set(client, {
+      client: from,
+      ...(style.kind === 'close' ? { close: { style, head } } : {}),
+    });
     const url = new URL(req.url ?? '/', 'http://router');
     const match = CHAT_PATH.exec(url.pathname);
     if (!match) return this.#failed(client, 404, 'ROUTER_ERR_NOT_FOUND', 'not_found');
@@ -200,6 +223,7 @@ export class WsProxy {
       const origin = auth.code === 'AUTH_ERR_ORIGIN_FORBIDDEN';
       this.#logRefusal(auth.code, origin ? 'warn' : 'info', {
         user: userId,
+        client: this.#clientOf(client).address,
         ...(origin ? { origin: req.headers.origin?.slice(0, 200) } : {}),
       });
       // 503 (AUTH_ERR_KEYS_UNAVAILABLE): no usable JWKS here; the client may retry.
@@ -220,7 +244,7 @@ export class WsProxy {
       return;
     }
     // Only an authenticated handshake spends the address's handshake budget.
-    if (!this.#handshakes.allow(client.remoteAddress ?? 'unknown')) {
+    if (!this.#handshakes.allow(this.#clientOf(client).address)) {
       return this.#refuse(client, 429, 'ROUTER_ERR_RATE_LIMITED', 'rate_limited', { 'Retry-After': '1' });
     }
     // Affinity precedence: the signed claim, then the query parameter (where allowed), then the user.
@@ -247,6 +271,19 @@ export class WsProxy {
   }
 
   /**
+   * A trusted proxy sent an X-Forwarded-For the router could not read (its client was taken to be the
+   * proxy, so all its clients share one handshake budget): a proxy to fix. Rate-limited like refusals.
+   */
+  #logMalformedForward(proxy: string): void {
+    const decision = this.#refusalLog.hit('x-forwarded-for');
+    if (!decision.log) return;
+    this.#log.warn(
+      { proxy, suppressed: decision.suppressed },
+      'unreadable X-Forwarded-For from a trusted proxy: its address is used',
+    );
+  }
+
+  /**
    * Refuses a handshake that failed (bad path, user id, upgrade, affinity, origin or token) with its own
    * status, charged to the address's failure budget; once that is spent, such handshakes get 429 instead.
    * Valid handshakes from the same address have their own budget and are not refused for these.
@@ -258,7 +295,7 @@ export class WsProxy {
     result: string,
     headers: Record<string, string> = {},
   ) {
-    if (!this.#failures.allow(client.remoteAddress ?? 'unknown')) {
+    if (!this.#failures.allow(this.#clientOf(client).address)) {
       return this.#refuse(client, 429, 'ROUTER_ERR_RATE_LIMITED', 'rate_limited', { 'Retry-After': '1' });
     }
     this.#refuse(client, status, code, result, headers);
@@ -281,7 +318,7 @@ export class WsProxy {
    * the client's close frame is read there).
    */
   #answer(client: Socket, status: number, code: ErrorCode, headers: Record<string, string> = {}): void {
-    const close = this.#closeStyle.get(client);
+    const close = this.#handshake.get(client)?.close;
     if (close) {
       this.#early.get(client)?.();
       this.#early.delete(client);
@@ -361,7 +398,8 @@ export class WsProxy {
 
   /**
    * Sends the client's handshake to the node over `p.upstream` with the router's headers (the connection
-   * id and affinity key replace any a client sent; X-Forwarded-For/Port/Proto appended) and follows the
+   * id and affinity key replace any a client sent; X-Forwarded-For is the chain from the client the router
+   * vouches for, see `TrustedProxies`; X-Forwarded-Port/Proto appended) and follows the
    * answer: a 101 hands both sockets to a `SocketPair`; any other status is relayed to the client with its
    * body (bounded) and `Connection: close`.
    */
@@ -370,12 +408,11 @@ export class WsProxy {
     const target = new URL(url);
     const headers: Record<string, string | string[] | undefined> = { ...req.headers };
     delete headers.trailer;
-    const remote = req.socket.remoteAddress ?? '';
     const append = (name: string, value: string) => {
       const prior = headers[name];
       headers[name] = typeof prior === 'string' && prior !== '' ? `${prior},${value}` : value;
     };
-    append('x-forwarded-for', remote);
+    headers['x-forwarded-for'] = this.#clientOf(p.client).chain.join(', ');
     append('x-forwarded-port', String(req.socket.localPort ?? ''));
     append('x-forwarded-proto', 'ws');
     headers[CONNECTION_ID_HEADER] = p.id;
@@ -401,7 +438,7 @@ export class WsProxy {
       // The node answered with a status instead of 101 (e.g. 503 draining): relayed as it is.
       this.#finish(p, 'upstream_rejected');
       this.#log.debug({ node: p.nodeId, status: res.statusCode }, 'node refused the upgrade');
-      if (this.#closeStyle.has(p.client)) void this.#relayAsClose(res, p);
+      if (this.#handshake.get(p.client)?.close) void this.#relayAsClose(res, p);
       else relayResponse(res, p.client, () => p.upstream.destroy());
     });
     proxyReq.on('error', (err: Error) => {
@@ -422,6 +459,11 @@ export class WsProxy {
     p.upstream.destroy();
     if (refusal) this.#answer(p.client, refusal.status, refusal.code, refusal.headers);
     else p.client.destroy();
+  }
+
+  /** The client address of a socket in handshake (the peer's when it was never looked at). */
+  #clientOf(client: Socket): ClientAddress {
+    return this.#handshake.get(client)?.client ?? this.#proxies.resolve(client.remoteAddress, undefined);
   }
 
   #finish(p: Pending, result: string): void {

@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+
 /**
  * Typed configuration fields. Each field names its `CHAT_*` environment variable, its default and one
  * sentence of documentation; `parse` turns the raw string into the value or throws a message saying
@@ -98,6 +100,40 @@ export function list(
       .map((s) => s.trim())
       .filter((s) => s.length > 0);
     const bad = spec.item ? items.filter((s) => !spec.item?.test(s)) : [];
+    if (bad.length > 0) throw new Error(`expected ${accepts}; bad item(s): ${bad.join(', ')}`);
+    return Object.freeze(items);
+  });
+}
+
+/**
+ * Why `text` is not an IPv4 or IPv6 address or CIDR block (`10.0.0.0/8`, `fd00::/8`, `192.0.2.7`), or
+ * undefined when it is one. A single address is its own block (/32, /128); no zone ids (`%eth0`).
+ */
+export function cidrProblem(text: string): string | undefined {
+  const slash = text.indexOf('/');
+  const address = slash < 0 ? text : text.slice(0, slash);
+  const family = isIP(address);
+  if (family === 0 || address.includes('%')) return 'not an IPv4 or IPv6 address';
+  if (slash < 0) return undefined;
+  const prefix = text.slice(slash + 1);
+  const max = family === 4 ? 32 : 128;
+  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > max) return `prefix length not 0-${max}`;
+  return undefined;
+}
+
+/** A comma-separated list of CIDR blocks or single addresses, IPv4 and IPv6 (see `cidrProblem`). */
+export function cidrList(spec: Common<readonly string[]>): Field<readonly string[]> {
+  const accepts =
+    'a comma-separated list of IPv4/IPv6 CIDR blocks or addresses (10.0.0.0/8, fd00::/8, 192.0.2.7)';
+  return field(spec, accepts, (raw) => {
+    const items = raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0);
+    const bad = items.flatMap((item) => {
+      const problem = cidrProblem(item);
+      return problem === undefined ? [] : [`${item} (${problem})`];
+    });
     if (bad.length > 0) throw new Error(`expected ${accepts}; bad item(s): ${bad.join(', ')}`);
     return Object.freeze(items);
   });

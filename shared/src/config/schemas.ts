@@ -1,4 +1,4 @@
-import { HOST_PORT, bool, int, list, oneOf, str } from './fields.js';
+import { HOST_PORT, bool, cidrList, int, list, oneOf, str } from './fields.js';
 import type { ConfigSchema } from './load.js';
 
 /**
@@ -514,7 +514,12 @@ export const routerConfigSchema = {
     default: 20,
     min: 1,
     max: 1_000_000,
-    doc: 'WebSocket handshakes per second one source address may make (burst: twice this); more get HTTP 429.',
+    doc: 'WebSocket handshakes per second one client address may make (burst: twice this); more get HTTP 429. The address is the TCP peer, or behind CHAT_ROUTER_TRUSTED_PROXIES the client they report.',
+  }),
+  trustedProxies: cidrList({
+    env: 'CHAT_ROUTER_TRUSTED_PROXIES',
+    default: [],
+    doc: 'Proxies (CIDR blocks or addresses, IPv4 and IPv6) whose X-Forwarded-For the router believes: for a handshake from one of them, the client address (for the per-address handshake limit, the logs, and the X-Forwarded-For passed to the node) is the rightmost X-Forwarded-For entry that is not itself a trusted proxy. Empty (the default): nobody is believed and the client address is the TCP peer. List only your load balancers or ingress controllers: a listed address can claim to be any client. PROXY protocol is not supported.',
   }),
   adminToken: str({
     env: 'CHAT_ROUTER_ADMIN_TOKEN',
