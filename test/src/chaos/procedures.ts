@@ -238,7 +238,7 @@ const list = (m: Readonly<Record<string, number>>) =>
 export function describeMove(plan: MovePlan, moved: Moved): string {
   const migrated = Object.values(moved.migrations).reduce((a, b) => a + b, 0);
   return [
-    `${plan.change.startsWith('undrain') ? plan.change : `\`plan ${plan.change}\``} predicted ${plan.shards} of ${plan.shardCount} shards (${pct(plan.shards, plan.shardCount)})`,
+    `${plan.change.startsWith('undrain') ? `\`chatctl ${plan.change}\` (its plan computed like the router's: \`plan add\` refuses a member)` : `\`chatctl plan ${plan.change}\``} predicted ${plan.shards} of ${plan.shardCount} shards (${pct(plan.shards, plan.shardCount)})`,
     `and ${plan.connections} of ${plan.totalConnections} connections (${pct(plan.connections, plan.totalConnections)});`,
     `moved: ${moved.shards} shards (router chat_router_shards_moved_total),`,
     `${migrated} connections (chat_router_migrations_total: ${list(moved.migrations)}),`,
