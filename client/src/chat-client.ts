@@ -640,13 +640,17 @@ class Client implements ChatClient {
     try {
       const t = await token();
       if (typeof t !== 'string' || t === '') throw new TypeError('the token function gave no string');
+      // The same token again (a fixed token, a cache) would be "refreshed" in a loop: wait for a newer one.
+      const times = tokenTimes(t);
+      if (times && times.exp * 1000 <= expMs)
+        throw new TypeError('the token function gave no token expiring later than the current one');
       fresh = t;
     } catch (err) {
       if (this.#ws !== ws) return;
       const message = err instanceof Error ? err.message : String(err);
       this.#events.emit(
         'error',
-        ChatError.client('CLIENT_ERR_TOKEN', `the token function failed: ${message}`),
+        ChatError.client('CLIENT_ERR_TOKEN', `the token refresh failed: ${message}`),
       );
       // Try again halfway to the expiry; past it, the server closes with 4003 and a reconnect asks again.
       const left = expMs - Date.now();

