@@ -1,12 +1,13 @@
 // `npm run chat -- <userId> [ws://host:port]`: a small terminal chat client (`--help` for its usage, `/help`
-// once running for its commands). Reconnects when that helps (a dropped connection, a draining or moved
-// node, an overloaded router), after the server's hint or a growing backoff, and says so; exits 1 with the
-// reason when the server refuses it for good (a bad token, a foreign origin).
-import { randomUUID } from 'node:crypto';
+// once running for its commands), built on the client SDK (@chat/client, Node 24's WebSocket): the SDK
+// reconnects when that helps (a dropped connection, a draining or moved node, an overloaded router) after
+// the server's hint or a growing backoff, keeps sends made meanwhile and sends them once; this file says
+// what happens, and exits 1 with the reason when the server refuses it for good (a bad token, a foreign
+// origin).
 import { createInterface } from 'node:readline';
-import WebSocket from 'ws';
-import { BEARER_PROTOCOL_PREFIX, mintToken } from '@chat/shared';
-import { HELP, USAGE, afterClose, afterRefusal, parseArgs, parseLine, type Next } from './chat-input.js';
+import { connect, type ChatError } from '@chat/client';
+import { mintToken } from '@chat/shared';
+import { HELP, USAGE, onState, parseArgs, parseLine } from './chat-input.js';
 import { devSecret } from './dev-secret.js';
 
 const args = parseArgs(process.argv.slice(2), process.env.CHAT_URL ?? 'ws://127.0.0.1:8080');
@@ -19,110 +20,51 @@ if (args.kind === 'error') {
   process.exit(64);
 }
 const { userId, url } = args;
-
-let socket: WebSocket | undefined;
-let peer: string | undefined;
-let seq = 0;
-/** cids are unique per sender across runs: a node takes a repeated (cid, receiver, body) for a retry. */
-const cidPrefix = randomUUID().slice(0, 8);
-/** Failed attempts since the last successful connection (drives the backoff). */
-let attempt = 0;
-let retryTimer: NodeJS.Timeout | undefined;
-let quitting = false;
-const rl = createInterface({ input: process.stdin, terminal: false });
 const say = (line: string) => console.log(line);
 
 /**
  * CHAT_TOKEN; else a token minted with CHAT_AUTH_HS256_SECRET (the secret a cluster run by hand shares),
- * else with the demo's development secret; else none (authentication off).
+ * else with the demo's development secret; else none (authentication off). Minted tokens live an hour and
+ * the SDK refreshes them in-band before they expire.
  */
-async function token(): Promise<string | undefined> {
-  if (process.env.CHAT_TOKEN) return process.env.CHAT_TOKEN;
+function tokenSource(): (() => Promise<string>) | undefined {
+  const fixed = process.env.CHAT_TOKEN;
+  if (fixed) return () => Promise.resolve(fixed);
   const secret = process.env.CHAT_AUTH_HS256_SECRET || devSecret(false);
   if (!secret) return undefined;
-  return mintToken({
-    secret,
-    sub: userId,
-    ttlSec: 3600,
-    ...(process.env.CHAT_AUTH_ISSUER ? { issuer: process.env.CHAT_AUTH_ISSUER } : {}),
-    ...(process.env.CHAT_AUTH_AUDIENCE ? { audience: process.env.CHAT_AUTH_AUDIENCE } : {}),
-  });
+  return () =>
+    mintToken({
+      secret,
+      sub: userId,
+      ttlSec: 3600,
+      ...(process.env.CHAT_AUTH_ISSUER ? { issuer: process.env.CHAT_AUTH_ISSUER } : {}),
+      ...(process.env.CHAT_AUTH_AUDIENCE ? { audience: process.env.CHAT_AUTH_AUDIENCE } : {}),
+    });
 }
 
-/** Acts on how an attempt ended: reconnect later, or leave with an exit status. */
-function then(next: Next): void {
+const client = connect({ url, userId, token: tokenSource() });
+let peer: string | undefined;
+/** Reconnect waits since the last open connection, as the user counts them. */
+let retry = 0;
+let quitting = false;
+const rl = createInterface({ input: process.stdin, terminal: false });
+
+client.on('state', (e) => {
   if (quitting) return;
-  if (next.kind === 'exit') {
-    (next.code === 0 ? console.log : console.error)(`(${next.why}; exiting)`);
-    quitting = true;
+  retry = e.state === 'reconnecting' ? retry + 1 : 0;
+  const outcome = onState(e, retry, userId, url);
+  if (outcome.kind === 'say') say(outcome.line);
+  if (outcome.kind === 'exit') {
+    console.error(`(${outcome.why}; exiting)`);
+    process.exitCode = outcome.code;
     rl.close();
-    process.exitCode = next.code;
-    return;
   }
-  attempt++;
-  say(`(${next.why}; reconnecting in ${(next.delayMs / 1000).toFixed(1)} s, attempt ${attempt})`);
-  retryTimer = setTimeout(() => void connect(), next.delayMs);
-}
-
-async function connect(): Promise<void> {
-  retryTimer = undefined;
-  if (quitting) return;
-  const jwt = await token();
-  // Like a browser: the token rides in the subprotocol list, next to chat.v1.
-  const protocols = jwt ? ['chat.v1', `${BEARER_PROTOCOL_PREFIX}${jwt}`] : ['chat.v1'];
-  const ws = new WebSocket(`${url}/chat/${userId}`, protocols);
-  socket = ws;
-  /** Set when this attempt's outcome is decided, so the close that follows a refusal is not acted on. */
-  let settled = false;
-  ws.on('open', () => {
-    attempt = 0;
-    say(`connected as ${userId} to ${url}; type "@someone message", /help for commands, /quit to leave`);
-  });
-  ws.on('message', (data: Buffer) => {
-    let frame: Record<string, unknown>;
-    try {
-      frame = JSON.parse(data.toString()) as Record<string, unknown>;
-    } catch {
-      return;
-    }
-    if (frame.type === 'message') {
-      peer = String(frame.from);
-      say(`[${String(frame.from)}] ${String(frame.body)}`);
-    } else if (frame.type === 'ack' && frame.status === 'offline') {
-      say(`(not delivered: nobody is connected as that user)`);
-    } else if (frame.type === 'error') {
-      say(`(error ${String(frame.code)}${frame.retryable ? ', try again' : ''}: ${String(frame.message)})`);
-    }
-  });
-  // Connection errors (refused, reset) end in a 1006 close, handled there.
-  ws.on('error', () => undefined);
-  // The upgrade was answered with a status instead of 101: read the body's code, then decide.
-  ws.on('unexpected-response', (req, res) => {
-    settled = true;
-    let body = '';
-    res.setEncoding('utf8');
-    res.on('data', (chunk: string) => {
-      if (body.length < 4096) body += chunk;
-    });
-    res.on('end', () => {
-      let code: string | undefined;
-      try {
-        code = (JSON.parse(body) as { error?: unknown }).error?.toString();
-      } catch {
-        code = undefined;
-      }
-      const retryAfter = res.headers['retry-after'];
-      req.destroy();
-      then(afterRefusal(res.statusCode ?? 0, code, retryAfter, attempt));
-    });
-    res.on('error', () => undefined);
-  });
-  ws.on('close', (code, reason) => {
-    if (settled) return;
-    settled = true;
-    then(afterClose(code, reason.toString(), attempt));
-  });
-}
+});
+client.on('message', (m) => {
+  peer = m.from;
+  say(`[${m.from}] ${m.body}`);
+});
+client.on('error', (e) => say(`(error ${e.code}${e.retryable ? ', try again' : ''}: ${e.message})`));
 
 rl.on('line', (line) => {
   const action = parseLine(line, peer);
@@ -146,18 +88,22 @@ rl.on('line', (line) => {
       return say(`(talking to ${peer}; lines without @ go to ${peer})`);
     case 'send':
       peer = action.to;
-      if (socket?.readyState !== WebSocket.OPEN) return say('(not connected yet: not sent)');
-      socket.send(
-        JSON.stringify({ type: 'send', cid: `${cidPrefix}-${++seq}`, to: action.to, body: action.body }),
+      // Sent at once when connected, else when the SDK is back; answered once either way.
+      if (client.state !== 'open') say('(not connected: sent once reconnected)');
+      client.send(action.to, action.body).then(
+        (ack) => {
+          if (ack.status === 'offline') say('(not delivered: nobody is connected as that user)');
+        },
+        (err: ChatError) => {
+          if (err.code !== 'CLIENT_ERR_CLOSED')
+            say(`(not sent: ${err.code}${err.retryable ? ', try again' : ''}: ${err.message})`);
+        },
       );
   }
 });
 rl.on('close', () => {
   quitting = true;
-  clearTimeout(retryTimer);
   // readline leaves a piped stdin open, which would keep the process alive.
   process.stdin.destroy();
-  if (socket && socket.readyState !== WebSocket.CLOSED) socket.close(1000);
+  void client.close();
 });
-
-void connect();

@@ -1,9 +1,8 @@
 // The terminal chat client's decisions, kept pure so a unit test can pin them down: what its command-line
-// arguments mean, what a typed line means, and what to do when the server refuses or closes the socket.
-import { CLOSE_CODES } from '@chat/shared';
-
-/** User ids the server accepts (shared/src/protocol/schemas.ts `UserId`). */
-const USER_ID = /^[A-Za-z0-9._@-]{1,128}$/;
+// arguments mean, what a typed line means, and what to tell the user (or whether to leave) when the
+// connection changes. Reconnecting itself (when, after which hint, with which cid) is the SDK's
+// (@chat/client, tested in test/src/client).
+import { USER_ID_PATTERN as USER_ID, type StateEvent } from '@chat/client';
 
 export const USAGE = `usage: npm run chat <userId> [ws://host:port]
        npm run chat -- --help
@@ -97,83 +96,65 @@ export function parseLine(line: string, peer: string | undefined): LineAction {
   return peer ? { kind: 'send', to: peer, body: text } : { kind: 'no-peer' };
 }
 
-/** What to do after a connection attempt ended. */
-export type Next =
-  | { readonly kind: 'retry'; readonly delayMs: number; readonly why: string }
+/** What the terminal does about a connection change: print a line, leave with a status, or nothing. */
+export type Outcome =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'say'; readonly line: string }
   | { readonly kind: 'exit'; readonly code: number; readonly why: string };
 
-/** HTTP statuses of a refused upgrade worth trying again (overloaded, rate limited, a gateway hiccup). */
-const RETRY_STATUSES = new Set([429, 502, 503, 504]);
-const MAX_BACKOFF_MS = 30_000;
+/** A refused upgrade the SDK saw as a close (`refusal=close`): 4000 + the HTTP status. */
+const refusedStatus = (code: number | undefined) =>
+  code !== undefined && code >= 4400 && code <= 4599 ? code - 4000 : undefined;
 
-/** Exponential backoff with full jitter: a random delay in [base/2, base], base = 500 ms * 2^attempt. */
-export function backoffMs(attempt: number, random: () => number = Math.random): number {
-  const base = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(attempt, 16));
-  return Math.round(base / 2 + (random() * base) / 2);
+/** Why the connection ended, as the user reads it: the refusal's status and code, or the close. */
+function why(e: StateEvent): string {
+  const status = refusedStatus(e.code);
+  if (status !== undefined) {
+    const code = e.error?.code.startsWith('CLIENT_ERR_') ? undefined : e.error?.code;
+    return `refused: HTTP ${status}${code ? ` ${code}` : ''}`;
+  }
+  if (e.code === undefined && e.error) return `no token: ${e.error.message}`;
+  return `disconnected: ${e.code ?? '?'}${e.reason ? ` ${e.reason}` : ''}`;
 }
 
-/** The server's `Retry-After` header in milliseconds (seconds form only), if any. */
-export function retryAfterHeaderMs(value: string | undefined): number | undefined {
-  if (value === undefined || !/^\d+$/.test(value.trim())) return undefined;
-  return Number(value.trim()) * 1000;
-}
-
-/** The `retry_after_ms=N` hint of a close reason, if any. */
-export function retryHintMs(reason: string): number | undefined {
-  const m = /retry_after_ms=(\d+)/.exec(reason);
-  return m ? Number(m[1]) : undefined;
+/** What a refusal for good means for this user. */
+function refusalHint(status: number | undefined): string {
+  if (status === 401) return ': the server wants a valid token (set CHAT_TOKEN, see npm run token)';
+  if (status === 403) return ': the token is for another user, or this origin is not allowed';
+  return '';
 }
 
 /**
- * After a refused upgrade (HTTP `status`, the body's error `code`, the `Retry-After` header): 401, 403,
- * 400 and 404 will not change by retrying (exit 1 with why); 429, 502, 503, 504 are retried after the
- * server's hint or a growing backoff.
+ * What to tell the user after a `state` event of the SDK. `retry` counts reconnect waits since the last
+ * open connection (1 for the first). A refused token (4401) ends the terminal at once: its token comes
+ * from CHAT_TOKEN or a fixed secret, so a fresh one would be refused the same way (a browser's token
+ * function may do better: the SDK itself tries three). Every other refusal or close the SDK stops on
+ * ends it with status 1; a close the user asked for says nothing.
  */
-export function afterRefusal(
-  status: number,
-  code: string | undefined,
-  retryAfter: string | undefined,
-  attempt: number,
-  random: () => number = Math.random,
-): Next {
-  const what = `HTTP ${status}${code ? ` ${code}` : ''}`;
-  if (!RETRY_STATUSES.has(status)) {
-    const hint =
-      status === 401
-        ? ': the server wants a valid token (set CHAT_TOKEN, see npm run token)'
-        : status === 403
-          ? ': the token is for another user, or this origin is not allowed'
-          : '';
-    return { kind: 'exit', code: 1, why: `refused: ${what}${hint}` };
+export function onState(e: StateEvent, retry: number, userId: string, url: string): Outcome {
+  switch (e.state) {
+    case 'connecting':
+      return { kind: 'none' };
+    case 'open':
+      return {
+        kind: 'say',
+        line: `connected as ${userId} to ${url}; type "@someone message", /help for commands, /quit to leave`,
+      };
+    case 'reconnecting':
+      if (e.code === 4401) return { kind: 'exit', code: 1, why: `${why(e)}${refusalHint(401)}` };
+      return {
+        kind: 'say',
+        line: `(${why(e)}; reconnecting in ${((e.retryInMs ?? 0) / 1000).toFixed(1)} s, attempt ${retry})`,
+      };
+    case 'closed': {
+      if (!e.error) return { kind: 'none' };
+      const status = refusedStatus(e.code);
+      if (status !== undefined) return { kind: 'exit', code: 1, why: `${why(e)}${refusalHint(status)}` };
+      return {
+        kind: 'exit',
+        code: 1,
+        why: `closed by the server: ${e.code ?? '?'}${e.reason ? ` ${e.reason}` : ''} (${e.error.code})`,
+      };
+    }
   }
-  const delayMs = retryAfterHeaderMs(retryAfter) ?? backoffMs(attempt, random);
-  return { kind: 'retry', delayMs, why: `refused: ${what}` };
-}
-
-/** Close codes after which reconnecting helps (shared/src/protocol/close-codes.ts), plus 1005 and 1006. */
-const RECONNECT_CODES = new Set<number>([
-  1005, // no status: the peer went away without a close frame's code
-  1006, // abnormal: the connection dropped (or never opened: router down)
-  ...Object.values(CLOSE_CODES)
-    .filter((c) => c.reconnect)
-    .map((c) => c.code),
-]);
-
-/**
- * After the connection closed with `code` and `reason` (1006 also when it never opened): reconnect after
- * the reason's `retry_after_ms` hint (4001, 4002, 4008) or a growing backoff when the code says it helps;
- * otherwise exit 1 (1008 policy, 1002 protocol, unknown codes) or 0 (1000, a normal close by the server).
- */
-export function afterClose(
-  code: number,
-  reason: string,
-  attempt: number,
-  random: () => number = Math.random,
-): Next {
-  const what = `${code}${reason ? ` ${reason}` : ''}`;
-  if (RECONNECT_CODES.has(code)) {
-    const delayMs = retryHintMs(reason) ?? backoffMs(attempt, random);
-    return { kind: 'retry', delayMs, why: `disconnected: ${what}` };
-  }
-  return { kind: 'exit', code: code === 1000 ? 0 : 1, why: `closed by the server: ${what}` };
 }

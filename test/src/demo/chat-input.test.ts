@@ -1,16 +1,11 @@
 // The terminal chat client's pure decisions (demo/src/chat-input.ts): arguments, typed lines, and what to
-// do after a refused upgrade or a close. The client itself is run end to end in chat-client.test.ts.
+// tell the user (or whether to leave) on each connection change. When and how to reconnect is the SDK's,
+// tested with it (test/src/client/close-policy.test.ts, sdk-policy.test.ts); the client itself is run end
+// to end in chat-client.test.ts.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import {
-  afterClose,
-  afterRefusal,
-  backoffMs,
-  parseArgs,
-  parseLine,
-  retryAfterHeaderMs,
-  retryHintMs,
-} from '../../../demo/src/chat-input.js';
+import { ChatError } from '@chat/client';
+import { onState, parseArgs, parseLine } from '../../../demo/src/chat-input.js';
 
 const DEFAULT = 'ws://127.0.0.1:8080';
 
@@ -93,90 +88,107 @@ describe('parseLine', () => {
   });
 });
 
-describe('afterRefusal', () => {
-  test('401, 403, 400 and 404 exit 1 with the status and code; 401 says how to get a token', () => {
-    const r401 = afterRefusal(401, 'AUTH_ERR_INVALID_TOKEN', undefined, 0);
-    assert.equal(r401.kind, 'exit');
-    assert.equal(r401.kind === 'exit' && r401.code, 1);
-    assert.match(r401.why, /HTTP 401 AUTH_ERR_INVALID_TOKEN.*CHAT_TOKEN/);
-    for (const status of [400, 403, 404]) {
-      const r = afterRefusal(status, 'X', '5', 0);
-      assert.equal(r.kind, 'exit', String(status));
-      assert.match(r.why, new RegExp(`HTTP ${status} X`));
-    }
-    assert.equal(afterRefusal(403, undefined, undefined, 0).why.startsWith('refused: HTTP 403'), true);
-  });
+describe('onState', () => {
+  const on = (e: Parameters<typeof onState>[0], retry = 1) => onState(e, retry, 'alice', 'ws://h:1');
+  const refusal = (code: string) => new ChatError(code, false, code, { closeCode: 4403 });
 
-  test('429, 502, 503 and 504 retry after Retry-After, else after a growing backoff', () => {
-    assert.deepEqual(afterRefusal(503, 'ROUTER_ERR_NO_NODE', '2', 0), {
-      kind: 'retry',
-      delayMs: 2000,
-      why: 'refused: HTTP 503 ROUTER_ERR_NO_NODE',
+  test('open: says who is connected where, and how to chat', () => {
+    assert.deepEqual(on({ state: 'open', attempt: 2 }), {
+      kind: 'say',
+      line: 'connected as alice to ws://h:1; type "@someone message", /help for commands, /quit to leave',
     });
-    assert.equal((afterRefusal(429, 'ROUTER_ERR_RATE_LIMITED', '1', 5) as { delayMs: number }).delayMs, 1000);
-    const max = () => 1;
-    assert.equal((afterRefusal(502, undefined, undefined, 0, max) as { delayMs: number }).delayMs, 500);
-    assert.equal((afterRefusal(504, undefined, 'soon', 3, max) as { delayMs: number }).delayMs, 4000);
-  });
-});
-
-describe('afterClose', () => {
-  test('4001, 4002 and 4008 reconnect after the reason’s retry_after_ms hint', () => {
-    for (const code of [4001, 4002, 4008]) {
-      assert.deepEqual(afterClose(code, 'moved retry_after_ms=750', 9), {
-        kind: 'retry',
-        delayMs: 750,
-        why: `disconnected: ${code} moved retry_after_ms=750`,
-      });
-    }
+    assert.deepEqual(on({ state: 'connecting', attempt: 0 }), { kind: 'none' });
   });
 
-  test('1006 (dropped or never opened), 4009, 1001, 1011 and 4003 reconnect with backoff', () => {
-    const max = () => 1;
-    for (const code of [1006, 4009, 1001, 1011, 4003, 1005]) {
-      assert.deepEqual(afterClose(code, '', 1, max), {
-        kind: 'retry',
-        delayMs: 1000,
-        why: `disconnected: ${code}`,
-      });
-    }
-  });
-
-  test('a normal close exits 0; policy, protocol and unknown codes exit 1', () => {
-    assert.deepEqual(afterClose(1000, '', 0), { kind: 'exit', code: 0, why: 'closed by the server: 1000' });
-    for (const code of [1002, 1008, 4999])
-      assert.equal((afterClose(code, '', 0) as { code: number }).code, 1);
-  });
-});
-
-describe('backoffMs', () => {
-  test('doubles from 500 ms, jittered within [base/2, base], capped at 30 s', () => {
+  test('reconnecting: the close (or the refusal as an HTTP status and code), the wait and the retry number', () => {
     assert.deepEqual(
-      [0, 1, 2, 3].map((a) => backoffMs(a, () => 1)),
-      [500, 1000, 2000, 4000],
+      on(
+        {
+          state: 'reconnecting',
+          attempt: 1,
+          retryInMs: 1234,
+          code: 4002,
+          reason: 'moved retry_after_ms=1200',
+        },
+        3,
+      ),
+      {
+        kind: 'say',
+        line: '(disconnected: 4002 moved retry_after_ms=1200; reconnecting in 1.2 s, attempt 3)',
+      },
+    );
+    assert.deepEqual(on({ state: 'reconnecting', attempt: 2, retryInMs: 260, code: 1006, reason: '' }), {
+      kind: 'say',
+      line: '(disconnected: 1006; reconnecting in 0.3 s, attempt 1)',
+    });
+    const noNode = new ChatError('ROUTER_ERR_NO_NODE', true, 'ROUTER_ERR_NO_NODE retry_after_ms=1000');
+    assert.deepEqual(
+      on({
+        state: 'reconnecting',
+        attempt: 2,
+        retryInMs: 1490,
+        code: 4503,
+        reason: noNode.message,
+        error: noNode,
+      }),
+      { kind: 'say', line: '(refused: HTTP 503 ROUTER_ERR_NO_NODE; reconnecting in 1.5 s, attempt 1)' },
+    );
+    const token = ChatError.client('CLIENT_ERR_TOKEN', 'the token function failed: no secret');
+    assert.deepEqual(on({ state: 'reconnecting', attempt: 2, retryInMs: 100, error: token }), {
+      kind: 'say',
+      line: '(no token: the token function failed: no secret; reconnecting in 0.1 s, attempt 1)',
+    });
+  });
+
+  test('a refused token (4401) leaves at once with status 1 and says how to get a token', () => {
+    const r = on({
+      state: 'reconnecting',
+      attempt: 2,
+      retryInMs: 100,
+      code: 4401,
+      reason: 'AUTH_ERR_INVALID_TOKEN',
+      error: refusal('AUTH_ERR_INVALID_TOKEN'),
+    });
+    assert.equal(r.kind, 'exit');
+    assert.equal(r.kind === 'exit' && r.code, 1);
+    assert.match(r.kind === 'exit' ? r.why : '', /^refused: HTTP 401 AUTH_ERR_INVALID_TOKEN: .*CHAT_TOKEN/);
+  });
+
+  test('closed by the server for good: status 1 with the refusal or the close; closed by the user: nothing', () => {
+    assert.deepEqual(
+      on({
+        state: 'closed',
+        attempt: 1,
+        code: 4403,
+        reason: 'AUTH_ERR_SUBJECT_MISMATCH',
+        error: refusal('AUTH_ERR_SUBJECT_MISMATCH'),
+      }),
+      {
+        kind: 'exit',
+        code: 1,
+        why: 'refused: HTTP 403 AUTH_ERR_SUBJECT_MISMATCH: the token is for another user, or this origin is not allowed',
+      },
     );
     assert.deepEqual(
-      [0, 1, 2, 3].map((a) => backoffMs(a, () => 0)),
-      [250, 500, 1000, 2000],
+      on({
+        state: 'closed',
+        attempt: 1,
+        code: 4404,
+        reason: '',
+        error: ChatError.client('CLIENT_ERR_CONNECTION_CLOSED', 'x'),
+      }),
+      { kind: 'exit', code: 1, why: 'refused: HTTP 404' },
     );
-    assert.equal(
-      backoffMs(20, () => 1),
-      30_000,
+    assert.deepEqual(
+      on({
+        state: 'closed',
+        attempt: 0,
+        code: 1008,
+        reason: 'policy',
+        error: ChatError.client('CLIENT_ERR_CONNECTION_CLOSED', 'x'),
+      }),
+      { kind: 'exit', code: 1, why: 'closed by the server: 1008 policy (CLIENT_ERR_CONNECTION_CLOSED)' },
     );
-    assert.equal(
-      backoffMs(1000, () => 0),
-      15_000,
-    );
-  });
-});
-
-describe('retryAfterHeaderMs and retryHintMs', () => {
-  test('read the hints, and nothing else', () => {
-    assert.equal(retryAfterHeaderMs('3'), 3000);
-    assert.equal(retryAfterHeaderMs(' 1 '), 1000);
-    assert.equal(retryAfterHeaderMs('Wed, 21 Oct 2015 07:28:00 GMT'), undefined);
-    assert.equal(retryAfterHeaderMs(undefined), undefined);
-    assert.equal(retryHintMs('draining retry_after_ms=1200'), 1200);
-    assert.equal(retryHintMs('moved'), undefined);
+    assert.deepEqual(on({ state: 'closed', attempt: 0, code: 1000 }), { kind: 'none' });
   });
 });
