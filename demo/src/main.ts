@@ -3,6 +3,7 @@
 // member list; with it, the nodes use Kafka and the router reads their heartbeats from Kafka.
 import {
   createLogger,
+  mintToken,
   describeListenError,
   exitOnSignal,
   loadConfig,
@@ -23,6 +24,7 @@ import {
 } from '@chat/node';
 import { createRouter, KafkaMembership, StaticMembership } from '@chat/router';
 import { DEV_SECRET_FILE, devSecret } from './dev-secret.js';
+import { startPageServer } from './page-server.js';
 
 const NODES = ['node-1', 'node-2', 'node-3'];
 const env: Record<string, string | undefined> = { CHAT_LOG_LEVEL: 'warn', ...process.env };
@@ -61,12 +63,19 @@ function busFor(nodeId: string, epoch: string, metrics: NodeMetrics, log: Logger
 }
 
 const nodes: ChatNode[] = [];
+/** The browser chat page's port (demo only; 0 picks a free one). */
+const pagePort = Number(env.CHAT_DEMO_PAGE_PORT ?? '8000');
+if (!Number.isInteger(pagePort) || pagePort < 0 || pagePort > 65_535) {
+  console.error('demo: CHAT_DEMO_PAGE_PORT must be a port number (0-65535)');
+  process.exit(78);
+}
 
 /** Ends a failed start: a taken port is one line naming the variable that moves it, anything else a stack. */
 async function startFailed(err: unknown): Promise<never> {
   const line = describeListenError(err, [
     { env: 'CHAT_ROUTER_PORT', host: routerConfig.host, port: routerConfig.port },
     { env: 'CHAT_ROUTER_ADMIN_PORT', host: routerConfig.adminHost, port: routerConfig.adminPort },
+    { env: 'CHAT_DEMO_PAGE_PORT', host: '127.0.0.1', port: pagePort },
   ]);
   console.error(line ? `demo: ${line}` : err);
   await Promise.all(nodes.map((n) => n.stop()));
@@ -100,8 +109,32 @@ const { port, adminPort } = await router.start().catch(startFailed);
 // Wait until the router has probed the nodes, so the first client is not turned away.
 while (router.members.ring.size < NODES.length) await new Promise((r) => setTimeout(r, 20));
 
+// The browser chat page, on loopback: it mints development tokens for anyone who asks.
+const secret = env.CHAT_AUTH_HS256_SECRET;
+const publicHost = ['0.0.0.0', '::', ''].includes(routerConfig.host) ? '127.0.0.1' : routerConfig.host;
+const page = await startPageServer({
+  port: pagePort,
+  routerUrl: `ws://${publicHost.includes(':') ? `[${publicHost}]` : publicHost}:${port}`,
+  mint:
+    env.CHAT_AUTH_MODE === 'off'
+      ? () => Promise.resolve(null)
+      : secret
+        ? (sub, ttlSec) =>
+            mintToken({
+              secret,
+              sub,
+              ttlSec,
+              ...(env.CHAT_AUTH_ISSUER ? { issuer: env.CHAT_AUTH_ISSUER } : {}),
+              ...(env.CHAT_AUTH_AUDIENCE ? { audience: env.CHAT_AUTH_AUDIENCE } : {}),
+            })
+        : undefined,
+  // Who is connected through this router: placed by their user id (the page's tokens carry no affinity).
+  online: () => router.connections.all().map((c) => c.key),
+}).catch(startFailed);
+
 // Handlers before the ready line: whoever reads it may signal at once.
 exitOnSignal(async () => {
+  await page.close();
   await router.stop(500);
   const clean = await Promise.all(nodes.map((n) => n.stop()));
   return clean.every(Boolean) ? 0 : 1;
@@ -110,6 +143,7 @@ const endpoint = `ws://${routerConfig.host}:${port}/chat/{userId}`;
 console.log(
   `Chat cluster ready (${kafka ? 'Kafka bus' : 'in-process bus, no Kafka'}): one router, ${NODES.length} nodes.`,
 );
+console.log(`  Chat page: ${page.url}  (open it in two browser tabs, sign in as two users)`);
 console.log(`  Endpoint:  ${endpoint}`);
 console.log(`  Admin API: http://${routerConfig.adminHost}:${adminPort}/members`);
 console.log(`  Nodes:     ${urls.map((u) => `${u.id} ${u.url}`).join(', ')}`);
@@ -121,4 +155,4 @@ else if (env.CHAT_AUTH_MODE === 'off') console.log('  Auth:      OFF (CHAT_AUTH_
 console.log(
   `Chat from two more terminals:  npm run chat alice  /  npm run chat bob   (then type: @bob hello)`,
 );
-process.send?.({ type: 'ready', port, adminPort });
+process.send?.({ type: 'ready', port, adminPort, pageUrl: page.url });
