@@ -23,6 +23,7 @@ import {
   BEARER_PROTOCOL_PREFIX,
   CLOSE,
   MAX_BODY_CHARS,
+  REFUSAL_SUBPROTOCOL,
   SUBPROTOCOL,
   USER_ID_PATTERN,
   bodyLength,
@@ -361,7 +362,11 @@ class Client implements ChatClient {
     // The user id is checked against the protocol's pattern, whose characters need no escaping in a path;
     // the server takes the path literally (no percent-decoding), so `@` must stay `@`.
     const url = `${this.#base}/chat/${this.userId}?${query.join('&')}`;
-    const protocols = jwt === undefined ? [SUBPROTOCOL] : [SUBPROTOCOL, `${BEARER_PROTOCOL_PREFIX}${jwt}`];
+    const protocols = [
+      SUBPROTOCOL,
+      REFUSAL_SUBPROTOCOL,
+      ...(jwt === undefined ? [] : [`${BEARER_PROTOCOL_PREFIX}${jwt}`]),
+    ];
     let ws: WebSocketLike;
     try {
       ws = new this.#WS(url, protocols);
@@ -378,7 +383,8 @@ class Client implements ChatClient {
     ws.binaryType = 'arraybuffer';
     ws.addEventListener('error', () => undefined); // the close that follows says what happened
     ws.addEventListener('open', () => {
-      if (this.#ws === ws) this.#onOpen(jwt);
+      // A refusal completed only to carry its close code: not a connection, the close follows.
+      if (this.#ws === ws && ws.protocol !== REFUSAL_SUBPROTOCOL) this.#onOpen(jwt);
     });
     ws.addEventListener('message', (e) => {
       if (this.#ws === ws) this.#onData(e.data);

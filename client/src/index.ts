@@ -23,6 +23,7 @@ export { IdWindow } from './id-window.js';
 export {
   BEARER_PROTOCOL_PREFIX,
   CLOSE,
+  REFUSAL_SUBPROTOCOL,
   MAX_BODY_CHARS,
   USER_ID_PATTERN,
   SUBPROTOCOL,

@@ -16,6 +16,11 @@ import type {
 
 /** The subprotocol of protocol v1. */
 export const SUBPROTOCOL = 'chat.v1';
+/**
+ * Offered next to `chat.v1`: a router selects it only for a refused upgrade it completes to carry a
+ * `REFUSED_*` close, so an `open` with it is not a connection.
+ */
+export const REFUSAL_SUBPROTOCOL = 'chat.refusal';
 /** A browser cannot set headers: the token rides as this subprotocol prefix (`bearer.<jwt>`). */
 export const BEARER_PROTOCOL_PREFIX = 'bearer.';
 /** User ids as the server accepts them in `/chat/{userId}` and `to`. */

@@ -14,6 +14,8 @@ export interface WebSocketMessageLike {
 
 export interface WebSocketLike {
   readonly readyState: number;
+  /** The subprotocol the server selected (standard; an implementation without it never sees refusals early). */
+  readonly protocol?: string;
   binaryType: string;
   send(data: string): void;
   close(code?: number, reason?: string): void;

@@ -55,6 +55,10 @@ describe('refusalStyleOf', () => {
       request('/chat/a?refusal=close', { 'sec-websocket-protocol': 'bearer.x , chat.v1' }),
     );
     assert.equal(offered.kind === 'close' && offered.protocol, 'chat.v1');
+    const marked = refusalStyleOf(
+      request('/chat/a?refusal=close', { 'sec-websocket-protocol': 'chat.v1, chat.refusal, bearer.x' }),
+    );
+    assert.equal(marked.kind === 'close' && marked.protocol, 'chat.refusal', 'the refusal marker first');
     const other = refusalStyleOf(request('/chat/a?refusal=close', { 'sec-websocket-protocol': 'chat.v2' }));
     assert.equal(other.kind === 'close' && other.protocol, undefined);
   });

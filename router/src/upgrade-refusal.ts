@@ -6,6 +6,7 @@ import {
   REFUSAL_CLOSE,
   REFUSAL_PARAM,
   SUBPROTOCOL,
+  REFUSAL_SUBPROTOCOL,
   refusalReason,
   refusedCloseCode,
   rejectUpgrade,
@@ -56,7 +57,12 @@ export function refusalStyleOf(req: IncomingMessage): RefusalStyle {
   return {
     kind: 'close',
     accept: createHash('sha1').update(`${key}${WS_GUID}`).digest('base64'),
-    protocol: offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : undefined,
+    // `chat.refusal` when offered: the client knows at `open` that this is a refusal, not a connection.
+    protocol: offered.includes(REFUSAL_SUBPROTOCOL)
+      ? REFUSAL_SUBPROTOCOL
+      : offered.includes(SUBPROTOCOL)
+        ? SUBPROTOCOL
+        : undefined,
   };
 }
 

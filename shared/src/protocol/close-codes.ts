@@ -115,6 +115,12 @@ export function closeReason(name: CloseCodeName, retryAfterMs?: number): string 
  */
 export const REFUSAL_PARAM = 'refusal';
 export const REFUSAL_CLOSE = 'close';
+/**
+ * A subprotocol a client may offer next to `chat.v1` with `?refusal=close`: the router selects it for a
+ * refusal's handshake (a node never does), so the client knows at `open` that a `REFUSED_*` close follows
+ * and does not take the attempt for a connection.
+ */
+export const REFUSAL_SUBPROTOCOL = 'chat.refusal';
 
 /** The close reason's limit (RFC 6455: a control frame's payload is at most 125 bytes, 2 are the code). */
 export const MAX_CLOSE_REASON_BYTES = 123;

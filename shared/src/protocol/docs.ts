@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../errors.js';
-import { CLOSE_CODES, REFUSAL_CLOSE, REFUSAL_PARAM } from './close-codes.js';
+import { CLOSE_CODES, REFUSAL_CLOSE, REFUSAL_PARAM, REFUSAL_SUBPROTOCOL } from './close-codes.js';
 import { PING_TEXT, PONG_TEXT } from './codec.js';
 import { MAX_FRAME_DEPTH, MAX_FRAME_VALUES } from './frame-shape.js';
 import {
@@ -101,11 +101,13 @@ export function renderProtocolDocs(): string {
     'refused upgrade: it gets close `1006` whether the token was bad or the router overloaded. Add',
     `\`${REFUSAL_PARAM}=${REFUSAL_CLOSE}\` to the query (\`/chat/alice?${REFUSAL_PARAM}=${REFUSAL_CLOSE}\`) and the router answers every refusal in`,
     'the table above (its own, and the ones it relays from the node) by completing the handshake (`101`, with',
-    `\`${SUBPROTOCOL}\` when offered) and closing at once with code \`4000 + status\` (\`REFUSED_*\` in [Close codes](#close-codes))`,
+    `\`${REFUSAL_SUBPROTOCOL}\` when offered, else \`${SUBPROTOCOL}\` when offered) and closing at once with code \`4000 + status\` (\`REFUSED_*\` in [Close codes](#close-codes))`,
     'and the reason `<ERROR_CODE>`, or `<ERROR_CODE> retry_after_ms=<N>` when the HTTP answer had',
     '`Retry-After` (N = its seconds × 1000): e.g. `4401` `AUTH_ERR_TOKEN_EXPIRED`, `4429`',
     '`ROUTER_ERR_RATE_LIMITED retry_after_ms=1000`, `4503` `NODE_ERR_NOT_READY retry_after_ms=1000`. The page sees',
-    '`open` and then that `close`, so reconnect logic must look at the close code, not at whether `open` came.',
+    '`open` and then that `close`, so reconnect logic must look at the close code, not at whether `open` came;',
+    `a client that also offers the subprotocol \`${REFUSAL_SUBPROTOCOL}\` (a node never selects it) knows at \`open\``,
+    '(the selected subprotocol is that one) that a refusal follows, and does not take it for a connection.',
     'A node answer outside the contract (another status, no known code) becomes `4502`',
     '`ROUTER_ERR_UPSTREAM_FAILED`. A request that is not a valid WebSocket upgrade (no or a malformed',
     '`Sec-WebSocket-Key`, a version other than 13, `ROUTER_ERR_BAD_UPGRADE`) still gets the HTTP answer: there',

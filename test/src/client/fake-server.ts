@@ -41,13 +41,16 @@ export async function startFakeServer(
   onConnection: (conn: FakeConnection, index: number) => void = () => undefined,
   /** The HTTP status refusing upgrade request number `index` (0-based), or undefined to accept it. */
   refuse: (index: number) => number | undefined = () => undefined,
+  /** The subprotocol selected from those offered (a refusing router selects `chat.refusal`). */
+  select: (offered: Set<string>) => string | false = (offered) =>
+    offered.has('chat.v1') ? 'chat.v1' : false,
 ): Promise<FakeServer> {
   let upgrades = 0;
   const wss = new WebSocketServer({
     host: '127.0.0.1',
     port: 0,
     perMessageDeflate: false,
-    handleProtocols: (offered) => (offered.has('chat.v1') ? 'chat.v1' : false),
+    handleProtocols: select,
     verifyClient: (_info, done) => {
       const status = refuse(upgrades++);
       if (status === undefined) done(true);

@@ -252,6 +252,12 @@ describe('the SDK against a live cluster (3 nodes, a router, Kafka, JWT)', () =>
     assert.match(gaveUp.reason ?? '', /^AUTH_ERR_INVALID_TOKEN/);
     assert.equal(calls, 3);
     assert.equal(forged.wire.urls.length, 3);
+    // The router marks a refusal's handshake (`chat.refusal`): no refused attempt was reported as open.
+    for (const r of [mismatch, forged])
+      assert.deepEqual(
+        r.states.filter((s) => s.state === 'open'),
+        [],
+      );
   });
 
   // Last: it stops n2 for good.

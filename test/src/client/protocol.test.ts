@@ -12,6 +12,7 @@ import {
   MessageFrame,
   ServerFrame,
   SUBPROTOCOL as SHARED_SUBPROTOCOL,
+  REFUSAL_SUBPROTOCOL as SHARED_REFUSAL_SUBPROTOCOL,
   UserId,
   formatSince as sharedFormatSince,
   mintToken,
@@ -25,6 +26,7 @@ import {
   IdWindow,
   MAX_BODY_CHARS,
   REFRESH_LEAD_MS,
+  REFUSAL_SUBPROTOCOL,
   SUBPROTOCOL,
   USER_ID_PATTERN,
   bodyLength,
@@ -39,6 +41,7 @@ describe('protocol constants match @chat/shared', () => {
   test('subprotocol and bearer prefix', () => {
     assert.equal(SUBPROTOCOL, SHARED_SUBPROTOCOL);
     assert.equal(BEARER_PROTOCOL_PREFIX, SHARED_BEARER);
+    assert.equal(REFUSAL_SUBPROTOCOL, SHARED_REFUSAL_SUBPROTOCOL);
   });
 
   test('every close code the server uses has the same number in the SDK, and the policy knows it', () => {

@@ -78,7 +78,7 @@ describe('connecting and sending', () => {
     assert.equal(conn.url.pathname, '/chat/a@b.c-d_e', 'the user id as it is (the server does not decode)');
     assert.equal(conn.url.searchParams.get('refusal'), 'close');
     assert.equal(conn.url.searchParams.get('since'), null);
-    assert.deepEqual(conn.protocols, ['chat.v1', `bearer.${h.tokens[0]}`]);
+    assert.deepEqual(conn.protocols, ['chat.v1', 'chat.refusal', `bearer.${h.tokens[0]}`]);
     assert.deepEqual(await stateOf(h, 'open'), { state: 'open', attempt: 1 });
     const ack = await h.client.send('bob', 'hello');
     const frame = await conn.frame('send');
@@ -94,7 +94,7 @@ describe('connecting and sending', () => {
   test('without a token function: only chat.v1', async (t) => {
     const server = await startFakeServer(t);
     open(t, server.url, { token: undefined });
-    assert.deepEqual((await server.connection(0)).protocols, ['chat.v1']);
+    assert.deepEqual((await server.connection(0)).protocols, ['chat.v1', 'chat.refusal']);
   });
 
   test('bad input is refused at once with a coded error, nothing is sent', async (t) => {
@@ -441,6 +441,32 @@ describe('close codes: the next step', () => {
     assert.equal(closed.code, 4401);
     assert.equal(server.connections.length, 3);
     assert.equal(h.tokens.length, 3, 'a new token for each try');
+  });
+
+  test('a refusal marked by chat.refusal (as the router marks it): never reported open, nothing sent on it', async (t) => {
+    const server = await startFakeServer(
+      t,
+      (c) => c.ws.close(4401, 'AUTH_ERR_INVALID_TOKEN'),
+      undefined,
+      (offered) => (offered.has('chat.refusal') ? 'chat.refusal' : 'chat.v1'),
+    );
+    const h = open(t, server.url);
+    const queued = assert.rejects(h.client.send('bob', 'waits for a real connection'), {
+      code: 'CLIENT_ERR_TOKEN_REFUSED',
+    });
+    const closed = await stateOf(h, 'closed');
+    assert.equal(closed.error?.code, 'CLIENT_ERR_TOKEN_REFUSED');
+    assert.equal(server.connections.length, 3);
+    assert.deepEqual(
+      h.states.filter((s) => s.state === 'open'),
+      [],
+    );
+    assert.deepEqual(
+      server.connections.flatMap((c) => c.frames),
+      [],
+      'the queued send was not written to a refusal',
+    );
+    await queued;
   });
 
   test('4401 twice, then an open connection: the count starts again', async (t) => {
