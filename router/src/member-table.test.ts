@@ -268,6 +268,21 @@ describe('MemberTable#drain and #undrain', () => {
     );
   });
 
+  test('a drained member that leaves and later joins again under the same id is not drained any more', async (t) => {
+    const a = await fakeNode(t, 'a');
+    const b = await fakeNode(t, 'b');
+    const { members } = table(t);
+    members.setMembers([info(a), info(b)]);
+    await members.probeAll();
+    members.drain('a');
+    members.setMembers([info(b)]);
+    assert.equal(members.member('a'), undefined);
+    members.setMembers([info(a), info(b)]);
+    await members.probeAll();
+    assert.equal(members.member('a')?.adminDrained, false);
+    assert.deepEqual(ids(members.ring), ['a', 'b']);
+  });
+
   test('draining twice or undraining a member that is not drained changes nothing', async (t) => {
     const a = await fakeNode(t, 'a');
     const { members, rings } = table(t);

@@ -106,7 +106,13 @@ export class MemberTable extends EventEmitter<{ owners: [OwnerTable, OwnerTable]
           saysDraining: false,
         });
     }
-    for (const id of this.#entries.keys()) if (!seen.has(id)) this.#entries.delete(id);
+    for (const id of this.#entries.keys()) {
+      if (seen.has(id)) continue;
+      this.#entries.delete(id);
+      // An admin drain is of the member that left: a node that joins later under the same id (scale out
+      // again, a replaced pod) is a new member and starts undrained, as it does on the node itself.
+      this.#drained.delete(id);
+    }
     this.#recompute();
     void this.probeAll();
   }
