@@ -121,7 +121,7 @@ export async function planChange(
 
 interface MembersBody {
   shards: number;
-  members: { id: string; weight: number; inRing: boolean }[];
+  members: { id: string; weight: number; inRing: boolean; adminDrained: boolean }[];
 }
 interface ShardsBody {
   shards: { shard: number; connections: number }[];
@@ -158,6 +158,26 @@ export async function planUndrain(router: RouterProcess, id: string): Promise<Mo
     connections: shards.shards.reduce((n, s) => n + (moved.has(s.shard) ? s.connections : 0), 0),
     totalConnections: shards.shards.reduce((n, s) => n + s.connections, 0),
   };
+}
+
+/**
+ * Waits until the router no longer lists `id` (a node stopped with SIGTERM says goodbye; otherwise it
+ * leaves after the member timeout). Resolves false when it is still listed after `timeoutMs`.
+ */
+export async function leftMembers(router: RouterProcess, id: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const members = await adminJson<MembersBody>(router, '/members');
+    if (!members.members.some((m) => m.id === id)) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Whether the router holds an admin drain of `id` (it ends when the member leaves the list). */
+export async function adminDrained(router: RouterProcess, id: string): Promise<boolean> {
+  const members = await adminJson<MembersBody>(router, '/members');
+  return members.members.find((m) => m.id === id)?.adminDrained ?? false;
 }
 
 /**
