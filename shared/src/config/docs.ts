@@ -1,5 +1,5 @@
 import type { Field } from './fields.js';
-import { CONFIG_SCHEMAS } from './schemas.js';
+import { CONFIG_SCHEMAS, TOOL_ENV } from './schemas.js';
 
 function formatDefault(field: Field<unknown>): string {
   const value = field.default;
@@ -40,5 +40,15 @@ export function renderConfigDocs(): string {
     }
     out.push('');
   }
+  out.push(
+    '## Tools',
+    '',
+    'Read by the tools, not by the services (which know these names and do not warn about them).',
+    '',
+    '| Variable | Read by | Meaning |',
+    '| --- | --- | --- |',
+    ...Object.entries(TOOL_ENV).map(([env, t]) => `| \`${env}\` | ${t.tool} | ${t.doc} |`),
+    '',
+  );
   return out.join('\n');
 }

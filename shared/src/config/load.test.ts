@@ -85,6 +85,16 @@ test('unknown CHAT_* variables are warned about with the closest known name', ()
   ]);
 });
 
+test('the tools’ variables (chatctl, the demo, the terminal client) are known: an operator’s shell may export them', () => {
+  const warnings: Record<string, unknown>[] = [];
+  loadConfig(
+    nodeConfigSchema,
+    { CHAT_ROUTER_ADMIN_URL: 'http://r:8090', CHAT_DEMO_PAGE_PORT: '0', CHAT_URL: 'ws://x', CHAT_TOKEN: 't' },
+    { knownEnv: KNOWN_ENV, warn: (_msg, details) => warnings.push(details) },
+  );
+  assert.deepEqual(warnings, []);
+});
+
 test('field env names must follow CHAT_<COMPONENT>_<THING>', () => {
   assert.throws(() => str({ env: 'NODE_PORT', default: '', doc: 'x' }), /CHAT_/);
 });

@@ -552,7 +552,25 @@ export const CONFIG_SCHEMAS = {
   router: routerConfigSchema,
 } as const;
 
-/** Every `CHAT_*` variable any component reads. */
-export const KNOWN_ENV: ReadonlySet<string> = new Set(
-  Object.values(CONFIG_SCHEMAS).flatMap((schema) => Object.values(schema).map((f) => f.env)),
-);
+/**
+ * `CHAT_*` variables the tools read (not the services): documented here so the services, which warn about
+ * unknown `CHAT_*` names, do not warn about an operator's shell that exports them.
+ */
+export const TOOL_ENV: Readonly<Record<string, { readonly tool: string; readonly doc: string }>> = {
+  CHAT_ROUTER_ADMIN_URL: {
+    tool: '`chatctl`',
+    doc: 'The routers’ admin API URLs, comma-separated, when no `--router` is given (docs/chatctl.md).',
+  },
+  CHAT_DEMO_PAGE_PORT: {
+    tool: '`npm start` (the demo)',
+    doc: 'The port of the demo’s browser chat page on 127.0.0.1 (default 8000; 0 picks a free one).',
+  },
+  CHAT_URL: { tool: '`npm run chat`', doc: 'The router the terminal client connects to.' },
+  CHAT_TOKEN: { tool: '`npm run chat`', doc: 'A token for the terminal client (else it mints one).' },
+};
+
+/** Every `CHAT_*` variable any component or tool reads. */
+export const KNOWN_ENV: ReadonlySet<string> = new Set([
+  ...Object.values(CONFIG_SCHEMAS).flatMap((schema) => Object.values(schema).map((f) => f.env)),
+  ...Object.keys(TOOL_ENV),
+]);
