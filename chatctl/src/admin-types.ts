@@ -17,6 +17,10 @@ export interface MemberView {
   readonly inRing: boolean;
   readonly shards: number;
   readonly connections: number;
+  /** The node's own readiness from its /readyz (accepting and its bus works); absent from older routers. */
+  readonly ready?: boolean;
+  /** The node's bus (Kafka) works, from its /readyz; null before an answer; absent from older routers. */
+  readonly bus?: boolean | null;
 }
 
 export interface MembersAnswer {
@@ -85,3 +89,42 @@ export interface DrainAnswer {
   readonly nodeTold: boolean;
   readonly ownerTableVersion: string;
 }
+
+/** An answer's body, as JSON gave it. */
+export type Body = Record<string, unknown>;
+
+const isBody = (v: unknown): v is Body => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isArrayOf = (v: unknown, item: (x: Body) => boolean): boolean =>
+  Array.isArray(v) && v.every((x) => isBody(x) && item(x));
+const str = (v: unknown) => typeof v === 'string';
+const num = (v: unknown) => typeof v === 'number';
+const planSide = (v: unknown) =>
+  isBody(v) && str(v.version) && isArrayOf(v.members, (m) => str(m.id) && num(m.shards));
+
+/**
+ * What makes an answer the admin API's: the fields chatctl reads, checked before it trusts the rest.
+ * Something else that answers JSON (a node, the router's public port, another service) fails them, and
+ * chatctl says so (exit 3) instead of failing on a missing field.
+ */
+export const SHAPES = {
+  members: (b: Body) =>
+    str(b.ownerTableVersion) &&
+    num(b.shards) &&
+    isArrayOf(b.members, (m) => str(m.id) && num(m.shards) && num(m.connections) && num(m.weight)),
+  shards: (b: Body) =>
+    str(b.ownerTableVersion) && isArrayOf(b.shards, (s) => num(s.shard) && num(s.connections)),
+  plan: (b: Body) =>
+    num(b.shards) &&
+    isBody(b.change) &&
+    planSide(b.before) &&
+    planSide(b.after) &&
+    isArrayOf(b.moved, (m) => num(m.shard)),
+  user: (b: Body) =>
+    str(b.key) &&
+    num(b.shard) &&
+    isArrayOf(b.sessions, (x) => str(x.node)) &&
+    Array.isArray(b.presence) &&
+    Array.isArray(b.unanswered),
+  key: (b: Body) => str(b.key) && num(b.shard) && str(b.ownerTableVersion),
+  drain: (b: Body) => str(b.id) && typeof b.nodeTold === 'boolean',
+} as const satisfies Record<string, (b: Body) => boolean>;

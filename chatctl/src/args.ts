@@ -21,7 +21,7 @@ const SPECS: Record<
   CommandName,
   { options: Record<string, 'value' | 'flag'>; positionals: [number, number] }
 > = {
-  status: { options: {}, positionals: [0, 0] },
+  status: { options: { 'wait-version': 'value' }, positionals: [0, 0] },
   plan: { options: { weight: 'value' }, positionals: [2, 2] },
   drain: { options: { 'no-wait': 'flag' }, positionals: [1, 1] },
   undrain: { options: { 'no-wait': 'flag' }, positionals: [1, 1] },

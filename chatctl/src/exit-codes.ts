@@ -9,14 +9,19 @@ export const EXIT = {
   condition: 1,
   /** Bad command line: unknown command or option, missing or malformed argument. */
   usage: 2,
-  /** A router could not be reached, did not answer in time, or did not answer as an admin API. */
+  /**
+   * A router could not be reached, did not answer in time, or did not answer as an admin API (not JSON,
+   * a status or a body the admin API does not give: `--router` points at something else).
+   */
   unreachable: 3,
   /** A router refused the token (HTTP 401 or 403). */
   auth: 4,
   /** The named node or user is not there (or, for `plan add`, is already a member). */
   notFound: 5,
-  /** The routers given disagree (owner-table version or members). */
+  /** The routers given disagree (owner-table version, members in the table, weights). */
   disagree: 6,
+  /** chatctl itself failed unexpectedly (a bug: the message says what); never a cluster condition. */
+  internal: 70,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];

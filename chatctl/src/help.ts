@@ -6,11 +6,13 @@ const GLOBAL = `Global options (anywhere on the line):
   --token T         the admin token (default: CHAT_ROUTER_ADMIN_TOKEN)
   --token-file F    read the token from a file
   --json            print one JSON document (stable shapes: docs/chatctl.md) instead of tables
-  --timeout MS      give up after MS milliseconds (default 10000; drain and undrain: 300000)
+  --timeout MS      give up after MS milliseconds (default 10000; drain, undrain and
+                    status --wait-version: 300000)
   -h, --help        this help; chatctl COMMAND --help for a command's
 
 Exit codes: 0 ok, 1 the condition is false (unhealthy, not done in time), 2 usage error, 3 router
-unreachable, 4 token refused, 5 not found (node, user), 6 routers disagree.
+unreachable or not an admin API, 4 token refused, 5 not found (node, user), 6 routers disagree,
+70 chatctl failed (a bug).
 `;
 
 const MAIN = `chatctl: the operators' command line for a chat cluster, over the routers' admin API.
@@ -18,7 +20,7 @@ const MAIN = `chatctl: the operators' command line for a chat cluster, over the 
 Usage: chatctl [global options] COMMAND [arguments]
 
 Commands:
-  status                        members, readiness, owner table, whether the routers agree
+  status [--wait-version V]     members, readiness, owner table, whether the routers agree
   plan add NODE [--weight W]    what would move if NODE joined (nothing is changed)
   plan remove NODE              what would move if NODE left (nothing is changed)
   drain NODE [--no-wait]        take NODE out and wait until its connections moved
@@ -30,12 +32,17 @@ Commands:
 ${GLOBAL}`;
 
 const COMMAND_HELP: Record<CommandName, string> = {
-  status: `Usage: chatctl status
+  status: `Usage: chatctl status [--wait-version V]
 
-Members (state, ready, alive, weight, shards owned, connections summed over the routers given), each
-router's readiness and owner-table version, and whether the routers agree (same owner-table version and
-same members). A draining or drained member is not counted as unhealthy.
-Exit: 0 healthy, 1 a router or an active member not ready or not alive, 6 routers disagree.
+Members (state, ready, bus, alive, weight, shards owned, connections summed over the routers given), each
+router's readiness and owner-table version, and whether the routers agree (same owner-table version,
+same members with the same weight and place in the table; drained on one router and draining on another
+is agreement, shown as a note). READY is the node's own /readyz: accepting and its bus (Kafka) works. A
+draining or drained member is not counted as unhealthy.
+--wait-version V: wait until every router has owner table V (a plan's afterVersion), the routers agree
+and the cluster is healthy, or --timeout (default 300000 ms).
+Exit: 0 healthy (or V reached), 1 a router or an active member not ready, alive or with its bus (or V not
+reached in time), 6 routers disagree.
 `,
   plan: `Usage: chatctl plan add NODE [--weight W]
        chatctl plan remove NODE

@@ -1,3 +1,4 @@
+import type { Body } from './admin-types.js';
 import { CliError, EXIT } from './exit-codes.js';
 
 /** Where and how to reach the routers' admin APIs. */
@@ -10,17 +11,40 @@ export interface ConnectOptions {
   readonly timeoutMs?: number;
 }
 
-/** A non-2xx answer other than 401/403, for the command to interpret (404 unknown node, 400 ...). */
+/**
+ * A non-2xx answer other than 401/403, for the command to interpret (404 `ROUTER_ERR_UNKNOWN_NODE`, 400
+ * ...). One the command does not expect means the URL is not a router's admin API (the public port, a
+ * node, another service): `notAdminApi()` is the error for that (exit 3).
+ */
 export class HttpError extends Error {
+  readonly url: string;
+  readonly path: string;
   readonly status: number;
   readonly body: Record<string, unknown>;
 
-  constructor(url: string, status: number, body: Record<string, unknown>) {
+  constructor(url: string, path: string, status: number, body: Record<string, unknown>) {
     super(`router ${url} answered HTTP ${status}${typeof body.error === 'string' ? ` ${body.error}` : ''}`);
     this.name = 'HttpError';
+    this.url = url;
+    this.path = path;
     this.status = status;
     this.body = body;
   }
+
+  /** True when the answer is the admin API's error `code` with this status. */
+  is(status: number, code: string): boolean {
+    return this.status === status && this.body.error === code;
+  }
+
+  notAdminApi(): CliError {
+    const code = typeof this.body.error === 'string' ? ` ${this.body.error.slice(0, 80)}` : '';
+    return notAdminApi(this.url, `${this.path.split('?')[0] ?? ''} answered HTTP ${this.status}${code}`);
+  }
+}
+
+/** `URL is not a router admin API (why): check --router`, exit 3. */
+function notAdminApi(url: string, why: string): CliError {
+  return new CliError(EXIT.unreachable, `${url} is not a router admin API (${why}): check --router`);
 }
 
 /** Default bound on a command, unless `--timeout` says otherwise (drain and undrain wait longer). */
@@ -42,15 +66,19 @@ export class AdminClient {
     this.#deadline = deadline;
   }
 
-  get<T>(path: string): Promise<T> {
-    return this.#request<T>('GET', path);
+  /**
+   * GET `path`; a 2xx answer must pass `shape` (the fields the command reads, see `SHAPES`), else the URL
+   * is not an admin API (exit 3).
+   */
+  get<T>(path: string, shape?: (body: Body) => boolean): Promise<T> {
+    return this.#request<T>('GET', path, shape);
   }
 
-  post<T>(path: string): Promise<T> {
-    return this.#request<T>('POST', path);
+  post<T>(path: string, shape?: (body: Body) => boolean): Promise<T> {
+    return this.#request<T>('POST', path, shape);
   }
 
-  async #request<T>(method: string, path: string): Promise<T> {
+  async #request<T>(method: string, path: string, shape?: (body: Body) => boolean): Promise<T> {
     const left = this.#deadline - Date.now();
     if (left <= 0) throw new CliError(EXIT.unreachable, `router ${this.url}: out of time before ${path}`);
     let res: Response;
@@ -76,15 +104,18 @@ export class AdminClient {
     } catch (err) {
       if ((err as Error).name === 'TimeoutError' || (err as Error).name === 'AbortError')
         throw new CliError(EXIT.unreachable, `router ${this.url} unreachable (${reasonOf(err, left)})`);
-      throw new CliError(
-        EXIT.unreachable,
-        `${this.url} is not a router admin API (HTTP ${res.status}, not JSON): check --router`,
+      throw notAdminApi(this.url, `HTTP ${res.status}, not JSON`);
+    }
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      throw notAdminApi(this.url, `HTTP ${res.status}, not a JSON object`);
+    }
+    if (!res.ok) throw new HttpError(this.url, path, res.status, body as Body);
+    if (shape && !shape(body as Body)) {
+      throw notAdminApi(
+        this.url,
+        `${path.split('?')[0] ?? ''} answered HTTP ${res.status} without the admin API's fields`,
       );
     }
-    if (typeof body !== 'object' || body === null) {
-      throw new CliError(EXIT.unreachable, `${this.url} is not a router admin API: check --router`);
-    }
-    if (!res.ok) throw new HttpError(this.url, res.status, body as Record<string, unknown>);
     return body as T;
   }
 }

@@ -10,8 +10,11 @@ export { renderTable, percent } from './table.js';
 export { bar, progressFor, type Progress } from './progress.js';
 export {
   status,
+  waitForVersion,
+  reportOf,
   statusExitCode,
   renderStatus,
+  DEFAULT_VERSION_WAIT_MS,
   type StatusReport,
   type MemberStatus,
 } from './commands/status.js';

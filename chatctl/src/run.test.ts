@@ -130,6 +130,67 @@ describe('run', () => {
     assert.match(r.stderr, /is not a router admin API/);
   });
 
+  test('an HTTP answer that is not the admin API’s (public port, a node): exit 3 naming --router, for every command', async (t) => {
+    // The router's public port and a node answer JSON 404s to admin paths; another service a 200 of its own.
+    const notFound = await serve(
+      t,
+      (_req, res) =>
+        void res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"NODE_ERR_NOT_FOUND"}'),
+    );
+    const otherJson = await serve(
+      t,
+      (_req, res) =>
+        void res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end('{"ready":true,"accepting":true,"bus":true,"nodeId":"n1"}'),
+    );
+    const serverError = await serve(
+      t,
+      (_req, res) => void res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":"boom"}'),
+    );
+    const jsonArray = await serve(t, (_req, res) => void res.end('[1,2]'));
+    for (const url of [notFound, otherJson, serverError, jsonArray]) {
+      for (const argv of [
+        ['status'],
+        ['plan', 'add', 'n9'],
+        ['plan', 'remove', 'n1'],
+        ['drain', 'n1'],
+        ['lookup', 'alice'],
+        ['lookup', '--key', 'k'],
+        ['shards', '--interval', '100'],
+      ]) {
+        const r = await chatctl([...argv, '--router', url]);
+        assert.equal(r.code, EXIT.unreachable, `${argv.join(' ')} against ${url}: ${r.stderr}`);
+        assert.match(
+          r.stderr,
+          /^chatctl: http:\/\/\S+ is not a router admin API \([^\n]+\): check --router\n$/,
+        );
+        assert.equal(r.stdout, '');
+      }
+    }
+    const r = await chatctl(['status', '--router', notFound]);
+    assert.match(r.stderr, /\(\/members answered HTTP 404 NODE_ERR_NOT_FOUND\)/);
+  });
+
+  test('an unexpected failure exits 70 (a bug in chatctl), never 1 (a condition scripts act on)', async (t) => {
+    const url = await serve(
+      t,
+      admin(() => members('v1')),
+    );
+    let stderr = '';
+    const code = await run(['status', '--router', url], {
+      stdout: {
+        write: () => {
+          throw new Error('EPIPE');
+        },
+      },
+      stderr: { write: (s: string) => (stderr += s) },
+      env: {},
+    });
+    assert.equal(code, EXIT.internal);
+    assert.equal(stderr, 'chatctl: internal error (a bug in chatctl): EPIPE\n');
+  });
+
   test('a refused token: exit 4; the token from the environment is sent', async (t) => {
     const url = await serve(
       t,
@@ -178,6 +239,113 @@ describe('run', () => {
     const apart = await chatctl(['status', '--router', one, '--router', two]);
     assert.equal(apart.code, EXIT.disagree);
     assert.match(apart.stdout, /routers agree: NO/);
+  });
+
+  test('status: a member whose bus (Kafka) is down is not ready: BUS no, exit 1, though the router still places on it', async (t) => {
+    const url = await serve(
+      t,
+      admin(() =>
+        members('v1', [member('a', { ready: true, bus: true }), member('b', { ready: false, bus: false })]),
+      ),
+    );
+    const r = await chatctl(['status', '--router', url]);
+    assert.equal(r.code, EXIT.condition);
+    assert.match(r.stdout, /^MEMBER\s+STATE\s+READY\s+BUS\s+ALIVE\s+WEIGHT\s+SHARDS\s+CONNECTIONS\s+URL$/m);
+    assert.match(r.stdout, /^a\s+active\s+yes\s+yes\s+yes\s/m);
+    assert.match(r.stdout, /^b\s+active\s+no\s+no\s+yes\s/m);
+    assert.match(r.stdout, /member b not ready: its bus \(Kafka\) is down/);
+    const json = await chatctl(['status', '--router', url, '--json']);
+    const report = JSON.parse(json.stdout) as {
+      healthy: boolean;
+      members: { id: string; ready: boolean; accepting: boolean; bus: boolean | null }[];
+    };
+    assert.equal(report.healthy, false);
+    assert.deepEqual(
+      report.members.map((m) => [m.id, m.ready, m.accepting, m.bus]),
+      [
+        ['a', true, true, true],
+        ['b', false, true, false],
+      ],
+    );
+  });
+
+  test('status: not ready for another reason (its /readyz says so) is 1; a router without the fields: its probe, BUS ?', async (t) => {
+    let view = members('v1', [member('a', { ready: false, bus: true })]);
+    const url = await serve(
+      t,
+      admin(() => view),
+    );
+    const notReady = await chatctl(['status', '--router', url]);
+    assert.equal(notReady.code, EXIT.condition);
+    assert.match(notReady.stdout, /member a not ready \(its \/readyz says so\)/);
+    view = members('v1', [member('a')]);
+    const old = await chatctl(['status', '--router', url]);
+    assert.equal(old.code, EXIT.ok, old.stdout);
+    assert.match(old.stdout, /^a\s+active\s+yes\s+\?\s+yes\s/m);
+  });
+
+  test('status: drained on one router and draining on the other agree (a note, exit 0); another place in the table or weight is 6', async (t) => {
+    const leaving = { healthy: false, inRing: false, shards: 0 };
+    let one = members('v2', [member('a'), member('b', { ...leaving, adminDrained: true })]);
+    let two = members('v2', [member('a'), member('b', { ...leaving, draining: true })]);
+    const first = await serve(
+      t,
+      admin(() => one),
+    );
+    const second = await serve(
+      t,
+      admin(() => two),
+    );
+    const both = ['--router', first, '--router', second];
+    const r = await chatctl(['status', ...both]);
+    assert.equal(r.code, EXIT.ok, r.stdout);
+    assert.match(r.stdout, /routers agree: yes/);
+    assert.match(
+      r.stdout,
+      new RegExp(
+        `^note: member b is drained on ${first}, draining on ${second}: drained through some routers only`,
+        'm',
+      ),
+    );
+    const json = JSON.parse((await chatctl(['status', ...both, '--json'])).stdout) as { notes: string[] };
+    assert.equal(json.notes.length, 1);
+
+    two = members('v2', [member('a'), member('b', { draining: true })]);
+    const placed = await chatctl(['status', ...both]);
+    assert.equal(placed.code, EXIT.disagree, 'in the table on one router, not on the other');
+    assert.match(placed.stdout, /routers disagree/);
+    one = members('v2', [member('a'), member('b', { weight: 2 })]);
+    two = members('v2', [member('a'), member('b')]);
+    assert.equal((await chatctl(['status', ...both])).code, EXIT.disagree, 'another weight');
+    one = members('v2', [member('a'), member('b', { draining: true })]);
+    two = members('v2', [member('a'), member('b')]);
+    assert.equal(
+      (await chatctl(['status', ...both])).code,
+      EXIT.disagree,
+      'active on one, leaving on the other',
+    );
+  });
+
+  test('status --wait-version V: 0 once every router has V and is healthy; 1 when the time runs out', async (t) => {
+    let calls = 0;
+    const url = await serve(
+      t,
+      admin(() => members(++calls >= 3 ? 'v2' : 'v1')),
+    );
+    const r = await chatctl(['status', '--router', url, '--wait-version', 'v2', '--json']);
+    assert.equal(r.code, EXIT.ok, r.stderr);
+    const report = JSON.parse(r.stdout) as {
+      ownerTableVersion: string;
+      wait: { version: string; reached: boolean };
+    };
+    assert.equal(report.ownerTableVersion, 'v2');
+    assert.deepEqual([report.wait.version, report.wait.reached], ['v2', true]);
+    assert.ok(calls >= 3, 'polled until it changed');
+    const never = await chatctl(['status', '--router', url, '--wait-version', 'v9', '--timeout', '600']);
+    assert.equal(never.code, EXIT.condition);
+    assert.match(never.stdout, /owner table v9 NOT reached after/);
+    assert.match(never.stderr, /^progress: 0\/1 routers with owner table v9/m);
+    assert.equal((await chatctl(['status', '--wait-version'])).code, EXIT.usage);
   });
 
   test('unknown node: plan remove, drain; plan add of a member: exit 5', async (t) => {

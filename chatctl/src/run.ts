@@ -4,10 +4,10 @@ import { drainExitCode, drainNode, renderDrain } from './commands/drain.js';
 import { lookup, lookupExitCode, renderLookup } from './commands/lookup.js';
 import { plan, renderPlan } from './commands/plan.js';
 import { renderShards, shards } from './commands/shards.js';
-import { renderStatus, status, statusExitCode } from './commands/status.js';
+import { renderStatus, status, statusExitCode, waitForVersion } from './commands/status.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { helpText } from './help.js';
-import type { ConnectOptions } from './http.js';
+import { HttpError, type ConnectOptions } from './http.js';
 import { progressFor, type ProgressStream } from './progress.js';
 
 /** Where a run writes and what it reads: the process's streams and environment, or a test's. */
@@ -47,13 +47,18 @@ export async function run(argv: readonly string[], io: RunIo): Promise<number> {
     const outcome = await dispatch(parsed, connect, io);
     io.stdout.write(flag(parsed, 'json') ? `${JSON.stringify(outcome.json, null, 2)}\n` : outcome.text);
     return outcome.exitCode;
-  } catch (err) {
+  } catch (caught) {
+    // An HTTP answer no command expected: the URL is not a router's admin API (exit 3).
+    const err = caught instanceof HttpError ? caught.notAdminApi() : caught;
     if (err instanceof CliError) {
       io.stderr.write(`chatctl: ${err.message}\n`);
       return err.exitCode;
     }
-    io.stderr.write(`chatctl: unexpected error: ${(err as Error).message}\n`);
-    return EXIT.condition;
+    // Never 1: scripts read 1 as "the cluster condition is false".
+    io.stderr.write(
+      `chatctl: internal error (a bug in chatctl): ${err instanceof Error ? err.message : String(err)}\n`,
+    );
+    return EXIT.internal;
   }
 }
 
@@ -66,7 +71,15 @@ async function dispatch(p: ParsedArgs, connect: ConnectOptions, io: RunIo): Prom
   const [first = '', second = ''] = p.positionals;
   switch (p.command) {
     case 'status': {
-      const r = await status(connect);
+      const version = valueOf(p, 'wait-version');
+      const r =
+        version === undefined
+          ? await status(connect)
+          : await waitForVersion({
+              ...connect,
+              version,
+              progress: progressFor(io.stderr, flag(p, 'json') ? 'none' : 'auto'),
+            });
       return { exitCode: statusExitCode(r), json: r, text: renderStatus(r) };
     }
     case 'plan': {

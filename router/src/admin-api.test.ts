@@ -29,11 +29,20 @@ interface StandIn {
   sessions?: Record<string, number>;
   remote?: Record<string, string[]>;
   messages?: number[];
+  /** Fields of its /readyz body other than accepting and ready (a bus that is down). */
+  readyz?: Partial<ReadyzBody>;
 }
 
 /** A stand-in node that answers /readyz as accepting, and presence and shard stats from `said`. */
 async function readyNode(t: TestContext, id: string, said: StandIn = {}): Promise<string> {
-  const body: ReadyzBody = { ready: true, accepting: true, draining: false, bus: true, nodeId: id };
+  const body: ReadyzBody = {
+    ready: true,
+    accepting: true,
+    draining: false,
+    bus: true,
+    nodeId: id,
+    ...said.readyz,
+  };
   return listen(
     t,
     createServer((req, res) => {
@@ -50,7 +59,9 @@ async function readyNode(t: TestContext, id: string, said: StandIn = {}): Promis
       }
       if (url.pathname === '/internal/shard-stats')
         return json({ nodeId: id, messages: said.messages ?? [] });
-      return json(body);
+      return void res
+        .writeHead(body.ready ? 200 : 503, { 'content-type': 'application/json' })
+        .end(JSON.stringify(body));
     }),
   );
 }
@@ -197,6 +208,26 @@ describe('admin API: shards', () => {
     assert.equal(
       list.reduce((n, m) => n + m.connections, 0),
       1,
+    );
+  });
+
+  test('GET /members: each node’s own readiness and bus state from its /readyz (Kafka down: ready and bus false)', async (t) => {
+    const s = await setup(t, ['a', 'b'], { b: { readyz: { ready: false, bus: false } } });
+    const { body } = await s.get('/members');
+    const list = body.members as {
+      id: string;
+      healthy: boolean;
+      inRing: boolean;
+      ready: boolean;
+      bus: boolean;
+    }[];
+    assert.deepEqual(
+      list.map((m) => [m.id, m.healthy, m.inRing, m.ready, m.bus]),
+      [
+        ['a', true, true, true, true],
+        // Still accepting, so still placed on: only its own readiness says the bus is down.
+        ['b', true, true, false, false],
+      ],
     );
   });
 });

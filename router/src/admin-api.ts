@@ -93,7 +93,8 @@ export function planChange(
 
 /**
  * The admin API, on its own listener (loopback by default):
- *   GET  /members                  members with health, drain state, shards owned; owner table version
+ *   GET  /members                  members with health (placement), their own readiness and bus state
+ *                                  (/readyz), drain state, shards owned; owner table version
  *   GET  /ring                     ring version, size and members
  *   GET  /shards                   every shard with its owner and this router's connections on it
  *   GET  /shards?messages=1        the same, with the messages each shard handled (summed over the nodes)

@@ -162,6 +162,30 @@ describe('MemberTable#probeAll', () => {
     await members.probeAll();
     assert.deepEqual(ids(members.ring), ['a']);
     assert.equal(await probeFailures(), 0);
+    // ... but the node's own readiness and bus state are kept, for the admin API (chatctl status).
+    assert.deepEqual(
+      [members.member('a')?.healthy, members.member('a')?.ready, members.member('a')?.bus],
+      [true, false, false],
+    );
+  });
+
+  test('ready and bus follow each /readyz answer; a probe without an answer makes them false and null', async (t) => {
+    const a = await fakeNode(t, 'a');
+    const { members } = table(t, { probeFailures: 5 });
+    members.setMembers([info(a)]);
+    assert.deepEqual([members.member('a')?.ready, members.member('a')?.bus], [false, null], 'not probed yet');
+    await members.probeAll();
+    assert.deepEqual([members.member('a')?.ready, members.member('a')?.bus], [true, true]);
+    a.answer = readyz('a', { ready: false, bus: false });
+    await members.probeAll();
+    assert.deepEqual([members.member('a')?.ready, members.member('a')?.bus], [false, false]);
+    a.answer = readyz('a');
+    await members.probeAll();
+    assert.deepEqual([members.member('a')?.ready, members.member('a')?.bus], [true, true]);
+    a.answer = { status: 500, body: 'oops' };
+    await members.probeAll();
+    assert.equal(members.member('a')?.healthy, true, 'one miss of five tolerated for placement');
+    assert.deepEqual([members.member('a')?.ready, members.member('a')?.bus], [false, null]);
   });
 
   test('a healthy member leaves the ring after `probeFailures` misses in a row, and comes back', async (t) => {
@@ -304,11 +328,19 @@ describe('MemberTable#member and #members', () => {
     members.setMembers([info(c), info(a), info(b, { weight: 2 })]);
     await members.probeAll();
     members.drain('c');
-    const seen = { draining: false, probed: true, reachable: true };
+    const seen = { draining: false, probed: true, reachable: true, bus: true };
     assert.deepEqual(members.members(), [
-      { ...info(a), ...seen, healthy: false, adminDrained: false, inRing: false, shards: 0 },
-      { ...info(b, { weight: 2 }), ...seen, healthy: true, adminDrained: false, inRing: true, shards: 16 },
-      { ...info(c), ...seen, healthy: true, adminDrained: true, inRing: false, shards: 0 },
+      { ...info(a), ...seen, healthy: false, adminDrained: false, inRing: false, shards: 0, ready: false },
+      {
+        ...info(b, { weight: 2 }),
+        ...seen,
+        healthy: true,
+        adminDrained: false,
+        inRing: true,
+        shards: 16,
+        ready: true,
+      },
+      { ...info(c), ...seen, healthy: true, adminDrained: true, inRing: false, shards: 0, ready: true },
     ]);
     assert.deepEqual(members.member('b'), members.members()[1]);
     assert.equal(members.member('nobody'), undefined);

@@ -20,6 +20,14 @@ export interface MemberStatus extends MemberInfo {
   readonly inRing: boolean;
   /** Shards this member owns in the router's owner table (0 when it is not in the table). */
   readonly shards: number;
+  /**
+   * The node's own readiness, as its last /readyz said (`ready`: accepting and its bus works); false until
+   * an answer said so, and after a probe that got none. Placement goes by `healthy` (accepting) instead: a
+   * node whose bus is down keeps its users, but is not ready, and an operator must see that.
+   */
+  readonly ready: boolean;
+  /** Whether its bus (Kafka) works, as its last /readyz said; null before any answer and after a miss. */
+  readonly bus: boolean | null;
 }
 
 export interface MemberTableOptions {
@@ -46,6 +54,9 @@ interface Entry {
   unanswered: number;
   /** The last answered /readyz said `draining`. */
   saysDraining: boolean;
+  /** `ready` and `bus` of the last probe's /readyz body (false and null when it got none). */
+  ready: boolean;
+  bus: boolean | null;
 }
 
 /**
@@ -104,6 +115,8 @@ export class MemberTable extends EventEmitter<{ owners: [OwnerTable, OwnerTable]
           probed: false,
           unanswered: 0,
           saysDraining: false,
+          ready: false,
+          bus: null,
         });
     }
     for (const id of this.#entries.keys()) {
@@ -197,6 +210,8 @@ export class MemberTable extends EventEmitter<{ owners: [OwnerTable, OwnerTable]
     if (answer.status === 0) entry.unanswered++;
     else entry.unanswered = 0;
     if (answer.ok) entry.saysDraining = answer.body.draining;
+    entry.ready = answer.ok && answer.body.ready;
+    entry.bus = answer.ok ? answer.body.bus : null;
     const ok = answer.ok && answer.body.accepting;
     if (ok) {
       if (!entry.healthy) this.#log.info({ node: entry.info.id }, 'member healthy');
@@ -230,6 +245,8 @@ export class MemberTable extends EventEmitter<{ owners: [OwnerTable, OwnerTable]
       reachable: this.#reachable(entry),
       inRing: this.#ring.has(entry.info.id),
       shards: this.#owners.shardsOf(entry.info.id).length,
+      ready: entry.ready,
+      bus: entry.bus,
     };
   }
 

@@ -1,5 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import type { DrainAnswer, MembersAnswer } from '../admin-types.js';
+import { SHAPES, type DrainAnswer, type MembersAnswer } from '../admin-types.js';
 import { CliError, EXIT, type ExitCode } from '../exit-codes.js';
 import { HttpError, clientsFor, type AdminClient, type ConnectOptions } from '../http.js';
 import type { Progress } from '../progress.js';
@@ -26,7 +26,10 @@ export interface DrainReport {
   readonly waited: boolean;
   /** drain: no connection left on any router and no shard owned; undrain: back in every router's table. */
   readonly done: boolean;
-  /** The node's connections (summed over the routers) when the command began. */
+  /**
+   * The node's own connections (summed over the routers) when the command began; not those on shards
+   * that move between the other nodes, which `plan remove` counts too.
+   */
   readonly connectionsBefore: number;
   readonly connectionsLeft: number;
   /** Shards the node owns, the most any router says. */
@@ -41,7 +44,7 @@ interface Look {
 }
 
 async function look(clients: readonly AdminClient[], node: string): Promise<Look> {
-  const answers = await Promise.all(clients.map((c) => c.get<MembersAnswer>('/members')));
+  const answers = await Promise.all(clients.map((c) => c.get<MembersAnswer>('/members', SHAPES.members)));
   const views = answers.map((a) => a.members.find((m) => m.id === node));
   return {
     connections: views.reduce((n, m) => n + (m?.connections ?? 0), 0),
@@ -64,7 +67,7 @@ export async function drainNode(
   const waitMs = o.timeoutMs ?? DEFAULT_WAIT_MS;
   const clients = clientsFor({ ...o, timeoutMs: waitMs + REQUEST_GRACE_MS });
   const node = o.node;
-  const first = await clients[0]?.get<MembersAnswer>('/members');
+  const first = await clients[0]?.get<MembersAnswer>('/members', SHAPES.members);
   if (!first?.members.some((m) => m.id === node))
     throw new CliError(EXIT.notFound, `node ${node} is not a member`);
   const before = await look(clients, node);
@@ -72,10 +75,10 @@ export async function drainNode(
   // Every router is told (each keeps its own drain set; each also tells the node, which is idempotent).
   for (const c of clients) {
     try {
-      const answer = await c.post<DrainAnswer>(`/nodes/${encodeURIComponent(node)}/${action}`);
+      const answer = await c.post<DrainAnswer>(`/nodes/${encodeURIComponent(node)}/${action}`, SHAPES.drain);
       nodeTold ||= answer.nodeTold;
     } catch (err) {
-      if (err instanceof HttpError && err.status === 404)
+      if (err instanceof HttpError && err.is(404, 'ROUTER_ERR_UNKNOWN_NODE'))
         throw new CliError(EXIT.notFound, `node ${node} is not a member of ${c.url}`);
       throw err;
     }
@@ -126,7 +129,8 @@ export function renderDrain(r: DrainReport): string {
   if (!r.waited) return `${r.action} ${r.node}: routers told${told}; not waiting (--no-wait)\n`;
   if (r.action === 'drain') {
     return r.done
-      ? `drain ${r.node}: done in ${(r.elapsedMs / 1000).toFixed(1)} s: ${r.connectionsBefore} connections moved, no shard left${told}\n`
+      ? `drain ${r.node}: done in ${(r.elapsedMs / 1000).toFixed(1)} s: ${r.connectionsBefore} connections of ${r.node} moved ` +
+          `(its own only: \`plan remove\` also counts shards moving between the other nodes), no shard left${told}\n`
       : `drain ${r.node}: NOT done after ${(r.elapsedMs / 1000).toFixed(1)} s: ${r.connectionsLeft} connections and ${r.shards} shards left${told}\n`;
   }
   return r.done

@@ -1,4 +1,4 @@
-import type { KeyAnswer, UserAnswer } from '../admin-types.js';
+import { SHAPES, type KeyAnswer, type UserAnswer } from '../admin-types.js';
 import { CliError, EXIT, type ExitCode } from '../exit-codes.js';
 import { HttpError, clientsFor, type ConnectOptions } from '../http.js';
 
@@ -21,12 +21,18 @@ export async function lookup(o: ConnectOptions, request: LookupRequest): Promise
   try {
     if ('user' in request) {
       const query = request.key === undefined ? '' : `?key=${encodeURIComponent(request.key)}`;
-      const answer = await first.get<UserAnswer>(`/users/${encodeURIComponent(request.user)}${query}`);
+      const answer = await first.get<UserAnswer>(
+        `/users/${encodeURIComponent(request.user)}${query}`,
+        SHAPES.user,
+      );
       return { ...answer, connected: answer.sessions.length > 0 };
     }
-    return await first.get<KeyAnswer>(`/lookup?key=${encodeURIComponent(request.key)}`);
+    return await first.get<KeyAnswer>(`/lookup?key=${encodeURIComponent(request.key)}`, SHAPES.key);
   } catch (err) {
-    if (err instanceof HttpError && err.status === 400) {
+    if (
+      err instanceof HttpError &&
+      (err.is(400, 'ROUTER_ERR_BAD_USER_ID') || err.is(400, 'ROUTER_ERR_BAD_AFFINITY'))
+    ) {
       throw new CliError(EXIT.usage, `not a valid user id or key (${String(err.body.error)})`);
     }
     throw err;

@@ -1,4 +1,4 @@
-import type { MembersAnswer, PlanAnswer, ShardsAnswer } from '../admin-types.js';
+import { SHAPES, type MembersAnswer, type PlanAnswer, type ShardsAnswer } from '../admin-types.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { HttpError, clientsFor, type ConnectOptions } from '../http.js';
 import { percent, renderTable } from '../table.js';
@@ -26,6 +26,13 @@ export interface PlanReport {
   readonly movedConnections: number;
   /** Connections on every shard, summed over the routers given. */
   readonly totalConnections: number;
+  /**
+   * Of the moved shards, those going to the added node or leaving the removed one, and the connections
+   * on them: what `drain NODE` counts (it reports the drained node's connections only).
+   */
+  readonly ofNode: { readonly node: string; readonly shards: number; readonly connections: number };
+  /** Of the moved shards, those moving between the other nodes (exact quotas), and their connections. */
+  readonly between: { readonly shards: number; readonly connections: number };
   readonly share: readonly ShareRow[];
 }
 
@@ -38,7 +45,7 @@ export interface PlanReport {
 export async function plan(o: ConnectOptions, request: PlanRequest): Promise<PlanReport> {
   const [first, ...others] = clientsFor(o);
   if (!first) throw new Error('unreachable: clientsFor returns at least one client');
-  const members = await first.get<MembersAnswer>('/members');
+  const members = await first.get<MembersAnswer>('/members', SHAPES.members);
   const id = 'add' in request ? request.add : request.remove;
   const listed = members.members.some((m) => m.id === id);
   if ('add' in request && listed) throw new CliError(EXIT.notFound, `node ${id} is already a member`);
@@ -49,11 +56,11 @@ export async function plan(o: ConnectOptions, request: PlanRequest): Promise<Pla
       : `remove=${encodeURIComponent(request.remove)}`;
   let answer: PlanAnswer;
   try {
-    answer = await first.get<PlanAnswer>(`/plan?${query}`);
+    answer = await first.get<PlanAnswer>(`/plan?${query}`, SHAPES.plan);
   } catch (err) {
-    if (err instanceof HttpError && err.status === 404)
+    if (err instanceof HttpError && err.is(404, 'ROUTER_ERR_UNKNOWN_NODE'))
       throw new CliError(EXIT.notFound, `node ${id} is not a member`);
-    if (err instanceof HttpError && err.status === 400)
+    if (err instanceof HttpError && err.is(400, 'ROUTER_ERR_BAD_REQUEST'))
       throw new CliError(
         EXIT.usage,
         `${err.message}: ${typeof err.body.reason === 'string' ? err.body.reason : 'bad request'}`,
@@ -62,7 +69,7 @@ export async function plan(o: ConnectOptions, request: PlanRequest): Promise<Pla
   }
   const perShard = new Array<number>(answer.shards).fill(0);
   for (const c of [first, ...others]) {
-    const shards = await c.get<ShardsAnswer>('/shards');
+    const shards = await c.get<ShardsAnswer>('/shards', SHAPES.shards);
     for (const s of shards.shards) perShard[s.shard] = (perShard[s.shard] ?? 0) + s.connections;
   }
   return summarisePlan(answer, perShard);
@@ -75,6 +82,10 @@ export function summarisePlan(answer: PlanAnswer, connectionsPerShard: readonly 
   const after = new Map(answer.after.members.map((m) => [m.id, m.shards]));
   const nodes = [...new Set([...before.keys(), ...after.keys()])].sort();
   const total = answer.shards;
+  const node = 'add' in answer.change ? answer.change.add : answer.change.remove;
+  const mine = moved.filter((m) => m.from === node || m.to === node);
+  const others = moved.filter((m) => m.from !== node && m.to !== node);
+  const sum = (list: readonly { connections: number }[]) => list.reduce((n, m) => n + m.connections, 0);
   return {
     change: answer.change,
     shards: total,
@@ -84,6 +95,8 @@ export function summarisePlan(answer: PlanAnswer, connectionsPerShard: readonly 
     movedShards: moved.length,
     movedConnections: moved.reduce((n, m) => n + m.connections, 0),
     totalConnections: connectionsPerShard.reduce((n, c) => n + c, 0),
+    ofNode: { node, shards: mine.length, connections: sum(mine) },
+    between: { shards: others.length, connections: sum(others) },
     share: nodes.map((node) => ({
       node,
       before: before.get(node) ?? 0,
@@ -94,6 +107,8 @@ export function summarisePlan(answer: PlanAnswer, connectionsPerShard: readonly 
   };
 }
 
+const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
+
 /** The human view: a summary line, the share per node, then every shard that moves. */
 export function renderPlan(r: PlanReport): string {
   const what =
@@ -102,7 +117,12 @@ export function renderPlan(r: PlanReport): string {
     `plan: ${what}; nothing is changed\n` +
     `owner table ${r.ownerTableVersion} -> ${r.afterVersion}\n` +
     `moves ${r.movedShards} of ${r.shards} shards (${percent(r.movedShards, r.shards)}), ` +
-    `${r.movedConnections} of ${r.totalConnections} connections (${percent(r.movedConnections, r.totalConnections)})\n\n`;
+    `${r.movedConnections} of ${r.totalConnections} connections (${percent(r.movedConnections, r.totalConnections)}): ` +
+    `every shard that changes owner, and the connections on it\n` +
+    `  ${'add' in r.change ? 'to' : 'from'} ${r.ofNode.node}: ${count(r.ofNode.shards, 'shard')}, ${count(r.ofNode.connections, 'connection')}` +
+    `${'remove' in r.change ? ` (what \`chatctl drain ${r.ofNode.node}\` counts: its own connections)` : ''}\n` +
+    `  between the other nodes: ${count(r.between.shards, 'shard')}, ${count(r.between.connections, 'connection')} (they reconnect too)\n` +
+    `${'add' in r.change ? `once ${r.change.add} runs, wait for this table: chatctl status --wait-version ${r.afterVersion}\n` : ''}\n`;
   const share = renderTable(
     [
       { header: 'NODE' },

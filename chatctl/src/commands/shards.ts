@@ -1,5 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import type { ShardsAnswer } from '../admin-types.js';
+import { SHAPES, type ShardsAnswer } from '../admin-types.js';
 import { clientsFor, type ConnectOptions } from '../http.js';
 import { renderTable } from '../table.js';
 
@@ -41,13 +41,13 @@ export async function shards(o: ShardsOptions): Promise<ShardsReport> {
   const [first, ...others] = clients;
   if (!first) throw new Error('unreachable: clientsFor returns at least one client');
   const startedAt = performance.now();
-  const a = await first.get<ShardsAnswer>('/shards?messages=1');
+  const a = await first.get<ShardsAnswer>('/shards?messages=1', SHAPES.shards);
   await delay(intervalMs);
-  const b = await first.get<ShardsAnswer>('/shards?messages=1');
+  const b = await first.get<ShardsAnswer>('/shards?messages=1', SHAPES.shards);
   const elapsedMs = Math.max(1, performance.now() - startedAt - 0);
   const connections = b.shards.map((s) => s.connections);
   for (const c of others) {
-    const answer = await c.get<ShardsAnswer>('/shards');
+    const answer = await c.get<ShardsAnswer>('/shards', SHAPES.shards);
     for (const s of answer.shards) connections[s.shard] = (connections[s.shard] ?? 0) + s.connections;
   }
   return summariseShards(a, b, connections, elapsedMs, o.top ?? 20);

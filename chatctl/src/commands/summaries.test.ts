@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { PlanAnswer, ShardsAnswer } from '../admin-types.js';
 import { EXIT } from '../exit-codes.js';
-import { drainExitCode, type DrainReport } from './drain.js';
+import { drainExitCode, renderDrain, type DrainReport } from './drain.js';
 import { lookupExitCode, type LookupReport } from './lookup.js';
 import { renderPlan, summarisePlan } from './plan.js';
 import { renderShards, summariseShards } from './shards.js';
@@ -57,6 +57,34 @@ describe('summarisePlan', () => {
     const text = renderPlan(r);
     assert.match(text, /moves 2 of 8 shards \(25\.0%\), 7 of 11 connections \(63\.6%\)/);
     assert.match(text, /^\s+6\s+b\s+c\s+2$/m);
+    assert.match(text, /^ {2}to c: 2 shards, 7 connections$/m);
+    assert.match(text, /^once c runs, wait for this table: chatctl status --wait-version v2$/m);
+  });
+
+  test('remove: the connections counted are split into the node’s own (what drain counts) and those moving between the others', () => {
+    const remove: PlanAnswer = {
+      ...answer,
+      change: { remove: 'c' },
+      before: answer.after,
+      after: answer.before,
+      moved: [
+        { shard: 1, from: 'c', to: 'a', connections: 0 },
+        { shard: 2, from: 'a', to: 'b', connections: 0 },
+        { shard: 6, from: 'c', to: 'b', connections: 0 },
+      ],
+    };
+    const r = summarisePlan(remove, [1, 5, 4, 0, 0, 0, 2, 3]);
+    assert.equal(r.movedConnections, 11);
+    assert.deepEqual(r.ofNode, { node: 'c', shards: 2, connections: 7 });
+    assert.deepEqual(r.between, { shards: 1, connections: 4 });
+    const text = renderPlan(r);
+    assert.match(text, /11 of 15 connections \([\d.]+%\): every shard that changes owner/);
+    assert.match(
+      text,
+      /^ {2}from c: 2 shards, 7 connections \(what `chatctl drain c` counts: its own connections\)$/m,
+    );
+    assert.match(text, /^ {2}between the other nodes: 1 shard, 4 connections/m);
+    assert.doesNotMatch(text, /--wait-version/);
   });
 
   test('nothing moves: said in words', () => {
@@ -115,6 +143,30 @@ describe('exit codes', () => {
     assert.equal(statusExitCode(status(false, true)), EXIT.condition);
     assert.equal(statusExitCode(status(true, false)), EXIT.disagree);
     assert.equal(statusExitCode(status(false, false)), EXIT.disagree);
+  });
+  test('status --wait-version: 0 reached, 1 not reached, whatever else the report says', () => {
+    const waited = (reached: boolean, agree: boolean) =>
+      ({ healthy: true, agree, wait: { version: 'v', reached, elapsedMs: 1 } }) as StatusReport;
+    assert.equal(statusExitCode(waited(true, true)), EXIT.ok);
+    assert.equal(statusExitCode(waited(false, true)), EXIT.condition);
+    assert.equal(statusExitCode(waited(false, false)), EXIT.condition);
+  });
+  test('drain says it counts the drained node’s own connections (plan remove counts more)', () => {
+    const text = renderDrain({
+      node: 'n3',
+      action: 'drain',
+      nodeTold: true,
+      waited: true,
+      done: true,
+      connectionsBefore: 6,
+      connectionsLeft: 0,
+      shards: 0,
+      elapsedMs: 2100,
+    });
+    assert.match(
+      text,
+      /^drain n3: done in 2\.1 s: 6 connections of n3 moved \(its own only: `plan remove` also counts shards moving between the other nodes\)/,
+    );
   });
   test('drain: 0 done or not waited for, 1 when the wait ran out', () => {
     const d = (waited: boolean, done: boolean) => ({ waited, done }) as DrainReport;

@@ -127,13 +127,21 @@ describe('chatctl against a live cluster', () => {
       s.routers.map((r) => r.ready),
       [true, true],
     );
+    // `ready` and `bus` are each node's own /readyz (its Kafka works), not only the router's probe.
     assert.deepEqual(
-      s.members.map((m) => [m.id, m.state, m.ready, m.alive]),
+      s.members.map((m) => [m.id, m.state, m.ready, m.bus, m.accepting, m.alive]),
       [
-        ['n1', 'active', true, true],
-        ['n2', 'active', true, true],
-        ['n3', 'active', true, true],
+        ['n1', 'active', true, true, true, true],
+        ['n2', 'active', true, true, true, true],
+        ['n3', 'active', true, true, true, true],
       ],
+    );
+    const raw = (await routers[0]!.admin('/members').then((r) => r.json())) as {
+      members: { ready: unknown; bus: unknown }[];
+    };
+    assert.ok(
+      raw.members.every((m) => m.ready === true && m.bus === true),
+      'the admin API carries each node’s ready and bus',
     );
     assert.equal(
       s.members.reduce((n, m) => n + m.shards, 0),
@@ -146,8 +154,8 @@ describe('chatctl against a live cluster', () => {
 
     const bin = await chatctl(['status', ...routerArgs]);
     assert.equal(bin.code, EXIT.ok, bin.stderr);
-    assert.match(bin.stdout, /^MEMBER\s+STATE\s+READY\s+ALIVE\s+WEIGHT\s+SHARDS\s+CONNECTIONS\s+URL$/m);
-    assert.match(bin.stdout, /^n3\s+active\s+yes\s+yes\s+1\s+\d+\s+\d+\s+http:/m);
+    assert.match(bin.stdout, /^MEMBER\s+STATE\s+READY\s+BUS\s+ALIVE\s+WEIGHT\s+SHARDS\s+CONNECTIONS\s+URL$/m);
+    assert.match(bin.stdout, /^n3\s+active\s+yes\s+yes\s+yes\s+1\s+\d+\s+\d+\s+http:/m);
     assert.match(bin.stdout, /routers agree: yes/);
     assert.equal(bin.stderr, '');
     const json = await chatctl(['status', ...routerArgs, '--json']);
@@ -176,6 +184,36 @@ describe('chatctl against a live cluster', () => {
     const usage = await chatctl(['plan', 'add', 'n9', '--weight', 'heavy', ...routerArgs]);
     assert.equal(usage.code, EXIT.usage);
     assert.doesNotMatch(usage.stderr + down.stderr + badToken.stderr, /\n\s+at /, 'no stack trace');
+  });
+
+  test('--router at the public port or a node (not the admin API): exit 3 "is not a router admin API"', async () => {
+    for (const port of [routers[0]!.port, nodes.get('n1')!.port]) {
+      for (const argv of [['status'], ['drain', 'n1'], ['lookup', 'alice']]) {
+        const r = await chatctl([...argv, '--router', `http://127.0.0.1:${port}`, '--token', TOKEN]);
+        assert.equal(r.code, EXIT.unreachable, `${argv.join(' ')} at ${port}: ${r.stderr}`);
+        assert.match(
+          r.stderr,
+          /^chatctl: http:\/\/127\.0\.0\.1:\d+ is not a router admin API \(\/\S+ answered HTTP 404 [A-Z_]+\): check --router\n$/,
+        );
+      }
+    }
+  });
+
+  test('routers with another owner table disagree: exit 6 (a router with a static member list of n1 alone)', async () => {
+    const apart = await startRouter(
+      cleanup,
+      {
+        CHAT_CLUSTER_SHARDS: String(SHARDS),
+        CHAT_ROUTER_NODES: `n1=http://127.0.0.1:${nodes.get('n1')!.port}`,
+        CHAT_ROUTER_ADMIN_TOKEN: TOKEN,
+      },
+      'router-static',
+    );
+    const both = ['--router', cli.routers[0]!, '--router', `http://127.0.0.1:${apart.adminPort}`];
+    const r = await chatctl(['status', ...both, '--token', TOKEN]);
+    assert.equal(r.code, EXIT.disagree, r.stdout + r.stderr);
+    assert.match(r.stdout, /routers agree: NO/);
+    assert.match(r.stdout, /routers disagree: /);
   });
 
   test('lookup: shard, owner and the node holding the session; a user connected nowhere is 5', async (t) => {
@@ -299,23 +337,77 @@ describe('chatctl against a live cluster', () => {
     assert.equal(again.ownerTableVersion, p.ownerTableVersion, 'the same table as before the drain');
   });
 
+  test('drain through one router only: status through both agrees (drained here, draining there: a note), exit 0', async () => {
+    const [a, b] = cli.routers;
+    const before = await status(cli);
+    const drained = await chatctl(['drain', 'n2', '--router', a!, '--token', TOKEN, '--timeout', '30000']);
+    assert.equal(drained.code, EXIT.ok, drained.stderr);
+    // Router b learns of the drain from n2's heartbeat (draining): the same owner table, without n2.
+    await pollUntil(async () => (await status(cli)).agree, {
+      timeoutMs: 10_000,
+      what: 'router b with the same owner table as router a',
+    });
+    const bin = await chatctl(['status', ...routerArgs]);
+    assert.equal(bin.code, EXIT.ok, bin.stdout + bin.stderr);
+    assert.match(bin.stdout, /routers agree: yes/);
+    assert.match(
+      bin.stdout,
+      new RegExp(
+        `^note: member n2 is drained on ${a}, draining on ${b}: drained through some routers only`,
+        'm',
+      ),
+    );
+    const back = await chatctl(['undrain', 'n2', '--router', a!, '--token', TOKEN, '--timeout', '30000']);
+    assert.equal(back.code, EXIT.ok, back.stderr);
+    const again = await pollUntil(
+      async () => {
+        const now = await status(cli);
+        return now.agree && now.ownerTableVersion === before.ownerTableVersion ? now : undefined;
+      },
+      { timeoutMs: 10_000, what: 'n2 back in both routers’ tables' },
+    );
+    assert.deepEqual(again.notes, []);
+  });
+
   test('plan add n4, then start n4: the planned shards move to it, and the routers agree again', async () => {
     const p = await plan(cli, { add: 'n4' });
     assert.ok(p.movedShards > 0 && p.moved.every((m) => m.to === 'n4'));
     const bin = await chatctl(['plan', 'add', 'n4', ...routerArgs]);
     assert.equal(bin.code, EXIT.ok, bin.stderr);
     assert.match(bin.stdout, new RegExp(`moves ${p.movedShards} of ${SHARDS} shards`));
+    assert.match(
+      bin.stdout,
+      new RegExp(`^once n4 runs, wait for this table: chatctl status --wait-version ${p.afterVersion}$`, 'm'),
+    );
     const before = (await routers[0]!.admin('/shards').then((r) => r.json())) as {
       shards: { owner: string }[];
     };
+    // Before n4 runs, the wait runs out (exit 1): the plain `status` exits 0 then, which proves nothing.
+    const early = await chatctl([
+      'status',
+      ...routerArgs,
+      '--wait-version',
+      p.afterVersion,
+      '--timeout',
+      '300',
+    ]);
+    assert.equal(early.code, EXIT.condition);
+    assert.equal((await chatctl(['status', ...routerArgs])).code, EXIT.ok);
     nodes.set('n4', await startNode(cleanup, { nodeId: 'n4', env: nodeEnv }));
-    const s = await pollUntil(
-      async () => {
-        const now = await status(cli);
-        return now.agree && now.ownerTableVersion === p.afterVersion ? now : undefined;
-      },
-      { timeoutMs: 30_000, what: 'both routers with the planned table' },
-    );
+    // What the runbook has the SRE type: wait until every router has the planned table.
+    const waited = await chatctl([
+      'status',
+      ...routerArgs,
+      '--wait-version',
+      p.afterVersion,
+      '--timeout',
+      '30000',
+      '--json',
+    ]);
+    assert.equal(waited.code, EXIT.ok, waited.stdout + waited.stderr);
+    const s = JSON.parse(waited.stdout) as Awaited<ReturnType<typeof status>>;
+    assert.equal(s.ownerTableVersion, p.afterVersion);
+    assert.deepEqual(s.wait && [s.wait.version, s.wait.reached], [p.afterVersion, true]);
     assert.equal(s.members.find((m) => m.id === 'n4')?.shards, p.share.find((x) => x.node === 'n4')?.after);
     const afterShards = (await routers[0]!.admin('/shards').then((r) => r.json())) as {
       shards: { shard: number; owner: string }[];
