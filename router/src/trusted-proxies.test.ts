@@ -81,7 +81,66 @@ describe('TrustedProxies#trusts', () => {
   });
 });
 
+describe('TrustedProxies: entries that are not what was meant', () => {
+  const refusal = (entries: string[]) => {
+    try {
+      new TrustedProxies(entries);
+    } catch (err) {
+      assert.ok(isChatError(err, 'CONFIG_ERR_INVALID'));
+      return err.message;
+    }
+    assert.fail(`${entries.join(',')} accepted`);
+  };
+
+  test('entries separated by a space: "separate entries with commas", not a bad prefix length', () => {
+    const message = refusal(['10.0.0.0/8 192.0.2.1']);
+    assert.match(message, /separate entries with commas/);
+    assert.doesNotMatch(message, /prefix length/);
+    assert.match(refusal(['192.0.2.1 192.0.2.2']), /separate entries with commas/);
+  });
+
+  test('a block with host bits set is refused, naming its network address', () => {
+    const cases: [string, string][] = [
+      ['10.0.0.1/8', '10.0.0.0/8'],
+      ['10.1.0.0/15', '10.0.0.0/15'],
+      ['192.0.2.7/24', '192.0.2.0/24'],
+      ['fd00::1/8', 'fd00::/8'],
+      ['2001:db8::1:0:0:1/96', '2001:db8:0:0:1::/96'],
+      ['::ffff:10.0.0.1/104', '::ffff:a00:0/104'],
+    ];
+    for (const [entry, network] of cases) {
+      const message = refusal([entry]);
+      assert.ok(message.includes(`${entry}: host bits set: the block is ${network} (`), message);
+    }
+  });
+
+  test('network addresses, single addresses and /0 are accepted', () => {
+    const ok = ['10.0.0.0/8', '10.0.0.0/15', '192.0.2.7/32', '192.0.2.7', 'fd00::/8', '::ffff:10.0.0.0/104'];
+    assert.equal(new TrustedProxies(ok).size, ok.length);
+    assert.equal(new TrustedProxies(['0.0.0.0/0', '::/0']).size, 2);
+  });
+
+  test('`everything` names the entries that trust every address (the router warns at start-up)', () => {
+    assert.deepEqual(new TrustedProxies(['0.0.0.0/0', '10.0.0.0/8', '::/0']).everything, [
+      '0.0.0.0/0',
+      '::/0',
+    ]);
+    assert.deepEqual(new TrustedProxies(['10.0.0.0/8', '0.0.0.0/1']).everything, []);
+  });
+});
+
 describe('CHAT_ROUTER_TRUSTED_PROXIES', () => {
+  test('a space instead of a comma, host bits set: the configuration error says what to write', () => {
+    assert.throws(
+      () =>
+        loadConfig(routerConfigSchema, { CHAT_ROUTER_TRUSTED_PROXIES: '10.0.0.0/8 192.0.2.1, 10.0.0.1/8' }),
+      (err: unknown) =>
+        isChatError(err, 'CONFIG_ERR_INVALID') &&
+        err.message.includes('10.0.0.0/8 192.0.2.1 (separate entries with commas, not spaces)') &&
+        err.message.includes('10.0.0.1/8 (host bits set: the block is 10.0.0.0/8'),
+    );
+  });
+
   test('empty by default; a list of blocks loads; bad items are all named in one error', () => {
     assert.deepEqual(loadConfig(routerConfigSchema, {}).trustedProxies, []);
     const config = loadConfig(routerConfigSchema, {

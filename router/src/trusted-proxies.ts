@@ -1,5 +1,5 @@
 import { BlockList, isIP } from 'node:net';
-import { ChatError, cidrProblem } from '@chat/shared';
+import { ChatError, cidrIsEverything, cidrProblem } from '@chat/shared';
 
 /** A handshake's client as the router sees it. */
 export interface ClientAddress {
@@ -47,8 +47,16 @@ export class TrustedProxies {
   readonly #blocks = new BlockList();
   /** The configured entries. */
   readonly size: number;
+  /**
+   * Entries that hold every address of their family (`0.0.0.0/0`, `::/0`): accepted, since a test rig
+   * may want them, but then any client can claim any address; the router warns at start-up.
+   */
+  readonly everything: readonly string[];
 
-  /** `cidrs`: CIDR blocks or single addresses; an invalid one is a CONFIG_ERR_INVALID. */
+  /**
+   * `cidrs`: CIDR blocks or single addresses; an invalid one (not an address, a bad prefix, host bits set,
+   * entries separated by spaces) is a CONFIG_ERR_INVALID saying why.
+   */
   constructor(cidrs: readonly string[]) {
     for (const cidr of cidrs) {
       const problem = cidrProblem(cidr);
@@ -61,6 +69,7 @@ export class TrustedProxies {
       this.#blocks.addSubnet(address, bits, family);
     }
     this.size = cidrs.length;
+    this.everything = cidrs.filter(cidrIsEverything);
   }
 
   /** True when `address` (canonical, see `canonicalAddress`) is in a trusted block. */

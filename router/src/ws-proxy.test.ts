@@ -347,6 +347,13 @@ describe('WsProxy#handle: handshake budgets per address', () => {
     // The flood itself is limited: beyond its own budget (burst 40, 20/s) it gets 429.
     assert.ok((await p.value('upgrades', { result: 'rate_limited' })) > 60);
     assert.equal(await p.value('upgrades', { result: 'ok' }), 24);
+    // ... and logged (one line per interval), naming the address and the budget it spent.
+    const limited = p.refusals().filter((l) => l.code === 'ROUTER_ERR_RATE_LIMITED');
+    assert.ok(limited.length >= 1);
+    assert.deepEqual(
+      [limited[0]?.level, limited[0]?.client, limited[0]?.forwarded, limited[0]?.budget],
+      ['warn', '127.0.0.1', false, 'failures'],
+    );
   });
 
   test('valid handshakes have a budget of their own: beyond it 429 ROUTER_ERR_RATE_LIMITED with Retry-After', async (t) => {
@@ -367,6 +374,12 @@ describe('WsProxy#handle: handshake budgets per address', () => {
       ['101', '101', '101', '101', '429'],
     );
     assert.match(lines[4] ?? '', /Retry-After: 1/);
+    const [logged, ...more] = p.refusals();
+    assert.equal(more.length, 0);
+    assert.deepEqual(
+      [logged?.level, logged?.code, logged?.user, logged?.client, logged?.forwarded, logged?.budget],
+      ['warn', 'ROUTER_ERR_RATE_LIMITED', 'alice', '127.0.0.1', false, 'handshakes'],
+    );
     p.advance(500);
     assert.match(await p.open('Authorization: Bearer alice\r\n', '/chat/alice'), /^HTTP\/1\.1 101 /);
   });
@@ -869,6 +882,13 @@ describe('WsProxy#handle: the client address behind trusted proxies', () => {
       same.push(head.split(' ')[1]);
     }
     assert.deepEqual(same, ['101', '429', '429']);
+    // The throttled client is logged by its forwarded address, not the load balancer's.
+    const limited = p.refusals().filter((l) => l.code === 'ROUTER_ERR_RATE_LIMITED');
+    assert.equal(limited.length, 1, 'the second 429 within the interval is counted, not logged');
+    assert.deepEqual(
+      [limited[0]?.client, limited[0]?.forwarded, limited[0]?.budget],
+      ['198.51.100.1', true, 'handshakes'],
+    );
   });
 
   test('an untrusted peer’s X-Forwarded-For is ignored: forged addresses share the peer’s budget', async (t) => {
@@ -899,10 +919,24 @@ describe('WsProxy#handle: the client address behind trusted proxies', () => {
     assert.equal(forged.headers['x-forwarded-for'], '127.0.0.1', 'a forged entry never reaches the node');
   });
 
+  test('a list that trusts every address (0.0.0.0/0, ::/0) is warned about once at start-up', async (t) => {
+    const all = await startProxy(t, {
+      proxy: { trustedProxies: new TrustedProxies(['10.0.0.0/8', '::/0']) },
+    });
+    const warned = all.lines.filter((l) => String(l.msg).includes('trusts every address'));
+    assert.equal(warned.length, 1);
+    assert.equal(warned[0]?.level, 'warn');
+    assert.deepEqual(warned[0]?.trustedProxies, ['::/0']);
+    assert.match(String(warned[0]?.msg), /any client can claim any address/);
+    const some = await startProxy(t, { proxy: loopbackProxy });
+    assert.equal(some.lines.filter((l) => String(l.msg).includes('trusts every address')).length, 0);
+  });
+
   test('refusal log lines carry the resolved client address', async (t) => {
     const p = await startProxy(t, { proxy: loopbackProxy });
     await p.upgrade('Authorization: Bearer forged\r\nX-Forwarded-For: 6.6.6.6, 198.51.100.9\r\n');
     assert.equal(p.refusals()[0]?.client, '198.51.100.9');
+    assert.equal(p.refusals()[0]?.forwarded, true);
     const direct = await startProxy(t);
     await direct.upgrade('Authorization: Bearer forged\r\nX-Forwarded-For: 198.51.100.9\r\n');
     assert.equal(direct.refusals()[0]?.client, '127.0.0.1');

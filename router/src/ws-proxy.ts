@@ -144,6 +144,13 @@ export class WsProxy {
     this.#o = options;
     this.#log = options.logger.child({ subsystem: 'proxy' });
     this.#proxies = options.trustedProxies ?? new TrustedProxies([]);
+    if (this.#proxies.everything.length > 0) {
+      // Accepted (a test rig may want it), but never what production means: said once, at start-up.
+      this.#log.warn(
+        { trustedProxies: this.#proxies.everything },
+        'CHAT_ROUTER_TRUSTED_PROXIES trusts every address: any client can claim any address (X-Forwarded-For) and dodge the per-address handshake limit',
+      );
+    }
     const clock = options.now ? { now: options.now } : {};
     const rate = options.handshakeRatePerSec;
     this.#handshakes = new AddressLimiter(rate, rate * 2, clock);
@@ -223,7 +230,7 @@ export class WsProxy {
       const origin = auth.code === 'AUTH_ERR_ORIGIN_FORBIDDEN';
       this.#logRefusal(auth.code, origin ? 'warn' : 'info', {
         user: userId,
-        client: this.#clientOf(client).address,
+        ...this.#clientFields(client),
         ...(origin ? { origin: req.headers.origin?.slice(0, 200) } : {}),
       });
       // 503 (AUTH_ERR_KEYS_UNAVAILABLE): no usable JWKS here; the client may retry.
@@ -245,7 +252,7 @@ export class WsProxy {
     }
     // Only an authenticated handshake spends the address's handshake budget.
     if (!this.#handshakes.allow(this.#clientOf(client).address)) {
-      return this.#refuse(client, 429, 'ROUTER_ERR_RATE_LIMITED', 'rate_limited', { 'Retry-After': '1' });
+      return this.#rateLimited(client, 'handshakes', userId);
     }
     // Affinity precedence: the signed claim, then the query parameter (where allowed), then the user.
     const key = affinityKeyOf(auth.token?.affinity, queryAffinity, userId);
@@ -296,9 +303,29 @@ export class WsProxy {
     headers: Record<string, string> = {},
   ) {
     if (!this.#failures.allow(this.#clientOf(client).address)) {
-      return this.#refuse(client, 429, 'ROUTER_ERR_RATE_LIMITED', 'rate_limited', { 'Retry-After': '1' });
+      return this.#rateLimited(client, 'failures');
     }
     this.#refuse(client, status, code, result, headers);
+  }
+
+  /**
+   * 429 for an address past one of its budgets (`handshakes`: valid ones; `failures`: refused ones),
+   * logged like the other refusals with the client address, so that behind a load balancer an operator
+   * sees who is throttled (and whether the address came from X-Forwarded-For or is the peer itself).
+   */
+  #rateLimited(client: Socket, budget: 'handshakes' | 'failures', user?: string): void {
+    this.#logRefusal('ROUTER_ERR_RATE_LIMITED', 'warn', {
+      ...(user === undefined ? {} : { user }),
+      ...this.#clientFields(client),
+      budget,
+    });
+    this.#refuse(client, 429, 'ROUTER_ERR_RATE_LIMITED', 'rate_limited', { 'Retry-After': '1' });
+  }
+
+  /** A refusal line's client fields: the address, and whether a trusted proxy's header gave it. */
+  #clientFields(client: Socket): { client: string; forwarded: boolean } {
+    const from = this.#clientOf(client);
+    return { client: from.address, forwarded: from.source === 'forwarded' };
   }
 
   #refuse(

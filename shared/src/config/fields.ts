@@ -107,9 +107,12 @@ export function list(
 
 /**
  * Why `text` is not an IPv4 or IPv6 address or CIDR block (`10.0.0.0/8`, `fd00::/8`, `192.0.2.7`), or
- * undefined when it is one. A single address is its own block (/32, /128); no zone ids (`%eth0`).
+ * undefined when it is one. A single address is its own block (/32, /128); no zone ids (`%eth0`). Entries
+ * run together with spaces (`10.0.0.0/8 192.0.2.1`) are told to use commas; a block with host bits set
+ * (`10.0.0.1/8`) is refused with its network address (`10.0.0.0/8`), since what was meant is unclear.
  */
 export function cidrProblem(text: string): string | undefined {
+  if (/\s/.test(text.trim())) return 'separate entries with commas, not spaces';
   const slash = text.indexOf('/');
   const address = slash < 0 ? text : text.slice(0, slash);
   const family = isIP(address);
@@ -118,7 +121,50 @@ export function cidrProblem(text: string): string | undefined {
   const prefix = text.slice(slash + 1);
   const max = family === 4 ? 32 : 128;
   if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > max) return `prefix length not 0-${max}`;
+  const bytes = bytesOf(address, family === 4 ? 4 : 6);
+  const network = bytes.map((b, i) => b & maskByte(Number(prefix) - i * 8));
+  if (network.some((b, i) => b !== bytes[i])) {
+    return `host bits set: the block is ${formatAddress(network)}/${prefix} (write that, or the address alone)`;
+  }
   return undefined;
+}
+
+/** True for a block that holds every address of its family (`0.0.0.0/0`, `::/0`). */
+export function cidrIsEverything(text: string): boolean {
+  return /\/0+$/.test(text.trim());
+}
+
+/** The mask of one byte that has `bits` (clamped to 0-8) leading network bits. */
+const maskByte = (bits: number) => (0xff00 >> Math.max(0, Math.min(8, bits))) & 0xff;
+
+/** A valid IPv4 (4 bytes) or IPv6 (16 bytes, an IPv4 tail included) address as bytes. */
+function bytesOf(address: string, family: 4 | 6): number[] {
+  if (family === 4) return address.split('.').map(Number);
+  let text = address;
+  const tail: number[] = [];
+  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text)?.[1];
+  if (dotted !== undefined) {
+    tail.push(...dotted.split('.').map(Number));
+    text = text.slice(0, -dotted.length);
+    if (text.endsWith(':') && !text.endsWith('::')) text = text.slice(0, -1);
+  }
+  const words = (part: string) => (part === '' ? [] : part.split(':').map((h) => parseInt(h, 16)));
+  const [head = '', rest] = text.split('::');
+  const high = words(head);
+  const low = rest === undefined ? [] : words(rest);
+  const zeros = rest === undefined ? 0 : 8 - tail.length / 2 - high.length - low.length;
+  return [...high, ...new Array<number>(zeros).fill(0), ...low]
+    .flatMap((w) => [w >> 8, w & 0xff])
+    .concat(tail);
+}
+
+/** 4 bytes as dotted IPv4, 16 as compressed IPv6. */
+function formatAddress(bytes: readonly number[]): string {
+  if (bytes.length === 4) return bytes.join('.');
+  const words = [];
+  for (let i = 0; i < 16; i += 2) words.push((((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0)).toString(16));
+  // The URL parser writes IPv6 in its compressed form (RFC 5952).
+  return new URL(`http://[${words.join(':')}]/`).hostname.slice(1, -1);
 }
 
 /** A comma-separated list of CIDR blocks or single addresses, IPv4 and IPv6 (see `cidrProblem`). */
