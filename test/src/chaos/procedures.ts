@@ -22,6 +22,8 @@ export interface MovePlan {
   readonly connections: number;
   /** All of the router's connections at the time. */
   readonly totalConnections: number;
+  /** The owner table the change leads to (`chatctl status --wait-version` waits for it). */
+  readonly afterVersion?: string;
 }
 
 /** How long a chatctl process may run past its own `--timeout` before it is killed. */
@@ -88,6 +90,7 @@ function expectOk(run: ChatctlRun, command: string): void {
 
 /** The fields of `chatctl plan --json` used here (docs/chatctl.md). */
 interface PlanReport {
+  afterVersion: string;
   shards: number;
   movedShards: number;
   movedConnections: number;
@@ -116,7 +119,19 @@ export async function planChange(
     shards: plan.movedShards,
     connections: plan.movedConnections,
     totalConnections: plan.totalConnections,
+    afterVersion: plan.afterVersion,
   };
+}
+
+/**
+ * `chatctl status --wait-version V`: what `plan add` tells the operator to run once the node is started;
+ * waits until every router has owner table V, agrees and is healthy. Throws when it is not within `timeoutMs`.
+ */
+export async function waitVersion(router: RouterProcess, version: string, timeoutMs: number): Promise<void> {
+  expectOk(
+    await chatctl(router, ['status', '--wait-version', version], timeoutMs),
+    `status --wait-version ${version}`,
+  );
 }
 
 interface MembersBody {

@@ -14,6 +14,7 @@ import {
   startMoveMeter,
   statusHealthy,
   undrain,
+  waitVersion,
   type Moved,
   type MovePlan,
 } from './procedures.js';
@@ -113,6 +114,10 @@ async function scaleOutIn(ctx: FaultContext): Promise<void> {
   ctx.mark(`${id} starting`);
   await cluster.startNode(id);
   ctx.mark(`${id} ready`);
+  if (out.afterVersion) {
+    await waitVersion(cluster.router, out.afterVersion, ctx.stepTimeoutMs);
+    ctx.mark(`chatctl status --wait-version ${out.afterVersion}: exit 0`);
+  }
   await ctx.recovered(`${id} in the ring, its users moved`);
   ctx.moved('Scale out', out, await meter.read());
   await statusDone(ctx);
@@ -158,6 +163,10 @@ async function rollingDrain(ctx: FaultContext): Promise<void> {
     );
     await cluster.startNode(id);
     ctx.mark(`${id} ready`);
+    if (back.afterVersion) {
+      await waitVersion(cluster.router, back.afterVersion, ctx.stepTimeoutMs);
+      ctx.mark(`chatctl status --wait-version ${back.afterVersion}: exit 0`);
+    }
     if (await adminDrained(cluster.router, id)) {
       ctx.mark(`chatctl undrain ${id}`);
       await undrain(cluster.router, id, ctx.stepTimeoutMs);
