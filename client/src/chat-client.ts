@@ -31,6 +31,7 @@ import {
   formatSince,
   isPos,
 } from './protocol.js';
+import { TokenBucket } from './token-bucket.js';
 import { CONNECTING, OPEN, type WebSocketConstructor, type WebSocketLike } from './websocket.js';
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
@@ -76,10 +77,16 @@ export interface ConnectOptions {
   readonly userId: string;
   /**
    * Gives a token (a JWT whose `sub` is `userId`). Called before every connection attempt, and before the
-   * current one expires (the new one is sent in-band). May reject: the attempt then counts as failed.
-   * Leave it out when the cluster runs without authentication.
+   * current one expires (the new one is sent in-band). May reject, or not settle within `tokenTimeoutMs`:
+   * the attempt then counts as failed. Leave it out when the cluster runs without authentication.
    */
   readonly token?: (() => Promise<string> | string) | undefined;
+  /**
+   * A token function that has not settled after this many milliseconds fails the attempt (or the refresh)
+   * with CLIENT_ERR_TOKEN, as a rejection does (10,000): a hung sign-in service must not leave the client
+   * `connecting` forever without an event.
+   */
+  readonly tokenTimeoutMs?: number | undefined;
   /** The WebSocket implementation (default `globalThis.WebSocket`). */
   readonly WebSocket?: WebSocketConstructor | undefined;
   /** Reconnect and retry backoff: full jitter from `initialMs` (500) doubling up to `maxMs` (30,000). */
@@ -95,6 +102,12 @@ export interface ConnectOptions {
   readonly answerTimeoutMs?: number | undefined;
   /** How many recent message ids are remembered to drop duplicates (10,000). */
   readonly dedupeWindow?: number | undefined;
+  /**
+   * Sends written per second at most, with bursts of as many (40): under the node's per-connection limit
+   * (CHAT_NODE_RATE_PER_SEC 50, burst 100), so a backlog flushed after a reconnect is not rate limited.
+   * Raise it only for a cluster configured with a higher limit.
+   */
+  readonly sendRatePerSec?: number | undefined;
   /**
    * Durable mode: resume from this position (a `client.position` saved earlier, e.g. across a page
    * reload): the first connection asks for every message after it. Later ones use the last received.
@@ -122,6 +135,10 @@ export interface ChatClient {
 export const STABLE_OPEN_MS = 5_000;
 /** Consecutive token refusals (4401) without an open connection before the client gives up. */
 export const MAX_TOKEN_REFUSALS = 3;
+/** The least `answerTimeoutMs`: a node answers a send in a few milliseconds at best, more under load. */
+export const MIN_ANSWER_TIMEOUT_MS = 100;
+/** `sendRatePerSec` by default: a fifth under the node's default CHAT_NODE_RATE_PER_SEC (50). */
+export const DEFAULT_SEND_RATE_PER_SEC = 40;
 /** How long `close()` waits for the server's side of the closing handshake. */
 const CLOSE_WAIT_MS = 3_000;
 /** setTimeout's largest delay; longer ones are clamped (a longer one would fire at once). */
@@ -169,6 +186,27 @@ function laterPos(current: MessagePos | undefined, next: MessagePos): MessagePos
   return next;
 }
 
+/**
+ * The numeric options with their least usable value and why: a smaller one would not fail at once but
+ * misbehave later (every send written twice, reconnects in a tight loop), so connect() refuses it.
+ */
+function numericOptions(o: ConnectOptions) {
+  return [
+    ['sendTimeoutMs', o.sendTimeoutMs, 1, 'a send needs time to be answered'],
+    [
+      'answerTimeoutMs',
+      o.answerTimeoutMs,
+      MIN_ANSWER_TIMEOUT_MS,
+      'a shorter one writes sends again while the node is still answering them',
+    ],
+    ['tokenTimeoutMs', o.tokenTimeoutMs, 1, 'the token function needs time to answer'],
+    ['backoff.initialMs', o.backoff?.initialMs, 1, 'a zero backoff reconnects in a tight loop'],
+    ['backoff.maxMs', o.backoff?.maxMs, 1, 'a zero backoff reconnects in a tight loop'],
+    ['dedupeWindow', o.dedupeWindow, 1, 'at least the last message id is remembered'],
+    ['sendRatePerSec', o.sendRatePerSec, 1, 'sends must be written at some rate'],
+  ] as const;
+}
+
 /** Validates the options; throws a ChatError (CLIENT_ERR_BAD_OPTIONS / _BAD_USER_ID) naming the problem. */
 function checkOptions(o: ConnectOptions): { base: string; WS: WebSocketConstructor } {
   const bad = (what: string) => ChatError.client('CLIENT_ERR_BAD_OPTIONS', what);
@@ -188,16 +226,14 @@ function checkOptions(o: ConnectOptions): { base: string; WS: WebSocketConstruct
   if (parsed.search !== '' || parsed.hash !== '') throw bad('url must have no query or fragment');
   const WS = o.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   if (typeof WS !== 'function') throw bad('no WebSocket implementation: pass options.WebSocket');
-  for (const [name, value] of [
-    ['sendTimeoutMs', o.sendTimeoutMs],
-    ['answerTimeoutMs', o.answerTimeoutMs],
-    ['backoff.initialMs', o.backoff?.initialMs],
-    ['backoff.maxMs', o.backoff?.maxMs],
-    ['dedupeWindow', o.dedupeWindow],
-  ] as const) {
-    if (value !== undefined && !(typeof value === 'number' && value >= 0 && Number.isFinite(value)))
-      throw bad(`${name} must be a number of 0 or more`);
+  for (const [name, value, min, why] of numericOptions(o)) {
+    if (value !== undefined && !(typeof value === 'number' && value >= min && Number.isFinite(value)))
+      throw bad(`${name} must be a finite number of at least ${min}, not ${String(value)}: ${why}`);
   }
+  const initialMs = o.backoff?.initialMs ?? DEFAULT_BACKOFF.initialMs;
+  const maxMs = o.backoff?.maxMs ?? DEFAULT_BACKOFF.maxMs;
+  if (maxMs < initialMs)
+    throw bad(`backoff.maxMs (${maxMs}) must not be below backoff.initialMs (${initialMs})`);
   if (o.token !== undefined && typeof o.token !== 'function') throw bad('token must be a function');
   if (o.since !== undefined && !isPos(o.since)) throw bad('since must be a {shard, offset, epoch} position');
   return { base: o.url.replace(/\/+$/, ''), WS };
@@ -216,6 +252,9 @@ class Client implements ChatClient {
   readonly #backoff: BackoffOptions;
   readonly #sendTimeoutMs: number;
   readonly #answerTimeoutMs: number;
+  readonly #tokenTimeoutMs: number;
+  /** Paces writes of sends under the node's rate limit. */
+  readonly #bucket: TokenBucket;
   readonly #events = new Emitter<ChatClientEvents>();
   readonly #ids: IdWindow;
   readonly #pending = new Map<string, PendingSend>();
@@ -235,6 +274,10 @@ class Client implements ChatClient {
   #attemptAtOpen = 0;
   #reconnectTimer: Timer | undefined;
   #refreshTimer: Timer | undefined;
+  /** Waiting for the bucket to allow the next queued send. */
+  #flushTimer: Timer | undefined;
+  /** The timeouts of token functions still running (cleared by close()). */
+  readonly #tokenTimers = new Set<Timer>();
   /** The in-band refresh waiting for its answer. */
   #auth: { readonly cid: string; readonly token: string } | undefined;
   #lastPos: MessagePos | undefined;
@@ -254,6 +297,8 @@ class Client implements ChatClient {
     };
     this.#sendTimeoutMs = Math.min(MAX_TIMER_MS, o.sendTimeoutMs ?? 30_000);
     this.#answerTimeoutMs = Math.min(MAX_TIMER_MS, o.answerTimeoutMs ?? 10_000);
+    this.#tokenTimeoutMs = Math.min(MAX_TIMER_MS, o.tokenTimeoutMs ?? 10_000);
+    this.#bucket = new TokenBucket(o.sendRatePerSec ?? DEFAULT_SEND_RATE_PER_SEC);
     this.#ids = new IdWindow(o.dedupeWindow ?? 10_000);
     this.#lastPos = o.since;
     void this.#attemptConnection();
@@ -318,10 +363,8 @@ class Client implements ChatClient {
     this.#clearTimers();
     const ws = this.#ws;
     this.#ws = undefined;
-    this.#failAll(ChatError.client('CLIENT_ERR_CLOSED', 'the client was closed'));
-    if (this.#state !== 'closed')
-      this.#setState({ state: 'closed', attempt: this.#attempt, code: CLOSE.NORMAL });
-    this.#closing =
+    // Set before anything is emitted: a listener calling close() again gets this same promise.
+    const closing =
       ws && (ws.readyState === OPEN || ws.readyState === CONNECTING)
         ? new Promise<void>((resolve) => {
             const done = () => {
@@ -333,30 +376,41 @@ class Client implements ChatClient {
             ws.close(CLOSE.NORMAL);
           })
         : Promise.resolve();
-    return this.#closing;
+    this.#closing = closing;
+    this.#failAll(ChatError.client('CLIENT_ERR_CLOSED', 'the client was closed'));
+    if (this.#state !== 'closed')
+      this.#setState({ state: 'closed', attempt: this.#attempt, code: CLOSE.NORMAL });
+    return closing;
+  }
+
+  /**
+   * True once close() was called or the server stopped the client: every async continuation (a timer, a
+   * token function settling, a listener returning) checks it before doing anything more.
+   */
+  #over(): boolean {
+    return this.#closing !== undefined || this.#state === 'closed';
   }
 
   // Connections
 
   async #attemptConnection(): Promise<void> {
-    const gen = ++this.#generation;
     this.#reconnectTimer = undefined;
+    if (this.#over()) return;
+    const gen = ++this.#generation;
     this.#attempt++;
     let jwt: string | undefined;
     if (this.#token) {
       try {
-        const t = await this.#token();
-        if (typeof t !== 'string' || t === '') throw new TypeError('the token function gave no string');
-        jwt = t;
+        jwt = await this.#callToken(this.#token);
       } catch (err) {
-        if (gen !== this.#generation) return;
+        if (gen !== this.#generation || this.#over()) return;
         const message = err instanceof Error ? err.message : String(err);
         this.#afterFailedAttempt({
           error: ChatError.client('CLIENT_ERR_TOKEN', `the token function failed: ${message}`),
         });
         return;
       }
-      if (gen !== this.#generation) return;
+      if (gen !== this.#generation || this.#over()) return;
     }
     const query = [`refusal=close`, ...(this.#lastPos ? [`since=${formatSince(this.#lastPos)}`] : [])];
     // The user id is checked against the protocol's pattern, whose characters need no escaping in a path;
@@ -384,7 +438,7 @@ class Client implements ChatClient {
     ws.addEventListener('error', () => undefined); // the close that follows says what happened
     ws.addEventListener('open', () => {
       // A refusal completed only to carry its close code: not a connection, the close follows.
-      if (this.#ws === ws && ws.protocol !== REFUSAL_SUBPROTOCOL) this.#onOpen(jwt);
+      if (this.#ws === ws && ws.protocol !== REFUSAL_SUBPROTOCOL) this.#onOpen(ws, jwt);
     });
     ws.addEventListener('message', (e) => {
       if (this.#ws === ws) this.#onData(e.data);
@@ -394,15 +448,41 @@ class Client implements ChatClient {
     });
   }
 
-  #onOpen(jwt: string | undefined): void {
+  #onOpen(ws: WebSocketLike, jwt: string | undefined): void {
     this.#openedAt = Date.now();
     const attempt = this.#attempt;
     // Kept until the connection proves not to be a refusal (a REFUSED_* close right after the handshake).
     this.#attemptAtOpen = attempt;
     this.#attempt = 0;
     this.#setState({ state: 'open', attempt });
+    // A listener may have closed the client: no refresh timer, no writes for a connection that is gone.
+    if (this.#ws !== ws || this.#over()) return;
     if (jwt !== undefined) this.#scheduleRefresh(jwt);
-    for (const p of this.#pending.values()) if (p.phase === 'queued') this.#transmit(p);
+    this.#flush();
+  }
+
+  /**
+   * Calls the token function, failing when it does not settle within `tokenTimeoutMs`; close() clears the
+   * wait's timer (the call is then left to settle unheard).
+   */
+  async #callToken(token: () => Promise<string> | string): Promise<string> {
+    let timer: Timer | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new TypeError(`the token function did not settle within ${this.#tokenTimeoutMs} ms`)),
+        this.#tokenTimeoutMs,
+      );
+      this.#tokenTimers.add(timer);
+    });
+    try {
+      // Called now, as before every attempt (an async wrapper turns a throw into a rejection).
+      const t = await Promise.race([(async () => token())(), timeout]);
+      if (typeof t !== 'string' || t === '') throw new TypeError('the token function gave no string');
+      return t;
+    } finally {
+      clearTimeout(timer);
+      if (timer !== undefined) this.#tokenTimers.delete(timer);
+    }
   }
 
   #onClose(code: number, reason: string): void {
@@ -415,6 +495,8 @@ class Client implements ChatClient {
     this.#auth = undefined;
     clearTimeout(this.#refreshTimer);
     this.#refreshTimer = undefined;
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
     if (isRefusal(code)) {
       // A refused upgrade, completed only to carry its code (`refusal=close`): a failed attempt, not a
       // connection, whatever `open` said a moment ago.
@@ -485,8 +567,9 @@ class Client implements ChatClient {
       delay = hintedMs(step.retryAfterMs, this.#backoff, random);
     else if (step.wait === 'soon') delay = Math.round(Math.min(this.#backoff.initialMs, 250) * random());
     else delay = fullJitterMs(this.#failures++, this.#backoff, random);
-    this.#setState({ state: 'reconnecting', attempt: this.#attempt + 1, retryInMs: delay, ...detail });
+    // Armed before the event: a listener that calls close() must find the timer to clear.
     this.#reconnectTimer = setTimeout(() => void this.#attemptConnection(), delay);
+    this.#setState({ state: 'reconnecting', attempt: this.#attempt + 1, retryInMs: delay, ...detail });
   }
 
   /** Stops for good: the server said not to come back. */
@@ -506,31 +589,51 @@ class Client implements ChatClient {
   #clearTimers(): void {
     clearTimeout(this.#reconnectTimer);
     clearTimeout(this.#refreshTimer);
+    clearTimeout(this.#flushTimer);
+    for (const timer of this.#tokenTimers) clearTimeout(timer);
+    this.#tokenTimers.clear();
     this.#reconnectTimer = undefined;
     this.#refreshTimer = undefined;
+    this.#flushTimer = undefined;
     this.#auth = undefined;
   }
 
   // Sends
 
-  /** Writes `p` now if a connection is open, else leaves it queued for the next one. */
+  /** Queues `p` (new, retried or unanswered) and writes what the rate allows if a connection is open. */
   #transmit(p: PendingSend): void {
     p.timer = undefined;
+    p.phase = 'queued';
+    this.#flush();
+  }
+
+  /**
+   * Writes the queued sends, oldest first, as fast as the bucket allows (`sendRatePerSec`); the rest wait
+   * for its refill on a timer. Without an open connection they stay queued for the next one.
+   */
+  #flush(): void {
+    if (this.#flushTimer !== undefined) return; // already waiting for the bucket: it flushes in order
     const ws = this.#ws;
-    if (this.#state !== 'open' || !ws || ws.readyState !== OPEN) {
-      p.phase = 'queued';
-      return;
+    if (this.#state !== 'open' || !ws || ws.readyState !== OPEN) return;
+    for (const p of this.#pending.values()) {
+      if (p.phase !== 'queued') continue;
+      if (!this.#bucket.take()) {
+        this.#flushTimer = setTimeout(() => {
+          this.#flushTimer = undefined;
+          this.#flush();
+        }, this.#bucket.msUntilNext());
+        return;
+      }
+      try {
+        ws.send(p.frame);
+      } catch {
+        return; // the platform refused the write: the close follows, and they go out on the next connection
+      }
+      p.phase = 'inflight';
+      p.timer = setTimeout(() => {
+        if (p.phase === 'inflight' && this.#ws === ws) this.#transmit(p);
+      }, this.#answerTimeoutMs);
     }
-    try {
-      ws.send(p.frame);
-    } catch {
-      p.phase = 'queued'; // the platform refused the write: it goes out on the next open connection
-      return;
-    }
-    p.phase = 'inflight';
-    p.timer = setTimeout(() => {
-      if (p.phase === 'inflight' && this.#ws === ws) this.#transmit(p);
-    }, this.#answerTimeoutMs);
   }
 
   /** Settles `p` (answered, failed, timed out): it leaves the pending table and its timers stop. */
@@ -592,8 +695,10 @@ class Client implements ChatClient {
     if (f.cid !== undefined && this.#auth?.cid === f.cid) {
       // The in-band refresh was refused: a new connection with a fresh token instead.
       const error = new ChatError(f.code, f.retryable, f.message, { cid: f.cid });
+      const ws = this.#ws;
       this.#events.emit('error', error);
-      this.#reconnectForToken(error);
+      // Unless a listener closed the client (or the connection) meanwhile.
+      if (this.#ws === ws && !this.#over()) this.#reconnectForToken(error);
       return;
     }
     const p = f.cid === undefined ? undefined : this.#pending.get(f.cid);
@@ -644,8 +749,7 @@ class Client implements ChatClient {
     if (!ws || !token || this.#state !== 'open') return;
     let fresh: string;
     try {
-      const t = await token();
-      if (typeof t !== 'string' || t === '') throw new TypeError('the token function gave no string');
+      const t = await this.#callToken(token);
       // The same token again (a fixed token, a cache) would be "refreshed" in a loop: wait for a newer one.
       const times = tokenTimes(t);
       if (times && times.exp * 1000 <= expMs)
@@ -658,6 +762,8 @@ class Client implements ChatClient {
         'error',
         ChatError.client('CLIENT_ERR_TOKEN', `the token refresh failed: ${message}`),
       );
+      // A listener may have closed the client or the connection: then no retry timer.
+      if (this.#ws !== ws || this.#over()) return;
       // Try again halfway to the expiry; past it, the server closes with 4003 and a reconnect asks again.
       const left = expMs - Date.now();
       if (left > 500) this.#refreshTimer = setTimeout(() => void this.#refresh(expMs), Math.round(left / 2));

@@ -60,6 +60,9 @@ export function closePolicy(code: number, reason: string): CloseStep {
       ...(errorCode === undefined ? {} : { errorCode }),
     }) as const satisfies CloseStep;
   const stop = (): CloseStep => ({ action: 'stop', errorCode: errorCode ?? 'CLIENT_ERR_CONNECTION_CLOSED' });
+  // A `retry_after_ms` in any reason is the server's word on when to come back (protocol.md): it wins
+  // over the plain backoff (a 4502 carries the Retry-After of the router's 502).
+  const backoff: Wait = retryAfterMs === undefined ? 'backoff' : 'hint';
 
   switch (code) {
     // The node or the router is shutting down / moving the user: the server spread the closes, and says
@@ -76,9 +79,9 @@ export function closePolicy(code: number, reason: string): CloseStep {
     case CLOSE.SLOW_CONSUMER:
       return reconnect('soon');
     case CLOSE.REFUSED_UNAUTHORIZED:
-      return reconnect('backoff', { freshToken: true, tokenRefused: true });
+      return reconnect(backoff, { freshToken: true, tokenRefused: true });
     case CLOSE.MESSAGE_TOO_BIG:
-      return reconnect('backoff', { drop: true });
+      return reconnect(backoff, { drop: true });
     // A server that says "normal closure" without being asked has a reason we cannot see: come back.
     case CLOSE.NORMAL:
     case CLOSE.GOING_AWAY:
@@ -87,7 +90,7 @@ export function closePolicy(code: number, reason: string): CloseStep {
     case CLOSE.INTERNAL_ERROR:
     case CLOSE.REFUSED_UPSTREAM:
     case CLOSE.REFUSED_UPSTREAM_TIMEOUT:
-      return reconnect('backoff');
+      return reconnect(backoff);
     // Trying again would be refused the same way: a bug in the client, a foreign origin, a token for
     // another user, a bad path.
     case CLOSE.PROTOCOL_ERROR:
@@ -100,6 +103,6 @@ export function closePolicy(code: number, reason: string): CloseStep {
     default:
       // Another refusal status (4000 + 4xx): the request itself is wrong; a 5xx: try again later.
       if (code >= 4400 && code <= 4499) return stop();
-      return reconnect(retryAfterMs === undefined ? 'backoff' : 'hint');
+      return reconnect(backoff);
   }
 }

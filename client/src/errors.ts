@@ -7,7 +7,7 @@ export const CLIENT_ERRORS = {
   CLIENT_ERR_BAD_OPTIONS: {
     retryable: false,
     summary:
-      '`connect()` was given an unusable option: a URL that is not ws:// or wss://, no WebSocket implementation, a negative timeout, a malformed `since`.',
+      '`connect()` was given an unusable option: a URL that is not ws:// or wss://, no WebSocket implementation, a timeout, backoff or rate below its minimum, a malformed `since`.',
   },
   CLIENT_ERR_BAD_USER_ID: {
     retryable: false,
@@ -30,7 +30,8 @@ export const CLIENT_ERRORS = {
   },
   CLIENT_ERR_CLOSED: {
     retryable: false,
-    summary: '`close()` was called (or had been) before the send was answered.',
+    summary:
+      '`close()` was called (or had been) before the send was answered. After the server stopped the client, sends reject with the stop’s error instead.',
   },
   CLIENT_ERR_TOO_BIG: {
     retryable: false,
@@ -45,7 +46,7 @@ export const CLIENT_ERRORS = {
   CLIENT_ERR_TOKEN: {
     retryable: true,
     summary:
-      'The `token` function rejected or returned something that is not a string; the attempt counts as failed and is retried with backoff (at refresh time, the refresh is tried again).',
+      'The `token` function rejected, returned something that is not a string, or did not settle within `tokenTimeoutMs`; the attempt counts as failed and is retried with backoff (at refresh time, the refresh is tried again).',
   },
   CLIENT_ERR_TOKEN_REFUSED: {
     retryable: false,

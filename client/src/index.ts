@@ -2,7 +2,13 @@
  * @chat/client: the chat cluster's client SDK for browsers and Node.js 24 (docs/client.md). It loads
  * nothing but its own modules at run time; the protocol types come from @chat/shared and are erased.
  */
-export { connect, MAX_TOKEN_REFUSALS, STABLE_OPEN_MS } from './chat-client.js';
+export {
+  connect,
+  DEFAULT_SEND_RATE_PER_SEC,
+  MAX_TOKEN_REFUSALS,
+  MIN_ANSWER_TIMEOUT_MS,
+  STABLE_OPEN_MS,
+} from './chat-client.js';
 export type {
   ChatClient,
   ChatClientEvents,
@@ -20,6 +26,7 @@ export type { BackoffOptions } from './backoff.js';
 export { refreshInMs, tokenTimes, REFRESH_LEAD_MS } from './jwt.js';
 export type { TokenTimes } from './jwt.js';
 export { IdWindow } from './id-window.js';
+export { TokenBucket } from './token-bucket.js';
 export {
   BEARER_PROTOCOL_PREFIX,
   CLOSE,

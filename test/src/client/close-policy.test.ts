@@ -28,7 +28,9 @@ const TABLE: readonly Row[] = [
   [1007, '', 'stop', undefined, { error: 'CLIENT_ERR_CONNECTION_CLOSED' }],
   [1008, 'policy', 'stop', undefined, { error: 'CLIENT_ERR_CONNECTION_CLOSED' }],
   [1009, '', 'reconnect', 'backoff', { drop: true }],
+  [1009, 'x retry_after_ms=90', 'reconnect', 'hint', { drop: true, retryAfterMs: 90 }],
   [1011, '', 'reconnect', 'backoff', {}],
+  [1011, 'overloaded retry_after_ms=700', 'reconnect', 'hint', { retryAfterMs: 700 }],
   [4001, 'draining retry_after_ms=1234', 'reconnect', 'hint', { retryAfterMs: 1234 }],
   [4001, 'draining', 'reconnect', 'hint', {}],
   [4002, 'moved retry_after_ms=80', 'reconnect', 'hint', { retryAfterMs: 80 }],
@@ -43,6 +45,13 @@ const TABLE: readonly Row[] = [
     'backoff',
     { freshToken: true, tokenRefused: true, error: 'AUTH_ERR_TOKEN_EXPIRED' },
   ],
+  [
+    4401,
+    'AUTH_ERR_INVALID_TOKEN retry_after_ms=300',
+    'reconnect',
+    'hint',
+    { retryAfterMs: 300, freshToken: true, tokenRefused: true, error: 'AUTH_ERR_INVALID_TOKEN' },
+  ],
   [4403, 'AUTH_ERR_ORIGIN_FORBIDDEN', 'stop', undefined, { error: 'AUTH_ERR_ORIGIN_FORBIDDEN' }],
   [4403, 'AUTH_ERR_SUBJECT_MISMATCH', 'stop', undefined, { error: 'AUTH_ERR_SUBJECT_MISMATCH' }],
   [4404, 'ROUTER_ERR_NOT_FOUND', 'stop', undefined, { error: 'ROUTER_ERR_NOT_FOUND' }],
@@ -56,6 +65,14 @@ const TABLE: readonly Row[] = [
   ],
   [4429, 'NODE_ERR_TOO_MANY_CONNECTIONS', 'reconnect', 'hint', { error: 'NODE_ERR_TOO_MANY_CONNECTIONS' }],
   [4502, 'ROUTER_ERR_UPSTREAM_REFUSED', 'reconnect', 'backoff', { error: 'ROUTER_ERR_UPSTREAM_REFUSED' }],
+  // The router's 502 carries Retry-After (ws-proxy.ts): honoured, as for every REFUSED_* close.
+  [
+    4502,
+    'ROUTER_ERR_UPSTREAM_REFUSED retry_after_ms=1000',
+    'reconnect',
+    'hint',
+    { retryAfterMs: 1000, error: 'ROUTER_ERR_UPSTREAM_REFUSED' },
+  ],
   [
     4503,
     'ROUTER_ERR_NO_NODE retry_after_ms=2000',
@@ -64,9 +81,23 @@ const TABLE: readonly Row[] = [
     { retryAfterMs: 2000, error: 'ROUTER_ERR_NO_NODE' },
   ],
   [4504, 'ROUTER_ERR_UPSTREAM_TIMEOUT', 'reconnect', 'backoff', { error: 'ROUTER_ERR_UPSTREAM_TIMEOUT' }],
+  [
+    4504,
+    'ROUTER_ERR_UPSTREAM_TIMEOUT retry_after_ms=1500',
+    'reconnect',
+    'hint',
+    { retryAfterMs: 1500, error: 'ROUTER_ERR_UPSTREAM_TIMEOUT' },
+  ],
   // Codes the cluster does not send: another 4xx refusal stops, anything else backs off (or follows a hint).
   [4405, 'ROUTER_ERR_SOMETHING', 'stop', undefined, { error: 'ROUTER_ERR_SOMETHING' }],
   [4500, 'ROUTER_ERR_SOMETHING', 'reconnect', 'backoff', { error: 'ROUTER_ERR_SOMETHING' }],
+  [
+    4500,
+    'ROUTER_ERR_SOMETHING retry_after_ms=5',
+    'reconnect',
+    'hint',
+    { retryAfterMs: 5, error: 'ROUTER_ERR_SOMETHING' },
+  ],
   [4100, 'custom retry_after_ms=10', 'reconnect', 'hint', { retryAfterMs: 10 }],
   [3000, '', 'reconnect', 'backoff', {}],
 ];

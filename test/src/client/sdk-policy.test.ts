@@ -18,12 +18,21 @@ import { startFakeServer, type FakeConnection } from './fake-server.js';
 
 const BACKOFF = { initialMs: 50, maxMs: 400 };
 
-/** An unsigned JWT-shaped token (the fake server does not verify) with `exp` `ttlSec` from now. */
-function fakeToken(n: number, ttlSec = 3600): string {
+/**
+ * An unsigned JWT-shaped token (the fake server does not verify) with `exp` `ttlSec` from now, issued
+ * `ageSec` ago (an old one is due for refresh at once).
+ */
+function fakeToken(n: number, ttlSec = 3600, ageSec = 0): string {
   const now = Math.floor(Date.now() / 1000);
   const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
-  return `${b64({ alg: 'none' })}.${b64({ sub: 'alice', iat: now, exp: now + ttlSec, n })}.sig`;
+  return `${b64({ alg: 'none' })}.${b64({ sub: 'alice', iat: now - ageSec, exp: now + ttlSec, n })}.sig`;
 }
+
+/** Timers alive in this process (the client must leave none behind once closed). */
+const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+
+/** A token function that never settles (a hung sign-in service). */
+const never = () => new Promise<string>(() => undefined);
 
 interface Harness {
   client: ChatClient;
@@ -143,6 +152,38 @@ describe('connecting and sending', () => {
       );
   });
 
+  test('connect() refuses timeouts, backoffs and rates that would misbehave later, naming the option', () => {
+    const cases: [Partial<ConnectOptions>, RegExp][] = [
+      [{ answerTimeoutMs: 50 }, /^answerTimeoutMs must be a finite number of at least 100, not 50: /],
+      [{ answerTimeoutMs: 0 }, /^answerTimeoutMs .* at least 100/],
+      [{ sendTimeoutMs: 0 }, /^sendTimeoutMs must be a finite number of at least 1, not 0/],
+      [{ sendTimeoutMs: Number.POSITIVE_INFINITY }, /^sendTimeoutMs .* not Infinity/],
+      [{ tokenTimeoutMs: 0 }, /^tokenTimeoutMs .* at least 1, not 0/],
+      [{ tokenTimeoutMs: '5' as unknown as number }, /^tokenTimeoutMs .* not 5/],
+      [{ backoff: { initialMs: 0 } }, /^backoff\.initialMs .* tight loop/],
+      [{ backoff: { maxMs: -1 } }, /^backoff\.maxMs .* not -1/],
+      [
+        { backoff: { initialMs: 1000, maxMs: 500 } },
+        /^backoff\.maxMs \(500\) must not be below backoff\.initialMs \(1000\)/,
+      ],
+      [{ backoff: { initialMs: 40_000 } }, /^backoff\.maxMs \(30000\) must not be below/],
+      [{ sendRatePerSec: 0 }, /^sendRatePerSec .* at least 1/],
+      [{ sendRatePerSec: Number.NaN }, /^sendRatePerSec .* not NaN/],
+      [{ dedupeWindow: 0 }, /^dedupeWindow .* at least 1/],
+    ];
+    for (const [o, message] of cases)
+      assert.throws(
+        () => connect({ url: 'ws://127.0.0.1:1', userId: 'alice', ...o }),
+        (e: ChatError) => {
+          assert.ok(e instanceof ChatError);
+          assert.equal(e.code, 'CLIENT_ERR_BAD_OPTIONS');
+          assert.match(e.message, message);
+          return true;
+        },
+        JSON.stringify(o),
+      );
+  });
+
   test('sends made before the connection opens are queued and go out in order once it does', async (t) => {
     const server = await startFakeServer(t, (c) => ackAll(c));
     let release: (token: string) => void = () => undefined;
@@ -160,6 +201,62 @@ describe('connecting and sending', () => {
       acks.map((a) => a.cid),
       conn.frames.map((f) => f.cid),
     );
+  });
+});
+
+describe('pacing', () => {
+  test('a backlog flushed after a reconnect is written at most sendRatePerSec a second (bursts of as many), in order', async (t) => {
+    const RATE = 20;
+    const SENDS = 50;
+    const server = await startFakeServer(t, (c, i) => {
+      if (i === 0) c.ws.close(4002, 'moved retry_after_ms=0');
+      else ackAll(c);
+    });
+    // When each frame left the client (the server's clock would bunch frames read in one turn).
+    const writes: number[] = [];
+    class Recording extends WebSocket {
+      override send(data: string): void {
+        writes.push(performance.now());
+        super.send(data);
+      }
+    }
+    const h = open(t, server.url, { sendRatePerSec: RATE, WebSocket: Recording });
+    await stateOf(h, 'reconnecting');
+    const bodies = Array.from({ length: SENDS }, (_, i) => `backlog-${i}`);
+    const acks = await Promise.all(bodies.map((b) => h.client.send('bob', b)));
+    assert.equal(acks.length, SENDS);
+    const conn = await server.connection(1);
+    assert.deepEqual(
+      conn.frames.map((f) => f.body),
+      bodies,
+      'each once, in order',
+    );
+    assert.equal(writes.length, SENDS);
+    // The token bucket's promise: any n consecutive writes span at least (n - RATE) / RATE seconds.
+    for (let i = 0; i < writes.length; i++)
+      for (let j = i + RATE; j < writes.length; j++) {
+        const n = j - i + 1;
+        const spanMs = (writes[j] ?? 0) - (writes[i] ?? 0);
+        assert.ok(spanMs >= ((n - RATE) * 1000) / RATE - 5, `${n} writes within ${spanMs.toFixed(0)} ms`);
+      }
+  });
+
+  test('sends on an open connection are paced the same way', async (t) => {
+    const RATE = 10;
+    const server = await startFakeServer(t, (c) => ackAll(c));
+    const writes: number[] = [];
+    class Recording extends WebSocket {
+      override send(data: string): void {
+        writes.push(performance.now());
+        super.send(data);
+      }
+    }
+    const h = open(t, server.url, { sendRatePerSec: RATE, WebSocket: Recording });
+    await stateOf(h, 'open');
+    await Promise.all(Array.from({ length: 25 }, (_, i) => h.client.send('bob', `live-${i}`)));
+    assert.equal(writes.length, 25);
+    const span = (writes[24] ?? 0) - (writes[0] ?? 0);
+    assert.ok(span >= ((25 - RATE) * 1000) / RATE - 5, `25 writes within ${span.toFixed(0)} ms`);
   });
 });
 
@@ -327,8 +424,11 @@ describe('close codes: the next step', () => {
     [4401, 'AUTH_ERR_TOKEN_EXPIRED', 0, BACKOFF.initialMs],
     [4429, 'ROUTER_ERR_RATE_LIMITED retry_after_ms=130', 130, 130 + BACKOFF.initialMs],
     [4502, 'ROUTER_ERR_UPSTREAM_REFUSED', 0, BACKOFF.initialMs],
+    [4502, 'ROUTER_ERR_UPSTREAM_REFUSED retry_after_ms=140', 140, 140 + BACKOFF.initialMs],
     [4503, 'ROUTER_ERR_NO_NODE retry_after_ms=110', 110, 110 + BACKOFF.initialMs],
     [4504, 'ROUTER_ERR_UPSTREAM_TIMEOUT', 0, BACKOFF.initialMs],
+    [4504, 'ROUTER_ERR_UPSTREAM_TIMEOUT retry_after_ms=120', 120, 120 + BACKOFF.initialMs],
+    [4401, 'AUTH_ERR_INVALID_TOKEN retry_after_ms=130', 130, 130 + BACKOFF.initialMs],
   ];
   for (const [code, reason, minDelay, maxDelay] of reconnecting) {
     test(`${code} ${reason}: reconnect in [${minDelay}, ${maxDelay}] ms`, async (t) => {
@@ -494,6 +594,27 @@ describe('close codes: the next step', () => {
     assert.equal(calls, 2);
     assert.equal(server.connections.length, 1, 'no connection without a token');
   });
+
+  test('a token function that never settles: after tokenTimeoutMs the attempt fails with CLIENT_ERR_TOKEN and is retried', async (t) => {
+    const server = await startFakeServer(t);
+    let calls = 0;
+    const h = open(t, server.url, {
+      tokenTimeoutMs: 100,
+      token: () => (++calls === 1 ? never() : fakeToken(1)),
+    });
+    const r = await stateOf(h, 'reconnecting');
+    assert.equal(r.error?.code, 'CLIENT_ERR_TOKEN');
+    assert.equal(r.error?.retryable, true);
+    assert.match(r.error?.message ?? '', /did not settle within 100 ms/);
+    assert.deepEqual(
+      h.states.map((s) => s.state),
+      ['reconnecting'],
+      'reported, not left connecting',
+    );
+    await stateOf(h, 'open');
+    assert.equal(calls, 2);
+    assert.equal(server.connections.length, 1, 'no connection without a token');
+  });
 });
 
 describe('token refresh in-band', () => {
@@ -580,6 +701,29 @@ describe('token refresh in-band', () => {
     await pollUntil(() => h.errors.length > 0, { timeoutMs: 10_000, what: 'the refresh error' });
     assert.equal(h.errors[0]?.code, 'CLIENT_ERR_TOKEN');
     await conn.frame('auth');
+    assert.equal(server.connections.length, 1);
+  });
+
+  test('a token function that hangs at refresh time: CLIENT_ERR_TOKEN after tokenTimeoutMs, tried again', async (t) => {
+    const server = await startFakeServer(t, (c) => {
+      c.ws.on('message', (data: Buffer) => {
+        const f = JSON.parse(data.toString('utf8')) as Record<string, unknown>;
+        if (f.type === 'auth')
+          c.send({ type: 'auth_ok', cid: f.cid, exp: Math.floor(Date.now() / 1000) + 3600 });
+      });
+    });
+    let n = 0;
+    const h = open(t, server.url, {
+      tokenTimeoutMs: 100,
+      // The first token is due for refresh at once (issued 20 s ago, 3 s left); the first refresh hangs.
+      token: () => (++n === 1 ? fakeToken(0, 3, 20) : n === 2 ? never() : fakeToken(n)),
+    });
+    const conn = await server.connection(0);
+    await pollUntil(() => h.errors.length > 0, { timeoutMs: 10_000, what: 'the refresh error' });
+    assert.equal(h.errors[0]?.code, 'CLIENT_ERR_TOKEN');
+    assert.match(h.errors[0]?.message ?? '', /did not settle within 100 ms/);
+    await conn.frame('auth');
+    assert.equal(n, 3);
     assert.equal(server.connections.length, 1);
   });
 
@@ -723,6 +867,96 @@ describe('close()', () => {
     await h.client.close();
     assert.equal(timers(), before);
     assert.equal(server.connections.length, 1);
+  });
+
+  test('close() inside the `reconnecting` listener: closed for good, no timer left, no reconnect', async (t) => {
+    const server = await startFakeServer(t, (c) => c.ws.close(4001, 'draining retry_after_ms=100'));
+    const before = timers();
+    const h = open(t, server.url);
+    let closing: Promise<void> | undefined;
+    h.client.on('state', (e) => {
+      if (e.state === 'reconnecting') closing = h.client.close();
+    });
+    await stateOf(h, 'closed');
+    await closing;
+    assert.equal(timers(), before, 'no reconnect timer left behind');
+    assert.deepEqual(
+      h.states.map((s) => s.state),
+      ['open', 'reconnecting', 'closed'],
+    );
+    assert.equal(h.client.state, 'closed');
+    assert.equal(server.connections.length, 1);
+  });
+
+  test('close() inside the `open` listener: no refresh timer, nothing written, no more events', async (t) => {
+    const server = await startFakeServer(t);
+    const before = timers();
+    const h = open(t, server.url, { token: () => fakeToken(0, 600) });
+    const queued = h.client.send('bob', 'queued before open').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    let closing: Promise<void> | undefined;
+    h.client.on('state', (e) => {
+      if (e.state === 'open') closing = h.client.close();
+    });
+    await stateOf(h, 'closed');
+    await closing;
+    const conn = await server.connection(0);
+    // The server's side of the closing handshake has its own timer until then.
+    await pollUntil(() => conn.closedAt, { intervalMs: 5, what: 'the server side closed' });
+    assert.equal(((await queued) as ChatError).code, 'CLIENT_ERR_CLOSED');
+    assert.equal(timers(), before, 'no refresh timer left behind');
+    assert.deepEqual(
+      h.states.map((s) => s.state),
+      ['open', 'closed'],
+    );
+    assert.deepEqual(conn.frames, [], 'nothing written');
+  });
+
+  test('close() inside an `error` listener for a failed refresh: no retry timer left', async (t) => {
+    const server = await startFakeServer(t);
+    const before = timers();
+    let n = 0;
+    const h = open(t, server.url, {
+      // Due for refresh at once (issued 20 s ago, 3 s left); the refresh fails.
+      token: () => (++n === 1 ? fakeToken(0, 3, 20) : Promise.reject(new Error('offline'))),
+    });
+    let closing: Promise<void> | undefined;
+    h.client.on('error', () => {
+      closing = h.client.close();
+    });
+    await stateOf(h, 'closed');
+    await closing;
+    const conn = await server.connection(0);
+    // The server's side of the closing handshake has its own timer until then.
+    await pollUntil(() => conn.closedAt, { intervalMs: 5, what: 'the server side closed' });
+    assert.equal(h.errors[0]?.code, 'CLIENT_ERR_TOKEN');
+    assert.equal(timers(), before, 'no refresh retry timer left behind');
+    assert.equal(n, 2);
+  });
+
+  test('close() called again from the `closed` listener gets the same promise', async (t) => {
+    const server = await startFakeServer(t);
+    const h = open(t, server.url);
+    await stateOf(h, 'open');
+    let inner: Promise<void> | undefined;
+    h.client.on('state', (e) => {
+      if (e.state === 'closed') inner = h.client.close();
+    });
+    const outer = h.client.close();
+    assert.equal(inner, outer);
+    await outer;
+  });
+
+  test('close() while the token function hangs: no timer left (the token timeout is cleared)', async (t) => {
+    const server = await startFakeServer(t);
+    const before = timers();
+    const h = open(t, server.url, { token: never });
+    assert.ok(timers() > before, 'the token timeout runs');
+    await h.client.close();
+    assert.equal(timers(), before);
+    assert.equal(server.connections.length, 0);
   });
 
   test('while the token function is still working: it is not used, no connection is made', async (t) => {
