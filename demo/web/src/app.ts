@@ -184,9 +184,13 @@ function signIn(userId: string, config: DemoConfig): void {
   $('me').textContent = `signed in as ${userId}`;
   const client = connect({ url: config.routerUrl, userId, token: () => fetchToken(userId) });
   handle.client = client;
+  /** When the last open connection was lost: only a real reconnect (open, lost, open) is timed. */
   let leftOpenAt: number | undefined;
+  let previous = '';
   client.on('state', (e) => {
     handle.states.push({ state: e.state, at: Date.now() });
+    const wasOpen = previous === 'open';
+    previous = e.state;
     if (e.state === 'open') {
       if (leftOpenAt !== undefined) handle.lastReconnectMs = Date.now() - leftOpenAt;
       leftOpenAt = undefined;
@@ -197,8 +201,11 @@ function signIn(userId: string, config: DemoConfig): void {
       void refreshOnline();
       return;
     }
-    if (e.state === 'reconnecting' && leftOpenAt === undefined) leftOpenAt = Date.now();
-    const why = e.reason ?? (e.code === undefined ? undefined : `code ${e.code}`);
+    // Failed first attempts are not a reconnect (a refusal is never reported open: chat.refusal).
+    if (e.state === 'reconnecting' && wasOpen) leftOpenAt = Date.now();
+    if (e.state === 'closed') leftOpenAt = undefined;
+    // `||`: a dropped connection (1006) has an empty reason; show its code then.
+    const why = e.reason || (e.code === undefined ? undefined : `code ${e.code}`);
     const when = e.retryInMs === undefined ? undefined : `retry in ${(e.retryInMs / 1000).toFixed(1)} s`;
     showState(e.state, [why, when].filter(Boolean).join(', ') || undefined);
   });
