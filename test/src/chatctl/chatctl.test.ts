@@ -54,15 +54,6 @@ describe('chatctl against a live cluster', () => {
   let cli: ConnectOptions;
   let routerArgs: string[];
 
-  /** `count` users whose shard `nodeId` owns now. */
-  async function usersOn(nodeId: string, count: number, prefix: string): Promise<string[]> {
-    const candidates = Array.from({ length: count * 12 }, (_, i) => `${prefix}-${i}`);
-    const owners = await routers[0]!.lookup(candidates);
-    const users = candidates.filter((_, i) => owners[i] === nodeId).slice(0, count);
-    assert.equal(users.length, count);
-    return users;
-  }
-
   /** Connects `user` through router `r`, again while the router answers 502/503 (a move in progress). */
   const connect = (t: TestContext, user: string, r = routers[0]!) =>
     pollUntil(() => TestClient.connect(t, r.wsUrl(user)), {
@@ -118,7 +109,7 @@ describe('chatctl against a live cluster', () => {
   });
 
   test('status: 3 members, both routers agree, connections summed over the routers; exit 0', async (t) => {
-    const [user] = await usersOn('n1', 1, 'status');
+    const [user] = await routers[0]!.usersOn('n1', 1, 'status');
     await connect(t, user!, routers[1]);
     const s = await status(cli);
     assert.equal(s.agree, true);
@@ -217,7 +208,7 @@ describe('chatctl against a live cluster', () => {
   });
 
   test('lookup: shard, owner and the node holding the session; a user connected nowhere is 5', async (t) => {
-    const [user] = await usersOn('n2', 1, 'lookup');
+    const [user] = await routers[0]!.usersOn('n2', 1, 'lookup');
     await connect(t, user!);
     const r = await lookup(cli, { user: user! });
     assert.ok('connected' in r);
@@ -245,7 +236,7 @@ describe('chatctl against a live cluster', () => {
   });
 
   test('shards: the shard with traffic comes first, with its messages per second and connections', async (t) => {
-    const [a, b] = await usersOn('n1', 2, 'hot');
+    const [a, b] = await routers[0]!.usersOn('n1', 2, 'hot');
     const alice = await connect(t, a!);
     await connect(t, b!);
     const shardOfA = (await lookup(cli, { key: a! })).shard;
@@ -274,7 +265,7 @@ describe('chatctl against a live cluster', () => {
   });
 
   test('plan remove n3, then drain n3: the planned shards and connections are what moves; undrain brings it back', async (t) => {
-    const users = await usersOn('n3', 6, 'moving');
+    const users = await routers[0]!.usersOn('n3', 6, 'moving');
     const clients = await Promise.all(users.map((u) => connect(t, u)));
     await pollUntil(async () => (await status(cli)).members.find((m) => m.id === 'n3')!.connections === 6, {
       what: 'the 6 connections on n3 seen by the routers',

@@ -59,35 +59,12 @@ describe('the SDK against a live cluster (3 nodes, a router, Kafka, JWT)', () =>
       CHAT_ROUTER_MIGRATION_WINDOW_MS: '500',
       CHAT_ROUTER_HANDSHAKE_RATE_PER_SEC: '100000',
     });
-    await ringOf(['n1', 'n2', 'n3']);
+    await router.waitRing(['n1', 'n2', 'n3']);
     url = `ws://127.0.0.1:${router.port}`;
   });
   after(async () => {
     for (const fn of cleanups.reverse()) await fn();
   });
-
-  async function ringOf(ids: string[]): Promise<void> {
-    await pollUntil(
-      async () => {
-        const m = await router.members();
-        const inRing = m.members
-          .filter((x) => x.inRing)
-          .map((x) => x.id)
-          .sort();
-        return JSON.stringify(inRing) === JSON.stringify([...ids].sort());
-      },
-      { timeoutMs: 20_000, what: `ring [${ids.join(',')}]` },
-    );
-  }
-
-  /** `count` user ids (`prefix-N`) whose shard `nodeId` owns now. */
-  async function usersOn(nodeId: string, count: number, prefix: string): Promise<string[]> {
-    const candidates = Array.from({ length: count * 20 }, (_, i) => `${prefix}-${i}`);
-    const owners = await router.lookup(candidates);
-    const users = candidates.filter((_, i) => owners[i] === nodeId).slice(0, count);
-    assert.equal(users.length, count);
-    return users;
-  }
 
   /** An SDK client for `user`, open. */
   async function client(
@@ -101,8 +78,8 @@ describe('the SDK against a live cluster (3 nodes, a router, Kafka, JWT)', () =>
   }
 
   test('answers: delivered on one node, accepted across nodes, offline for a user nowhere', async (t) => {
-    const [a1, a2] = await usersOn('n1', 2, 'ans-a');
-    const [b1] = await usersOn('n2', 1, 'ans-b');
+    const [a1, a2] = await router.usersOn('n1', 2, 'ans-a');
+    const [b1] = await router.usersOn('n2', 1, 'ans-b');
     assert.ok(a1 && a2 && b1);
     const [alice, local, remote] = await Promise.all([client(t, a1), client(t, a2), client(t, b1)]);
     assert.deepEqual(alice.wire.urls, [`${url}/chat/${a1}?refusal=close`]);
@@ -125,8 +102,8 @@ describe('the SDK against a live cluster (3 nodes, a router, Kafka, JWT)', () =>
   });
 
   test('admin drain: 4002, sends in flight and queued while reconnecting all answered, none twice at the receiver', async (t) => {
-    const [s] = await usersOn('n3', 1, 'drain-s');
-    const [r] = await usersOn('n1', 1, 'drain-r');
+    const [s] = await router.usersOn('n3', 1, 'drain-s');
+    const [r] = await router.usersOn('n1', 1, 'drain-r');
     assert.ok(s && r);
     const [sender, receiver] = await Promise.all([client(t, s), client(t, r)]);
     await untilReachable(sender, r);
@@ -161,11 +138,11 @@ describe('the SDK against a live cluster (3 nodes, a router, Kafka, JWT)', () =>
     assert.equal(new Set(answers.map((a) => a.id)).size, answers.length);
 
     assert.equal((await router.admin('/nodes/n3/undrain', { method: 'POST' })).status, 200);
-    await ringOf(['n1', 'n2', 'n3']);
+    await router.waitRing(['n1', 'n2', 'n3']);
   });
 
   test('token refresh in-band: short-lived tokens replaced before they expire, on the same connection', async (t) => {
-    const [u] = await usersOn('n1', 1, 'refresh');
+    const [u] = await router.usersOn('n1', 1, 'refresh');
     assert.ok(u);
     const issued: string[] = [];
     const c = await client(t, u, async () => {
@@ -188,7 +165,7 @@ describe('the SDK against a live cluster (3 nodes, a router, Kafka, JWT)', () =>
   });
 
   test('4003: a token that could not be refreshed expires; the SDK reconnects with a fresh one', async (t) => {
-    const [u] = await usersOn('n2', 1, 'expire');
+    const [u] = await router.usersOn('n2', 1, 'expire');
     assert.ok(u);
     let firstExp = 0;
     const c = await client(t, u, async () => {
@@ -211,7 +188,7 @@ describe('the SDK against a live cluster (3 nodes, a router, Kafka, JWT)', () =>
   });
 
   test('a refused in-band refresh (a token for someone else): reconnects with a fresh token', async (t) => {
-    const [u] = await usersOn('n1', 1, 'wrongsub');
+    const [u] = await router.usersOn('n1', 1, 'wrongsub');
     assert.ok(u);
     let calls = 0;
     const c = await client(t, u, () =>
@@ -262,8 +239,8 @@ describe('the SDK against a live cluster (3 nodes, a router, Kafka, JWT)', () =>
 
   // Last: it stops n2 for good.
   test('SIGTERM on a node: 4001, the SDK comes back on another node and its sends are answered once', async (t) => {
-    const [s] = await usersOn('n2', 1, 'term-s');
-    const [r] = await usersOn('n1', 1, 'term-r');
+    const [s] = await router.usersOn('n2', 1, 'term-s');
+    const [r] = await router.usersOn('n1', 1, 'term-r');
     assert.ok(s && r);
     const [sender, receiver] = await Promise.all([client(t, s), client(t, r)]);
     await untilReachable(sender, r);

@@ -1,5 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import type { Cleanup } from '../kafka/harness.js';
+import { pollUntil } from '../poll.js';
 import { forkService, sumMetric } from './node-process.js';
 
 export interface MemberView {
@@ -25,6 +26,10 @@ export interface RouterProcess {
   /** Owners of many keys at once (admin POST /lookup). */
   lookup(keys: string[]): Promise<(string | null)[]>;
   metric(name: string, labels?: Record<string, string>): Promise<number>;
+  /** Waits until this router's owner table has exactly the members `ids`; resolves with its ring version. */
+  waitRing(ids: readonly string[], timeoutMs?: number): Promise<string>;
+  /** `count` user ids (`prefix-N`) whose shard `nodeId` owns in this router's table now. */
+  usersOn(nodeId: string, count: number, prefix: string): Promise<string[]>;
 }
 
 /** Starts a real router process (router/src/main.ts) on free ports and waits until it listens. */
@@ -50,6 +55,16 @@ export async function startRouter(
         ...(init.headers as Record<string, string>),
       },
     });
+  const members = async () =>
+    (await (await admin('/members')).json()) as {
+      ringVersion: string;
+      ringSize: number;
+      members: MemberView[];
+    };
+  const lookup = async (keys: string[]) => {
+    const res = await admin('/lookup', { method: 'POST', body: JSON.stringify({ keys }) });
+    return ((await res.json()) as { nodes: (string | null)[] }).nodes;
+  };
   return {
     port,
     adminPort,
@@ -59,16 +74,27 @@ export async function startRouter(
     wsUrl: (userId, query) => `ws://127.0.0.1:${port}/chat/${userId}${query ? `?${query}` : ''}`,
     httpUrl,
     admin,
-    async members() {
-      return (await (await admin('/members')).json()) as {
-        ringVersion: string;
-        ringSize: number;
-        members: MemberView[];
-      };
-    },
-    async lookup(keys) {
-      const res = await admin('/lookup', { method: 'POST', body: JSON.stringify({ keys }) });
-      return ((await res.json()) as { nodes: (string | null)[] }).nodes;
+    members,
+    lookup,
+    waitRing: (ids, timeoutMs = 20_000) =>
+      pollUntil(
+        async () => {
+          const m = await members();
+          const inRing = m.members
+            .filter((x) => x.inRing)
+            .map((x) => x.id)
+            .sort();
+          return JSON.stringify(inRing) === JSON.stringify([...ids].sort()) ? m.ringVersion : undefined;
+        },
+        { timeoutMs, what: `ring [${ids.join(',')}]` },
+      ),
+    async usersOn(nodeId, count, prefix) {
+      const candidates = Array.from({ length: count * 20 }, (_, i) => `${prefix}-${i}`);
+      const owners = await lookup(candidates);
+      const users = candidates.filter((_, i) => owners[i] === nodeId).slice(0, count);
+      if (users.length < count)
+        throw new Error(`only ${users.length} of ${count} candidates are on ${nodeId}`);
+      return users;
     },
     async metric(name, labels = {}) {
       return sumMetric(await (await admin('/metrics')).text(), name, labels);

@@ -77,20 +77,6 @@ describe('router cluster on Kafka membership', () => {
     }
   }
 
-  async function ringOf(router: RouterProcess, ids: string[]): Promise<string> {
-    return pollUntil(
-      async () => {
-        const m = await router.members();
-        const inRing = m.members
-          .filter((x) => x.inRing)
-          .map((x) => x.id)
-          .sort();
-        return JSON.stringify(inRing) === JSON.stringify([...ids].sort()) ? m.ringVersion : undefined;
-      },
-      { timeoutMs: 20_000, what: `ring [${ids.join(',')}]` },
-    );
-  }
-
   before(async () => {
     const kafka = await useKafka(cleanup);
     const common = {
@@ -115,7 +101,7 @@ describe('router cluster on Kafka membership', () => {
       startRouter(cleanup, routerEnv, 'router-a'),
       startRouter(cleanup, routerEnv, 'router-b'),
     ]);
-    await ringOf(routerA, ['n1', 'n2', 'n3']);
+    await routerA.waitRing(['n1', 'n2', 'n3']);
   });
   after(async () => {
     for (const fn of cleanups.reverse()) await fn();
@@ -139,7 +125,7 @@ describe('router cluster on Kafka membership', () => {
     });
 
     await addNode('n4');
-    await ringOf(routerA, ['n1', 'n2', 'n3', 'n4']);
+    await routerA.waitRing(['n1', 'n2', 'n3', 'n4']);
     await agrees(routerA, four);
     const movedShards = three.movedTo(four);
     assert.ok(
@@ -188,7 +174,7 @@ describe('router cluster on Kafka membership', () => {
       assert.ok(owner);
       assert.equal((await owner.presence(u)).localSessions, 1, `${u} not on ${owner.nodeId}`);
     }
-    await ringOf(routerB, ['n1', 'n2', 'n3', 'n4']);
+    await routerB.waitRing(['n1', 'n2', 'n3', 'n4']);
     await agrees(routerB, four);
     for (const client of clients.values()) await client.close();
   });
@@ -242,8 +228,8 @@ describe('router cluster on Kafka membership', () => {
     assert.equal(res.status, 200);
     assert.equal(((await res.json()) as { nodeTold: boolean }).nodeTold, true);
     // Both routers drop it: the node's heartbeat says draining.
-    await ringOf(routerA, ['n1', 'n3', 'n4']);
-    await ringOf(routerB, ['n1', 'n3', 'n4']);
+    await routerA.waitRing(['n1', 'n3', 'n4']);
+    await routerB.waitRing(['n1', 'n3', 'n4']);
     await agrees(routerA, drained);
     await agrees(routerB, drained);
     for (const c of await Promise.all(clients.map((c) => c.closed))) assert.equal(c.code, 4002);
@@ -258,7 +244,7 @@ describe('router cluster on Kafka membership', () => {
     }
     assert.equal((await routerA.admin('/nodes/nope/drain', { method: 'POST' })).status, 404);
     await routerA.admin('/nodes/n2/undrain', { method: 'POST' });
-    await ringOf(routerA, ['n1', 'n2', 'n3', 'n4']);
+    await routerA.waitRing(['n1', 'n2', 'n3', 'n4']);
   });
 
   test('kill -9 of a node: new upgrades avoid it within 3 s; sessions on other nodes undisturbed', async (t) => {

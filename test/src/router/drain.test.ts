@@ -38,30 +38,6 @@ describe('drains and router restarts on Kafka membership', () => {
   /** Every connection cut by `r` itself, whatever the reason. */
   const cuts = (r: RouterProcess) => r.metric('chat_router_connections_cut_total');
 
-  /** Waits until `r`'s owner table has exactly `ids`. */
-  async function ringOf(r: RouterProcess, ids: string[]): Promise<void> {
-    await pollUntil(
-      async () => {
-        const m = await r.members();
-        const inRing = m.members
-          .filter((x) => x.inRing)
-          .map((x) => x.id)
-          .sort();
-        return JSON.stringify(inRing) === JSON.stringify([...ids].sort());
-      },
-      { timeoutMs: 20_000, what: `ring [${ids.join(',')}]` },
-    );
-  }
-
-  /** `count` user ids whose shard `nodeId` owns in `r`'s table now. */
-  async function usersOn(r: RouterProcess, nodeId: string, count: number, prefix: string): Promise<string[]> {
-    const candidates = Array.from({ length: count * 10 }, (_, i) => `${prefix}-${i}`);
-    const owners = await r.lookup(candidates);
-    const users = candidates.filter((_, i) => owners[i] === nodeId).slice(0, count);
-    assert.equal(users.length, count, `${count} users on ${nodeId}`);
-    return users;
-  }
-
   /** Asserts each user has exactly one session, on the node that owns its shard in `r`'s table. */
   async function onTheirOwners(r: RouterProcess, users: string[]): Promise<void> {
     const owners = await r.lookup(users);
@@ -98,7 +74,7 @@ describe('drains and router restarts on Kafka membership', () => {
     for (const id of ['n1', 'n2', 'n3'])
       nodes.set(id, await startNode(cleanup, { nodeId: id, env: nodeEnv }));
     router = await startRouter(cleanup, routerEnv, 'router-1');
-    await ringOf(router, ['n1', 'n2', 'n3']);
+    await router.waitRing(['n1', 'n2', 'n3']);
   });
   after(async () => {
     for (const fn of cleanups.reverse()) await fn();
@@ -147,7 +123,7 @@ describe('drains and router restarts on Kafka membership', () => {
   });
 
   test('admin drain: the node closes its sessions with 4002, they reconnect to the new owners, none cut', async (t) => {
-    const users = await usersOn(router, 'n3', 20, 'admin');
+    const users = await router.usersOn('n3', 20, 'admin');
     const clients = await Promise.all(users.map((u) => TestClient.connect(t, router.wsUrl(u))));
     const closes = clients.map(closeOf);
     const cutBefore = await cuts(router);
@@ -163,7 +139,7 @@ describe('drains and router restarts on Kafka membership', () => {
     const times = closed.map((c) => c.at - started).sort((a, b) => a - b);
     t.diagnostic(`admin drain: closes from ${times[0]} ms to ${times.at(-1)} ms after the drain request`);
     assert.ok((times.at(-1) ?? 0) - (times[0] ?? 0) >= DRAIN_WINDOW_MS / 2, 'spread over the window');
-    await ringOf(router, ['n1', 'n2']);
+    await router.waitRing(['n1', 'n2']);
     const back = await Promise.all(users.map((u) => connectWithRetry(t, router.wsUrl(u))));
     await onTheirOwners(router, users);
     assert.equal(await nodes.get('n3')?.metric('chat_node_connections'), 0);
@@ -171,11 +147,11 @@ describe('drains and router restarts on Kafka membership', () => {
     assert.ok((await router.metric('chat_router_migrations_total', { result: 'draining' })) >= users.length);
     for (const c of back) await c.close();
     await router.admin('/nodes/n3/undrain', { method: 'POST' });
-    await ringOf(router, ['n1', 'n2', 'n3']);
+    await router.waitRing(['n1', 'n2', 'n3']);
   });
 
   test('SIGTERM on a node: every client gets 4001 (none 1006), spread over the window; the node exits 0', async (t) => {
-    const users = await usersOn(router, 'n2', 30, 'sigterm');
+    const users = await router.usersOn('n2', 30, 'sigterm');
     const clients = await Promise.all(users.map((u) => TestClient.connect(t, router.wsUrl(u))));
     const closes = clients.map(closeOf);
     const cutBefore = await cuts(router);
@@ -199,7 +175,7 @@ describe('drains and router restarts on Kafka membership', () => {
     assert.ok(exitedAfter >= DRAIN_WINDOW_MS, `took the window (${exitedAfter} ms)`);
     assert.equal(await cuts(router), cutBefore, 'the router cut none');
     // They come back on the others.
-    await ringOf(router, ['n1', 'n3']);
+    await router.waitRing(['n1', 'n3']);
     nodes.delete('n2');
     const back = await Promise.all(users.map((u) => connectWithRetry(t, router.wsUrl(u))));
     await onTheirOwners(router, users);
