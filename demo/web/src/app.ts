@@ -204,8 +204,9 @@ function signIn(userId: string, config: DemoConfig): void {
     // Failed first attempts are not a reconnect (a refusal is never reported open: chat.refusal).
     if (e.state === 'reconnecting' && wasOpen) leftOpenAt = Date.now();
     if (e.state === 'closed') leftOpenAt = undefined;
-    // `||`: a dropped connection (1006) has an empty reason; show its code then.
-    const why = e.reason || (e.code === undefined ? undefined : `code ${e.code}`);
+    // `||`: a dropped connection (1006) has an empty reason; show its code then. An attempt that failed
+    // before connecting (the token request) has only its error.
+    const why = e.reason || (e.code === undefined ? e.error?.code : `code ${e.code}`);
     const when = e.retryInMs === undefined ? undefined : `retry in ${(e.retryInMs / 1000).toFixed(1)} s`;
     showState(e.state, [why, when].filter(Boolean).join(', ') || undefined);
   });

@@ -109,6 +109,45 @@ describe('the browser chat page', () => {
     assert.deepEqual([...alice.errors, ...bob.errors], []);
   });
 
+  test('the whole demo stops: the page says why it reconnects, backs off, and comes back when the demo is back', async (t) => {
+    const demo = await startDemo(t);
+    const browser = await launchBrowser(t);
+    const alice = await ChatPage.open(browser, demo.pageUrl, 'alice');
+    await demo.stop();
+    const stoppedAt = Date.now();
+    // The page's token requests go to the demo too: the attempts fail there, and the page says so.
+    await pollUntil(async () => (await alice.page.textContent('#conn'))?.includes('CLIENT_ERR_TOKEN'), {
+      what: 'the page to show why it cannot connect',
+    });
+    assert.equal(await alice.connectionState(), 'reconnecting');
+    assert.equal((await alice.handle()).lastReconnectMs, undefined, 'failed attempts are not a reconnect');
+    // Started again on the same ports: the page (served by the demo, already loaded) reconnects by itself.
+    const downMs = Date.now() - stoppedAt;
+    await startDemo(t, {
+      CHAT_ROUTER_PORT: String(demo.ports.router),
+      CHAT_ROUTER_ADMIN_PORT: String(demo.ports.admin),
+      CHAT_DEMO_PAGE_PORT: String(demo.ports.page),
+    });
+    await alice.waitOpen(45_000);
+    const { lastReconnectMs } = await alice.handle();
+    assert.ok(
+      lastReconnectMs !== undefined && lastReconnectMs >= downMs,
+      `the reconnect (${lastReconnectMs} ms) spans the outage (at least ${downMs} ms)`,
+    );
+    assert.match((await alice.page.textContent('#conn')) ?? '', /back after \d+ ms/);
+    // Bob is not connected: the answer is shown as such.
+    await alice.chatWith('bob');
+    await alice.type('are you there?');
+    const answered = await pollUntil(
+      async () => (await alice.messages()).find((m) => m.status !== 'sending'),
+      {
+        what: 'the send to be answered',
+      },
+    );
+    assert.equal(answered.status, 'offline');
+    assert.deepEqual(alice.errors, []);
+  });
+
   test('a token that expires every 6 s is refreshed in-band: the page never leaves `open` and keeps chatting', async (t) => {
     const demo = await startDemo(t);
     const browser = await launchBrowser(t);

@@ -15,6 +15,10 @@ export const PAGE_SECRET = 'browser-test-secret-0123456789abcdef';
 export interface DemoCluster {
   readonly pageUrl: string;
   readonly adminUrl: string;
+  /** The ports it listens on (to start it again on the same ones). */
+  readonly ports: { readonly router: number; readonly admin: number; readonly page: number };
+  /** Stops the whole demo (SIGTERM) and waits until it exited. */
+  stop(): Promise<void>;
   /** `POST /nodes/{id}/drain` on the router's admin API. */
   drain(nodeId: string): Promise<void>;
   /** The node that owns a user's shard now (router `/lookup`). */
@@ -32,9 +36,19 @@ export async function startDemo(t: Cleanup, env: Record<string, string> = {}): P
     ...env,
   });
   const adminUrl = `http://127.0.0.1:${String(demo.ready.adminPort)}`;
+  const pageUrl = String(demo.ready.pageUrl);
   return {
-    pageUrl: String(demo.ready.pageUrl),
+    pageUrl,
     adminUrl,
+    ports: {
+      router: Number(demo.ready.port),
+      admin: Number(demo.ready.adminPort),
+      page: Number(new URL(pageUrl).port),
+    },
+    async stop() {
+      demo.child.kill('SIGTERM');
+      await demo.exited;
+    },
     async drain(nodeId) {
       const answer = await fetch(`${adminUrl}/nodes/${nodeId}/drain`, { method: 'POST' });
       if (!answer.ok) throw new Error(`drain ${nodeId}: ${answer.status} ${await answer.text()}`);
