@@ -3,6 +3,8 @@
 // member list; with it, the nodes use Kafka and the router reads their heartbeats from Kafka.
 import {
   createLogger,
+  directoryAuthFromConfig,
+  kafkaConnectionOptions,
   mintToken,
   describeListenError,
   exitOnSignal,
@@ -22,7 +24,7 @@ import {
   type ChatBus,
   type ChatNode,
 } from '@chat/node';
-import { createRouter, KafkaMembership, StaticMembership } from '@chat/router';
+import { createRouter, StaticMembership } from '@chat/router';
 import { DEV_SECRET_FILE, devSecret } from './dev-secret.js';
 import { startPageServer } from './page-server.js';
 
@@ -35,12 +37,22 @@ const devAuth =
   !env.CHAT_AUTH_JWKS_FILE &&
   !env.CHAT_AUTH_JWKS_URL;
 if (devAuth) env.CHAT_AUTH_HS256_SECRET = devSecret();
+// On Kafka, membership records are signed: without a cluster secret of its own, the demo derives one from
+// the development secret (never use it outside a development machine).
+if (env.CHAT_KAFKA_BROKERS && !env.CHAT_CLUSTER_SECRET && !env.CHAT_INTERNAL_TOKEN)
+  env.CHAT_CLUSTER_SECRET = `demo-cluster:${devSecret() ?? ''}`;
 
 const { routerConfig, nodeBase } = orExitOnConfigError(() => ({
   routerConfig: loadServiceConfig(routerConfigSchema, env),
   // The demo picks node ids and ports itself; everything else (bus, limits, timeouts) comes from the env.
   nodeBase: loadConfig(nodeConfigSchema, { ...env, CHAT_NODE_ID: undefined, CHAT_NODE_PORT: '0' }),
 }));
+// The nodes' Kafka credentials and membership signing, as node/src/main.ts reads them (the router's own
+// come from its configuration: createRouter's membershipFromConfig).
+const connection = orExitOnConfigError(() =>
+  nodeBase.kafkaBrokers.length > 0 ? kafkaConnectionOptions(nodeBase) : {},
+);
+const recordAuth = orExitOnConfigError(() => directoryAuthFromConfig(nodeBase));
 
 const logger = createLogger({ name: 'demo', level: routerConfig.logLevel });
 const kafka = routerConfig.kafkaBrokers.length > 0;
@@ -50,6 +62,7 @@ function busFor(nodeId: string, epoch: string, metrics: NodeMetrics, log: Logger
   if (!kafka) return hub.connect(nodeId);
   return new KafkaBus({
     brokers: nodeBase.kafkaBrokers,
+    connection,
     topicPrefix: nodeBase.kafkaTopicPrefix,
     nodeId,
     epoch,
@@ -57,8 +70,10 @@ function busFor(nodeId: string, epoch: string, metrics: NodeMetrics, log: Logger
     batchMax: nodeBase.busBatchMax,
     publishTimeoutMs: nodeBase.busPublishTimeoutMs,
     startTimeoutMs: nodeBase.busStartTimeoutMs,
+    fetchMaxWaitMs: nodeBase.busFetchMaxWaitMs,
     logger: log,
     metrics,
+    recordAuth,
   });
 }
 
@@ -96,15 +111,18 @@ for (const nodeId of NODES) {
   urls.push({ id: nodeId, url: `http://127.0.0.1:${address.port}` });
 }
 
-const membership = kafka
-  ? new KafkaMembership({
-      brokers: routerConfig.kafkaBrokers,
-      topicPrefix: routerConfig.kafkaTopicPrefix,
-      timeoutMs: routerConfig.memberTimeoutMs,
-      logger,
-    })
-  : new StaticMembership(urls.map(({ id, url }) => ({ id, url, weight: 1, state: 'active' as const })));
-const router = createRouter(routerConfig, { logger, membership });
+// Kafka: the router reads the members topic as a standalone router does (signed heartbeats, credentials,
+// its metrics); in-process: the three nodes as a static list.
+const router = createRouter(routerConfig, {
+  logger,
+  ...(kafka
+    ? {}
+    : {
+        membership: new StaticMembership(
+          urls.map(({ id, url }) => ({ id, url, weight: 1, state: 'active' as const })),
+        ),
+      }),
+});
 const { port, adminPort } = await router.start().catch(startFailed);
 // Wait until the router has probed the nodes, so the first client is not turned away.
 while (router.members.ring.size < NODES.length) await new Promise((r) => setTimeout(r, 20));

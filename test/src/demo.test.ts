@@ -5,7 +5,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
-import { forkService } from './harness/node-process.js';
+import { forkService, startNode, sumMetric } from './harness/node-process.js';
 import type { Cleanup } from './kafka/harness.js';
 import { rawRequest, upgradeRequest } from './harness/raw-http.js';
 import { TestClient, isMessage } from './harness/ws-client.js';
@@ -96,16 +96,36 @@ test('the terminal client explains its usage', async () => {
   assert.match(err, /usage: npm run chat <userId>/);
 });
 
-test('with CHAT_KAFKA_BROKERS the same demo runs its nodes on Kafka and the router on their heartbeats', async (t) => {
+test('with CHAT_KAFKA_BROKERS the same demo runs its nodes on Kafka and the router on their signed heartbeats', async (t) => {
   const kafka = await useKafka(t);
+  const prefix = kafka.uniqueName('demo');
   const demo = await forkService(t, 'demo-kafka', 'demo/src/main.ts', {
     CHAT_ROUTER_PORT: '0',
     CHAT_ROUTER_ADMIN_PORT: '0',
     CHAT_DEMO_PAGE_PORT: '0',
     CHAT_KAFKA_BROKERS: kafka.brokers,
-    CHAT_KAFKA_TOPIC_PREFIX: kafka.uniqueName('demo'),
+    CHAT_KAFKA_TOPIC_PREFIX: prefix,
+    // As `npm start` runs it: no cluster secret given, so the demo signs with one of its own.
+    CHAT_CLUSTER_SECRET: '',
   });
   const admin = `http://127.0.0.1:${String(demo.ready.adminPort)}`;
+  // A node with another secret on the same topics is not believed: its heartbeats never reach the ring.
+  await startNode(t, {
+    nodeId: 'intruder',
+    env: {
+      CHAT_KAFKA_BROKERS: kafka.brokers,
+      CHAT_KAFKA_TOPIC_PREFIX: prefix,
+      CHAT_CLUSTER_SECRET: 'another-cluster-secret-0123456789abcdef',
+    },
+  });
+  await pollUntil(
+    async () =>
+      sumMetric(await (await fetch(`${admin}/metrics`)).text(), 'chat_router_member_records_ignored_total') >
+      0,
+    { timeoutMs: 20_000, what: 'the demo’s router to ignore the intruder’s records' },
+  );
+  const members = (await (await fetch(`${admin}/members`)).json()) as { members: { id: string }[] };
+  assert.deepEqual(members.members.map((m) => m.id).sort(), ['node-1', 'node-2', 'node-3']);
   // Two users the ring puts on different nodes, so the message must cross Kafka.
   const candidates = Array.from({ length: 20 }, (_, i) => `k${i}`);
   const { nodes } = (await (
