@@ -66,6 +66,14 @@ test('kubernetes: workloads, probes on served paths and declared ports, known se
   }
   const sts = workloads(docs).find((d) => d.kind === 'StatefulSet');
   assert.equal(sts?.spec.serviceName, 'chat-node');
+  // A rolling update paces itself: a restarted node's users move back (migration window) before the next.
+  const migrationMs = Number(
+    configMap.CHAT_ROUTER_MIGRATION_WINDOW_MS ?? routerConfigSchema.migrationWindowMs.default,
+  );
+  assert.ok(
+    (sts?.spec.minReadySeconds ?? 0) * 1000 >= 2 * migrationMs,
+    'minReadySeconds covers the move back',
+  );
 
   for (const workload of workloads(docs)) {
     for (const c of workload.spec.template.spec.containers) {

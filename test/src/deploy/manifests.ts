@@ -86,7 +86,11 @@ export interface PodSpec {
 }
 
 export interface Workload extends K8sDoc {
-  spec: { template: { metadata: { labels: Env }; spec: PodSpec }; serviceName?: string };
+  spec: {
+    template: { metadata: { labels: Env }; spec: PodSpec };
+    serviceName?: string;
+    minReadySeconds?: number;
+  };
 }
 
 export function workloads(docs: K8sDoc[]): Workload[] {
