@@ -64,6 +64,7 @@ export class RouterMetrics {
   readonly authFailures: Counter<'code'>;
   readonly authKeyErrors: Counter<'source'>;
   readonly memberRecordsIgnored: Counter<'reason'>;
+  readonly clientAddresses: Counter<'source'>;
   readonly memberRecordsUnsignedAccepted: Counter;
   readonly shardCount: Gauge;
   readonly shardsWithoutOwner: Gauge;
@@ -173,6 +174,12 @@ export class RouterMetrics {
       labelNames: ['reason'],
       registers,
     });
+    this.clientAddresses = new Counter({
+      name: 'chat_router_client_addresses_total',
+      help: 'Handshakes by where the router took the client address from (CHAT_ROUTER_TRUSTED_PROXIES): peer (the TCP peer: not a trusted proxy, or no X-Forwarded-For), forwarded (X-Forwarded-For of a trusted proxy), malformed (a trusted proxy sent one the router could not read: its address was used, so its clients share one handshake budget).',
+      labelNames: ['source'],
+      registers,
+    });
     this.memberRecordsIgnored = new Counter({
       name: 'chat_router_member_records_ignored_total',
       help: 'Heartbeats on the members topic ignored by reason: unsigned or bad_signature (not signed with the cluster secret: a forgery, or a node with another secret) and stale (older than one already read for the same node: a replay, or the consumer reading the topic again).',
@@ -233,5 +240,6 @@ export class RouterMetrics {
     }
     for (const by of ['client', 'upstream', 'router']) this.closed.inc({ by }, 0);
     for (const reason of ['unsigned', 'bad_signature', 'stale']) this.memberRecordsIgnored.inc({ reason }, 0);
+    for (const source of ['peer', 'forwarded', 'malformed']) this.clientAddresses.inc({ source }, 0);
   }
 }

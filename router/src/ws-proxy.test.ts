@@ -163,7 +163,7 @@ async function startProxy(
   });
   const port = (server.address() as AddressInfo).port;
   const value = async (
-    counter: 'upgrades' | 'authFailures' | 'proxyErrors',
+    counter: 'upgrades' | 'authFailures' | 'proxyErrors' | 'clientAddresses',
     labels: Record<string, string>,
   ) =>
     (await metrics[counter].get()).values
@@ -950,5 +950,7 @@ describe('WsProxy#handle: the client address behind trusted proxies', () => {
     assert.equal(more.length, 0);
     assert.equal(warn?.level, 'warn');
     assert.equal(warn?.proxy, '127.0.0.1');
+    assert.equal(await p.value('clientAddresses', { source: 'malformed' }), 1);
+    assert.equal(await p.value('clientAddresses', { source: 'forwarded' }), 0);
   });
 });

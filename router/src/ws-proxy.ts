@@ -195,6 +195,7 @@ export class WsProxy {
 
     const style = refusalStyleOf(req);
     const from = this.#proxies.resolve(client.remoteAddress, req.headers['x-forwarded-for']);
+    this.#o.metrics.clientAddresses.inc({ source: from.source });
     if (from.source === 'malformed') this.#logMalformedForward(from.address);
     this.#handshake.set(client, {
       client: from,

@@ -82,6 +82,7 @@ describe('trusted proxies through a real router and node', () => {
     );
     assert.deepEqual(tally(behind), { 101: 200 }, 'every user behind the balancer connected');
     assert.equal(await router.metric('chat_router_upgrades_total', { result: 'rate_limited' }), 0);
+    assert.equal(await router.metric('chat_router_client_addresses_total', { source: 'forwarded' }), 200);
 
     // The same from 127.0.0.2, which no one trusts: its forged X-Forwarded-For is ignored, so all 200
     // share its budget (burst 2 × RATE, then RATE per second).
@@ -100,6 +101,11 @@ describe('trusted proxies through a real router and node', () => {
       await router.metric('chat_router_upgrades_total', { result: 'rate_limited' }),
       seen[429],
       'each refusal counted',
+    );
+    assert.equal(
+      await router.metric('chat_router_client_addresses_total', { source: 'peer' }),
+      200,
+      'the untrusted peer’s header was not believed',
     );
   });
 });
