@@ -13,6 +13,7 @@ import { TestClient } from '../harness/ws-client.js';
 import { useKafka } from '../kafka/harness.js';
 import { repoRoot } from '../paths.js';
 import { pollUntil } from '../poll.js';
+import { QUICK_NODE_ENV, QUICK_ROUTER_ENV } from '../harness/quick-membership.js';
 
 const SHARDS = 32;
 const TOKEN = 'admin-token-for-chatctl-test';
@@ -71,8 +72,7 @@ describe('chatctl against a live cluster', () => {
     };
     nodeEnv = {
       ...common,
-      CHAT_NODE_HEARTBEAT_INTERVAL_MS: '300',
-      CHAT_NODE_HEARTBEAT_TIMEOUT_MS: '2000',
+      ...QUICK_NODE_ENV,
       CHAT_NODE_DRAIN_WINDOW_MS: '1000',
       // The shards test sends as fast as acks come back.
       CHAT_NODE_RATE_PER_SEC: '100000',
@@ -81,11 +81,8 @@ describe('chatctl against a live cluster', () => {
     const routerEnv = {
       ...common,
       CHAT_ROUTER_ADMIN_TOKEN: TOKEN,
-      CHAT_ROUTER_MEMBER_TIMEOUT_MS: '2000',
-      CHAT_ROUTER_PROBE_INTERVAL_MS: '300',
-      CHAT_ROUTER_PROBE_FAILURES: '2',
+      ...QUICK_ROUTER_ENV,
       CHAT_ROUTER_MIGRATION_WINDOW_MS: '1000',
-      CHAT_ROUTER_HANDSHAKE_RATE_PER_SEC: '100000',
     };
     for (const id of ['n1', 'n2', 'n3'])
       nodes.set(id, await startNode(cleanup, { nodeId: id, env: nodeEnv }));

@@ -9,6 +9,7 @@ import { startRouter, type RouterProcess } from '../harness/router-process.js';
 import { useKafka } from '../kafka/harness.js';
 import { pollUntil } from '../poll.js';
 import { reconnectMs, recorded, untilReachable, wireDuplicates, type Recorded } from './live.js';
+import { QUICK_NODE_ENV, QUICK_ROUTER_ENV } from '../harness/quick-membership.js';
 
 describe('the SDK against a durable-mode cluster', () => {
   const cleanups: (() => unknown)[] = [];
@@ -26,17 +27,14 @@ describe('the SDK against a durable-mode cluster', () => {
     const nodeEnv = {
       ...common,
       CHAT_NODE_DELIVERY_MODE: 'durable',
-      CHAT_NODE_HEARTBEAT_INTERVAL_MS: '300',
-      CHAT_NODE_HEARTBEAT_TIMEOUT_MS: '2000',
+      ...QUICK_NODE_ENV,
       CHAT_NODE_DRAIN_WINDOW_MS: '500',
     };
     await Promise.all(['d1', 'd2'].map((id) => startNode(cleanup, { nodeId: id, env: nodeEnv })));
     router = await startRouter(cleanup, {
       ...common,
-      CHAT_ROUTER_MEMBER_TIMEOUT_MS: '2000',
-      CHAT_ROUTER_PROBE_INTERVAL_MS: '300',
+      ...QUICK_ROUTER_ENV,
       CHAT_ROUTER_MIGRATION_WINDOW_MS: '500',
-      CHAT_ROUTER_HANDSHAKE_RATE_PER_SEC: '100000',
     });
     await pollUntil(async () => (await router.members()).members.filter((m) => m.inRing).length === 2, {
       timeoutMs: 20_000,

@@ -12,6 +12,7 @@ import { startRouter, type RouterProcess } from '../harness/router-process.js';
 import { useKafka } from '../kafka/harness.js';
 import { pollUntil } from '../poll.js';
 import { reconnectMs, recorded, untilReachable, wireDuplicates, type Recorded } from './live.js';
+import { QUICK_NODE_ENV, QUICK_ROUTER_ENV } from '../harness/quick-membership.js';
 
 const SECRET = 'client-sdk-test-secret-0123456789abcdef';
 const ADMIN = 'client-admin-token-0123456789';
@@ -42,8 +43,7 @@ describe('the SDK against a live cluster (3 nodes, a router, Kafka, JWT)', () =>
     };
     const nodeEnv = {
       ...common,
-      CHAT_NODE_HEARTBEAT_INTERVAL_MS: '300',
-      CHAT_NODE_HEARTBEAT_TIMEOUT_MS: '2000',
+      ...QUICK_NODE_ENV,
       CHAT_NODE_DRAIN_WINDOW_MS: '1000',
     };
     const started = await Promise.all(
@@ -53,11 +53,8 @@ describe('the SDK against a live cluster (3 nodes, a router, Kafka, JWT)', () =>
     router = await startRouter(cleanup, {
       ...common,
       CHAT_ROUTER_ADMIN_TOKEN: ADMIN,
-      CHAT_ROUTER_MEMBER_TIMEOUT_MS: '2000',
-      CHAT_ROUTER_PROBE_INTERVAL_MS: '300',
-      CHAT_ROUTER_PROBE_FAILURES: '2',
+      ...QUICK_ROUTER_ENV,
       CHAT_ROUTER_MIGRATION_WINDOW_MS: '500',
-      CHAT_ROUTER_HANDSHAKE_RATE_PER_SEC: '100000',
     });
     await router.waitRing(['n1', 'n2', 'n3']);
     url = `ws://127.0.0.1:${router.port}`;

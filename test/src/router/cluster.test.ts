@@ -9,6 +9,7 @@ import { startRouter, type RouterProcess } from '../harness/router-process.js';
 import { TestClient, isMessage } from '../harness/ws-client.js';
 import { useKafka } from '../kafka/harness.js';
 import { pollUntil } from '../poll.js';
+import { QUICK_NODE_ENV, QUICK_ROUTER_ENV } from '../harness/quick-membership.js';
 
 const MIGRATION_WINDOW_MS = 1000;
 const SHARDS = 32;
@@ -84,16 +85,13 @@ describe('router cluster on Kafka membership', () => {
       CHAT_KAFKA_TOPIC_PREFIX: kafka.uniqueName('routing'),
       CHAT_CLUSTER_SHARDS: String(SHARDS),
     };
-    nodeEnv = { ...common, CHAT_NODE_HEARTBEAT_INTERVAL_MS: '300', CHAT_NODE_HEARTBEAT_TIMEOUT_MS: '2000' };
+    nodeEnv = { ...common, ...QUICK_NODE_ENV };
     routerEnv = {
       ...common,
-      CHAT_ROUTER_MEMBER_TIMEOUT_MS: '2000',
-      CHAT_ROUTER_PROBE_INTERVAL_MS: '300',
-      CHAT_ROUTER_PROBE_FAILURES: '2',
+      ...QUICK_ROUTER_ENV,
       CHAT_ROUTER_MIGRATION_WINDOW_MS: String(MIGRATION_WINDOW_MS),
       CHAT_ROUTER_AFFINITY_QUERY: 'true',
       // 400 clients connect from one address within a second here.
-      CHAT_ROUTER_HANDSHAKE_RATE_PER_SEC: '100000',
     };
     await addNode('n1');
     await Promise.all([addNode('n2'), addNode('n3')]);

@@ -9,6 +9,7 @@ import { startRouter, type RouterProcess } from '../harness/router-process.js';
 import { TestClient } from '../harness/ws-client.js';
 import { useKafka } from '../kafka/harness.js';
 import { pollUntil } from '../poll.js';
+import { QUICK_NODE_ENV, QUICK_ROUTER_ENV } from '../harness/quick-membership.js';
 
 const SHARDS = 32;
 const DRAIN_WINDOW_MS = 2000;
@@ -59,17 +60,13 @@ describe('drains and router restarts on Kafka membership', () => {
     };
     const nodeEnv = {
       ...common,
-      CHAT_NODE_HEARTBEAT_INTERVAL_MS: '300',
-      CHAT_NODE_HEARTBEAT_TIMEOUT_MS: '2000',
+      ...QUICK_NODE_ENV,
       CHAT_NODE_DRAIN_WINDOW_MS: String(DRAIN_WINDOW_MS),
     };
     routerEnv = {
       ...common,
-      CHAT_ROUTER_MEMBER_TIMEOUT_MS: '2000',
-      CHAT_ROUTER_PROBE_INTERVAL_MS: '300',
-      CHAT_ROUTER_PROBE_FAILURES: '2',
+      ...QUICK_ROUTER_ENV,
       CHAT_ROUTER_MIGRATION_WINDOW_MS: '1000',
-      CHAT_ROUTER_HANDSHAKE_RATE_PER_SEC: '100000',
     };
     for (const id of ['n1', 'n2', 'n3'])
       nodes.set(id, await startNode(cleanup, { nodeId: id, env: nodeEnv }));
